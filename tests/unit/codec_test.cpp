@@ -1,0 +1,162 @@
+// Round trips and edge cases of the byte-level codecs and checksums.
+#include <bit>
+#include <cstdint>
+#include <limits>
+#include <string>
+
+#include <doctest/doctest.h>
+#include <xxhash.h>
+
+#include <eloqstore/detail/codec/checksum.hpp>
+#include <eloqstore/detail/codec/coding.hpp>
+#include <eloqstore/error.hpp>
+
+#include "support/page_store.hpp"
+
+using namespace eloqstore;
+using namespace eloqstore::detail;
+
+TEST_CASE("codec: varint64 round trip at every length boundary") {
+  for (unsigned bits = 0; bits <= 64; ++bits) {
+    for (const std::int64_t adjust : {-1, 0, 1}) {
+      const std::uint64_t base = bits == 64 ? 0 : (std::uint64_t{1} << bits);
+      const std::uint64_t v = base + static_cast<std::uint64_t>(adjust);
+      std::string buf;
+      put_varint64(buf, v);
+      CHECK(buf.size() == varint_length(v));
+      std::uint64_t out = 0;
+      const char* end = get_varint64(buf.data(), buf.data() + buf.size(), &out);
+      REQUIRE(end == buf.data() + buf.size());
+      CHECK(out == v);
+      // Every strict prefix is truncated input.
+      for (std::size_t cut = 0; cut < buf.size(); ++cut) {
+        CHECK(get_varint64(buf.data(), buf.data() + cut, &out) == nullptr);
+      }
+    }
+  }
+}
+
+TEST_CASE("codec: varint32 rejects overflow and over-long encodings") {
+  std::uint32_t out = 0;
+  const std::string max32 = "\xff\xff\xff\xff\x0f";
+  CHECK(get_varint32(max32.data(), max32.data() + 5, &out) == max32.data() + 5);
+  CHECK(out == std::numeric_limits<std::uint32_t>::max());
+  const std::string too_big = "\xff\xff\xff\xff\x1f";  // 2^32 + ...
+  CHECK(get_varint32(too_big.data(), too_big.data() + 5, &out) == nullptr);
+  const std::string too_long = "\x80\x80\x80\x80\x80\x00";
+  CHECK(get_varint32(too_long.data(), too_long.data() + 6, &out) == nullptr);
+  std::uint64_t out64 = 0;
+  const std::string too_big64 = "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02";
+  CHECK(get_varint64(too_big64.data(), too_big64.data() + 10, &out64) == nullptr);
+  const std::string max64 = "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01";
+  CHECK(get_varint64(max64.data(), max64.data() + 10, &out64) == max64.data() + 10);
+  CHECK(out64 == std::numeric_limits<std::uint64_t>::max());
+}
+
+TEST_CASE("codec: sign-magnitude deltas") {
+  CHECK(encode_delta64(0) == 0);
+  CHECK(encode_delta64(1) == 2);
+  CHECK(encode_delta64(-1) == 3);
+  CHECK(encode_delta64(-5) == 11);
+  CHECK(encode_delta32(-2) == 5);
+  test::rng r(7);
+  for (int i = 0; i < 10000; ++i) {
+    const auto v = static_cast<std::int64_t>(
+        r.uniform(0, std::numeric_limits<std::uint64_t>::max() - 1) + 1);  // never INT64_MIN
+    CHECK(decode_delta64(encode_delta64(v)) == v);
+    const auto w = static_cast<std::int32_t>(v);
+    CHECK(decode_delta32(encode_delta32(w)) == w);
+  }
+  // INT64_MIN has no sign-magnitude form in 64 bits; deltas of clamped timestamps
+  // (0..INT64_MAX) never reach it.
+  CHECK(decode_delta64(encode_delta64(std::numeric_limits<std::int64_t>::min() + 1)) ==
+        std::numeric_limits<std::int64_t>::min() + 1);
+  CHECK(decode_delta64(encode_delta64(std::numeric_limits<std::int64_t>::max())) ==
+        std::numeric_limits<std::int64_t>::max());
+}
+
+TEST_CASE("codec: fixed little-endian and big-endian") {
+  char buf[8];
+  encode_fixed32(buf, 0x04030201u);
+  CHECK(std::string(buf, 4) == std::string("\x01\x02\x03\x04", 4));
+  encode_fixed16(buf, 0xbeef);
+  CHECK(decode_fixed16(buf) == 0xbeef);
+  encode_fixed64(buf, 0x0807060504030201ull);
+  CHECK(std::string(buf, 8) == std::string("\x01\x02\x03\x04\x05\x06\x07\x08", 8));
+  encode_be64(buf, 0x0102030405060708ull);
+  CHECK(std::string(buf, 8) == std::string("\x01\x02\x03\x04\x05\x06\x07\x08", 8));
+  CHECK(decode_be64(buf) == 0x0102030405060708ull);
+  // Big-endian order is numeric order.
+  char a[8];
+  char b[8];
+  encode_be64(a, 255);
+  encode_be64(b, 256);
+  CHECK(std::string_view(a, 8) < std::string_view(b, 8));
+}
+
+TEST_CASE("codec: byte_reader stops at the end and stays failed") {
+  const std::string in = std::string("\x05", 1) + "abc";
+  byte_reader r(in);
+  CHECK(r.varint32() == 5);
+  CHECK(r.bytes(3) == "abc");
+  CHECK(r.ok());
+  CHECK(r.remaining() == 0);
+  CHECK(r.fixed32() == 0);
+  CHECK_FALSE(r.ok());
+  CHECK(r.bytes(0).empty());
+  CHECK_FALSE(r.ok());
+}
+
+TEST_CASE("checksum: page checksum covers everything after the first 8 bytes") {
+  test::rng r(11);
+  std::vector<char> page(4096);
+  for (auto& c : page) {
+    c = static_cast<char>(r.uniform(0, 255));
+  }
+  set_page_checksum(page);
+  CHECK(verify_page_checksum(page));
+  CHECK(decode_fixed64(page.data()) == XXH3_64bits(page.data() + 8, page.size() - 8));
+  for (int i = 0; i < 200; ++i) {
+    const std::size_t at = r.uniform(0, page.size() - 1);
+    const char bit = static_cast<char>(1 << r.uniform(0, 7));
+    page[at] ^= bit;
+    CHECK_FALSE(verify_page_checksum(page));
+    page[at] ^= bit;
+  }
+  CHECK(verify_page_checksum(page));
+}
+
+TEST_CASE("checksum: manifest checksum is chunked per MiB") {
+  CHECK(manifest_checksum("") == 0);
+  test::rng r(3);
+  const std::string content = r.bytes((std::size_t{5} << 19) + 17);  // 2.5 MiB + 17 bytes
+  std::uint64_t agg = 0;
+  for (std::size_t off = 0; off < content.size(); off += std::size_t{1} << 20) {
+    const std::size_t n = std::min(std::size_t{1} << 20, content.size() - off);
+    agg = std::rotl(agg, 1) ^ XXH3_64bits(content.data() + off, n);
+    agg *= 0x9E3779B97F4A7C15ULL;
+  }
+  CHECK(manifest_checksum(content) == agg);
+  // A single small chunk: one round of the mix.
+  CHECK(manifest_checksum("abc") == XXH3_64bits("abc", 3) * 0x9E3779B97F4A7C15ULL);
+}
+
+TEST_CASE("error: messages, retryability and std::error_code") {
+  for (std::uint8_t i = 0; i < error_count; ++i) {
+    const auto e = static_cast<error>(i);
+    CHECK_FALSE(error_message(e).empty());
+    CHECK(error_message(e) != "unknown error");
+    const std::error_code ec = e;
+    CHECK(ec.value() == i);
+    CHECK(ec.message() == std::string(error_message(e)));
+  }
+  CHECK(is_retryable(error::busy));
+  CHECK(is_retryable(error::try_again));
+  CHECK(is_retryable(error::open_file_limit));
+  CHECK_FALSE(is_retryable(error::io_fail));
+  CHECK_FALSE(is_retryable(error::corrupted));
+  CHECK(error_from_errno(ENOSPC) == error::out_of_space);
+  CHECK(error_from_errno(EAGAIN) == error::try_again);
+  CHECK(error_from_errno(EIO) == error::io_fail);
+  CHECK(static_cast<int>(error::cloud_no_manifest) == 16);
+}

@@ -1,0 +1,203 @@
+// Data pages: builder/iterator round trips against a std::map model, seek and seek_floor,
+// the fit rule and the overflow-KV rule.
+#include <cstdint>
+#include <iterator>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include <eloqstore/comparator.hpp>
+#include <eloqstore/detail/codec/checksum.hpp>
+#include <eloqstore/detail/page/data_page.hpp>
+
+#include "support/page_store.hpp"
+
+using namespace eloqstore;
+using namespace eloqstore::detail;
+
+namespace {
+
+struct record {
+  std::string value;
+  std::uint64_t ts = 0;
+  std::uint64_t expire_ts = 0;
+  bool overflow = false;
+  compression_kind compression = compression_kind::none;
+};
+using model = std::map<std::string, record>;
+
+// Fills one page from random records; returns the records that went in.
+model fill_random_page(test::rng& r, data_page_builder& b, std::size_t page_size, int alphabet) {
+  model candidates;
+  const std::size_t n = r.uniform(1, 400);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t key_len = r.chance(0.05) ? r.uniform(1, page_size / 2) : r.uniform(1, 24);
+    record rec;
+    rec.value = r.bytes(r.chance(0.1) ? r.uniform(0, page_size / 3) : r.uniform(0, 40));
+    rec.ts = r.chance(0.05) ? std::numeric_limits<std::int64_t>::max() - r.uniform(0, 5)
+                            : r.uniform(0, 1u << 30);
+    rec.expire_ts = r.chance(0.3) ? r.uniform(1, std::uint64_t{1} << 45) : 0;
+    rec.overflow = r.chance(0.05);
+    rec.compression = static_cast<compression_kind>(r.uniform(0, 2));
+    candidates.emplace(r.bytes(key_len, alphabet), std::move(rec));
+  }
+  model in_page;
+  b.reset();
+  for (const auto& [k, rec] : candidates) {
+    if (!b.add(k, rec.value, rec.ts, rec.expire_ts, rec.overflow, rec.compression)) {
+      break;
+    }
+    in_page.emplace(k, rec);
+  }
+  return in_page;
+}
+
+void check_entry(const data_page_iter& it, const std::string& key, const record& rec) {
+  REQUIRE(it.valid());
+  CHECK(it.key() == key);
+  CHECK(it.value() == rec.value);
+  CHECK(it.timestamp() == rec.ts);
+  CHECK(it.expire_ts() == rec.expire_ts);
+  CHECK(it.is_overflow() == rec.overflow);
+  CHECK(it.compression() == rec.compression);
+}
+
+}  // namespace
+
+TEST_CASE("data page: random pages round trip and agree with std::map") {
+  const bytewise_comparator cmp;
+  for (const std::size_t page_size : {std::size_t{4096}, std::size_t{512}, std::size_t{16384}}) {
+    for (const std::uint16_t interval : {std::uint16_t{1}, std::uint16_t{3}, std::uint16_t{16}}) {
+      const std::uint64_t seed = page_size * 131 + interval;
+      CAPTURE(seed);
+      test::rng r(seed);
+      data_page_builder b(page_size, interval);
+      const int pages = page_size == 16384 ? 150 : 700;
+      for (int p = 0; p < pages; ++p) {
+        const int alphabet = r.chance(0.5) ? 3 : 256;  // small alphabets give long shared prefixes
+        const model m = fill_random_page(r, b, page_size, alphabet);
+        CHECK(b.current_size_bytes() <= page_size);
+        std::span<char> bytes = b.finish(page_id(p), page_id(p + 1));
+        set_page_checksum(bytes);
+        REQUIRE(verify_page_checksum(bytes));
+        data_page page;
+        REQUIRE(data_page::open(bytes, page) == error::ok);
+        CHECK(page.prev() == page_id(p));
+        CHECK(page.next() == page_id(p + 1));
+        CHECK(decode_fixed16(bytes.data() + content_length_offset) == b.current_size_bytes());
+
+        data_page_iter it(page);
+        it.seek_to_first();
+        for (const auto& [k, rec] : m) {
+          check_entry(it, k, rec);
+          it.next();
+        }
+        CHECK_FALSE(it.valid());
+        CHECK(it.status() == error::ok);
+        if (!m.empty()) {
+          it.seek_to_last();
+          check_entry(it, std::prev(m.end())->first, std::prev(m.end())->second);
+        }
+
+        // Seeks for present keys, absent keys and keys off both ends.
+        for (int q = 0; q < 30; ++q) {
+          std::string target =
+              r.chance(0.5) && !m.empty()
+                  ? std::next(m.begin(), static_cast<std::ptrdiff_t>(r.uniform(0, m.size() - 1)))
+                        ->first
+                  : r.bytes(r.uniform(0, 6), alphabet);
+          if (r.chance(0.3)) {
+            target.push_back('\0');
+          }
+          CAPTURE(target);
+          it.seek(target, cmp);
+          const auto lb = m.lower_bound(target);
+          if (lb == m.end()) {
+            CHECK_FALSE(it.valid());
+          } else {
+            check_entry(it, lb->first, lb->second);
+          }
+          const bool found = it.seek_floor(target, cmp);
+          auto ub = m.upper_bound(target);
+          if (ub == m.begin()) {
+            CHECK_FALSE(found);
+            CHECK_FALSE(it.valid());
+          } else {
+            --ub;
+            CHECK(found);
+            check_entry(it, ub->first, ub->second);
+          }
+          CHECK(it.status() == error::ok);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("data page: fit rule counts header, restart slots and the restart count") {
+  data_page_builder b(4096, 16);
+  CHECK(b.current_size_bytes() == 19 + 2 + 2);
+  // Find the longest value that fits exactly by search; the builder must accept it and reject
+  // one byte more.
+  std::size_t lo = 0;
+  std::size_t hi = 4096;
+  while (lo < hi) {
+    const std::size_t mid = (lo + hi + 1) / 2;
+    b.reset();
+    if (b.add("k", std::string(mid, 'v'), 0)) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  b.reset();
+  REQUIRE(b.add("k", std::string(lo, 'v'), 0));
+  CHECK(b.current_size_bytes() == 4096);  // the largest fitting value fills the page exactly
+  b.reset();
+  CHECK_FALSE(b.add("k", std::string(lo + 1, 'v'), 0));
+  CHECK(data_page_builder::is_overflow_kv(4096, "k", lo + 1, 0, 0));
+  CHECK_FALSE(data_page_builder::is_overflow_kv(4096, "k", lo, 0, 0));
+  // The builder accepts exactly what the overflow rule says fits an empty page.
+  CHECK(lo == 4096 - 23 - (1 + 1 + varint_length(lo << 4) + 1 + 1));
+}
+
+TEST_CASE("data page: a new restart region costs two more bytes") {
+  data_page_builder b(512, 2);
+  REQUIRE(b.add("a", "", 1));
+  REQUIRE(b.add("b", "", 1));
+  const std::size_t before = b.current_size_bytes();
+  REQUIRE(b.add("c", "", 1));  // third entry opens region 2
+  // entry: shared(1) non_shared(1) vfield(1) key(1) ts(1) = 5, plus one restart slot.
+  CHECK(b.current_size_bytes() == before + 5 + 2);
+}
+
+TEST_CASE("data page: timestamps above INT64_MAX are clamped") {
+  data_page_builder b(4096, 16);
+  REQUIRE(b.add("a", "x", std::numeric_limits<std::uint64_t>::max()));
+  REQUIRE(b.add("b", "y", 0));
+  const auto bytes = b.finish();
+  data_page page;
+  REQUIRE(data_page::open(bytes, page) == error::ok);
+  data_page_iter it(page);
+  it.seek_to_first();
+  CHECK(it.timestamp() == timestamp_max);
+  it.next();
+  CHECK(it.timestamp() == 0);
+}
+
+TEST_CASE("data page: an empty page opens and iterates nothing") {
+  data_page_builder b(4096, 16);
+  const auto bytes = b.finish();
+  data_page page;
+  REQUIRE(data_page::open(bytes, page) == error::ok);
+  CHECK(page.empty());
+  data_page_iter it(page);
+  it.seek_to_first();
+  CHECK_FALSE(it.valid());
+  it.seek("a", bytewise_comparator{});
+  CHECK_FALSE(it.valid());
+  CHECK_FALSE(it.seek_floor("a", bytewise_comparator{}));
+  CHECK(it.status() == error::ok);
+}

@@ -1,0 +1,1 @@
+// The golden tests are being written.

@@ -1,0 +1,1 @@
+// The hostile tests are being written.
