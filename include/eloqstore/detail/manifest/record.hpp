@@ -215,7 +215,11 @@ struct manifest_snapshot {
   out.mapping.reserve(mapping_len);  // at least one byte per entry
   while (mapping.ok() && mapping.remaining() > 0) {
     const std::uint64_t v = mapping.varint64();
-    if (!is_known_tag(v) || tag_of(v) == mapping_tag::swizzled) {
+    // On disk: file pages, free links to a 32-bit id, or exactly 7. Never pointers.
+    const mapping_tag tag = tag_of(v);
+    const bool ok = tag == mapping_tag::file_page || v == mapping_invalid_value ||
+                    (tag == mapping_tag::free_link && (v >> 3) <= UINT32_MAX);
+    if (!ok) {
       mapping.fail();
     }
     out.mapping.push_back(v);

@@ -283,8 +283,11 @@ struct data_entry_codec {
     }
     std::uint64_t delta = 0;
     p = p == nullptr ? nullptr : get_varint64(p, end, &delta);
-    const std::int64_t ts = static_cast<std::int64_t>(prev.ts) + decode_delta64(delta);
-    if (p == nullptr || ts < 0) {
+    // prev.ts <= INT64_MAX always; a corrupt delta must not overflow the sum.
+    std::int64_t ts = 0;
+    if (p == nullptr ||
+        __builtin_add_overflow(static_cast<std::int64_t>(prev.ts), decode_delta64(delta), &ts) ||
+        ts < 0) {
       return nullptr;
     }
     f.ts = static_cast<std::uint64_t>(ts);

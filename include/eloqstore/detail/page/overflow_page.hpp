@@ -169,18 +169,25 @@ template <typename Alloc, typename Write>
 // Reads an overflow chain back into `out`.
 //   read(page_id, std::span<const char>& page) -> error   yields the bytes of one page, which
 //   stay valid until the next call; the checksum is the reader's business.
-// Returns error::corrupted for a malformed head, page or chain (a chain longer than
-// overflow_value_bytes_max, as a cycle would be), or the first error of `read`.
+// Returns error::corrupted for a malformed head, page or chain (one that reads more than
+// `pages_max` pages or grows past overflow_value_bytes_max, as a cycle would), or the first
+// error of `read`. Callers pass the number of pages the partition maps as `pages_max`.
 template <typename Read>
-[[nodiscard]] error read_overflow_value(std::string_view head, Read&& read, std::string& out) {
+[[nodiscard]] error read_overflow_value(std::string_view head, Read&& read, std::string& out,
+                                        std::size_t pages_max = SIZE_MAX) {
   std::array<page_id, overflow_pointers_max> ids{};
   std::size_t count = 0;
   if (!decode_overflow_head(head, ids, count)) {
     return error::corrupted;
   }
   out.clear();
+  std::size_t pages_read = 0;
   while (count > 0) {
     std::size_t next_count = 0;
+    if (count > pages_max - std::min(pages_max, pages_read)) {
+      return error::corrupted;
+    }
+    pages_read += count;
     for (std::size_t i = 0; i < count; ++i) {
       std::span<const char> bytes;
       if (const error e = read(ids[i], bytes); e != error::ok) {
