@@ -9,5 +9,5 @@ data_dir=${1:-./eloqstore-data}
 
 bash scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "${JOBS:-2}" --target format_tour
-./build/examples/format_tour "${data_dir}"
+cmake --build build -j "${JOBS:-2}" --target quickstart
+./build/examples/quickstart "${data_dir}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds eloqstore and runs its tests: the default build, then the ASan+UBSan build of the
-# format tests. Installs missing Debian packages first (scripts/install-deps.sh).
+# Builds eloqstore and runs its tests: the default build, then the ASan+UBSan build of all
+# tests. Installs missing Debian packages first (scripts/install-deps.sh).
 #
 # Usage: scripts/test.sh [--quick]
 #   --quick   skip the sanitizer build
@@ -20,10 +20,10 @@ cmake --build "${build_dir}" -j "${jobs}"
 ctest --test-dir "${build_dir}" --output-on-failure -j "${jobs}"
 
 if [[ "${1:-}" != "--quick" ]]; then
-  echo "== ASan + UBSan build of the format tests (${san_dir})"
+  echo "== ASan + UBSan build of the tests (${san_dir})"
   cmake -S . -B "${san_dir}" -DCMAKE_BUILD_TYPE=Debug -DELOQSTORE_SANITIZE=ON \
     -DELOQSTORE_BUILD_BENCH=OFF -DELOQSTORE_BUILD_EXAMPLES=OFF >/dev/null
-  cmake --build "${san_dir}" -j "${jobs}" --target format_tests
+  cmake --build "${san_dir}" -j "${jobs}"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir "${san_dir}" --output-on-failure -L format
+    ctest --test-dir "${san_dir}" --output-on-failure -j "${jobs}"
 fi

@@ -1,0 +1,63 @@
+// The policies EloqStore<Traits> is built from, as C++20 concepts, with the contracts the
+// compiler cannot check written beside them.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <eloqstore/comparator.hpp>
+#include <eloqstore/error.hpp>
+#include <eloqstore/table_ident.hpp>
+
+namespace eloqstore {
+
+struct options;
+
+// io_backend: where a partition's files live. Every file is named by its partition and its
+// file name inside the partition directory (`<store_path[disk]>/<table>.<partition>/<name>`
+// for local backends; disk = partition % store_path.size()).
+//
+// Contract:
+// * Construction takes the validated options; `open()` prepares the store paths (creating
+//   missing directories; error::invalid_args if a path is not a directory) and must succeed
+//   before any other call. `close()` releases descriptors; open() may be called again.
+// * read(t, name, offset, buf): fills all of buf or fails; error::not_found if the file is
+//   missing, error::end_of_file if the file ends before offset + buf.size().
+// * write(t, name, offset, data): writes all of data, creating the partition directory and
+//   the file if needed. Not durable until sync().
+// * sync(t, name): the file's data written so far is durable (fdatasync).
+// * sync_dir(t): names created in the partition directory so far are durable (fsync of the
+//   directory).
+// * read_file(t, name, out): the whole file; error::not_found if missing.
+// * write_file_atomic(t, name, data): replaces the file as one durable step: the bytes go to
+//   `<name>.tmp`, which is synced, renamed over `name`, and the directory synced. A crash
+//   leaves either the old or the new file.
+// * remove(t, name): unlinks; error::not_found if missing. Durable after sync_dir(t).
+// * list(t, names): the file names of a partition (not_found if it has no directory).
+// * list_partitions(out): every partition directory under every store path.
+// * Errors map errno as error_from_errno does. Thread safety: calls for different partitions
+//   may come from different threads at once; calls for one partition come from one thread.
+template <typename B>
+concept io_backend = requires(B& io, const table_ident& t, std::string_view name,
+                              std::uint64_t offset, std::span<char> buf,
+                              std::span<const char> data, std::string& out,
+                              std::vector<std::string>& names, std::vector<table_ident>& tables) {
+  { io.open() } -> std::same_as<error>;
+  { io.close() } -> std::same_as<void>;
+  { io.read(t, name, offset, buf) } -> std::same_as<error>;
+  { io.write(t, name, offset, data) } -> std::same_as<error>;
+  { io.sync(t, name) } -> std::same_as<error>;
+  { io.sync_dir(t) } -> std::same_as<error>;
+  { io.read_file(t, name, out) } -> std::same_as<error>;
+  { io.write_file_atomic(t, name, data) } -> std::same_as<error>;
+  { io.remove(t, name) } -> std::same_as<error>;
+  { io.list(t, names) } -> std::same_as<error>;
+  { io.list_partitions(tables) } -> std::same_as<error>;
+};
+
+}  // namespace eloqstore

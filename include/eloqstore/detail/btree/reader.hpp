@@ -1,0 +1,314 @@
+// Read operations over one pinned version of a partition's B+tree: point read, floor, and
+// forward and reverse scans with pagination.
+//
+// Every operation descends from the root through index pages (cached by page_access) to a
+// data page, which is read from storage each time: with cached index pages a point read costs
+// one page read, plus overflow pages for large values. Expired records (expire_ts != 0 and
+// <= now) are never returned. Loops are bounded by `descent_depth_max` and by the number of
+// pages the version maps, so a corrupt sibling link cannot make a scan spin.
+//
+// Thread affinity: the shard thread. The reader holds the version it was given (shared_ptr),
+// so writers publishing newer versions never disturb it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <eloqstore/comparator.hpp>
+#include <eloqstore/concepts.hpp>
+#include <eloqstore/detail/page/data_page.hpp>
+#include <eloqstore/detail/page/index_page.hpp>
+#include <eloqstore/detail/page/overflow_page.hpp>
+#include <eloqstore/detail/shard/partition.hpp>
+#include <eloqstore/error.hpp>
+#include <eloqstore/types.hpp>
+
+namespace eloqstore::detail {
+
+inline constexpr std::size_t descent_depth_max = 64;
+
+// Scan limits and results (the reference's pagination contract: the first entry is always
+// returned; stop before an entry when `max_entries` are held, or when bytes are held and the
+// entry would pass `max_bytes`; an entry weighs key + value + 16 bytes). 0 = unlimited.
+struct scan_limits {
+  std::size_t max_entries = 0;
+  std::size_t max_bytes = 0;
+};
+
+[[nodiscard]] inline bool is_expired(std::uint64_t expire_ts, std::uint64_t now_ms) noexcept {
+  return expire_ts != 0 && expire_ts <= now_ms;
+}
+
+template <io_backend IO, key_comparator Cmp>
+class tree_reader {
+ public:
+  tree_reader(page_access<IO>& pages, const partition_state& partition,
+              std::shared_ptr<const partition_version> version, const Cmp& cmp,
+              std::uint64_t now_ms)
+      : pages_(pages),
+        partition_(partition),
+        version_(std::move(version)),
+        cmp_(cmp),
+        now_ms_(now_ms) {}
+
+  // error::not_found if the key is absent or expired.
+  [[nodiscard]] error get(std::string_view key, kv_entry& out) {
+    page_id leaf;
+    if (const error e = find_leaf(version_->root, key, false, leaf); e != error::ok) {
+      return e;
+    }
+    data_page page;
+    if (const error e = load_data(leaf, page); e != error::ok) {
+      return e;
+    }
+    data_page_iter it(page);
+    it.seek(key, cmp_);
+    if (it.status() != error::ok) {
+      return it.status();
+    }
+    if (!it.valid() || cmp_.compare(it.key(), key) != 0 || is_expired(it.expire_ts(), now_ms_)) {
+      return error::not_found;
+    }
+    return fill(it, out);
+  }
+
+  // The largest live key <= key; error::not_found if there is none.
+  [[nodiscard]] error floor(std::string_view key, kv_entry& out) {
+    page_id leaf;
+    if (const error e = find_leaf(version_->root, key, false, leaf); e != error::ok) {
+      return e;
+    }
+    for (std::size_t hops = 0; hops <= version_->mapping.size(); ++hops) {
+      data_page page;
+      if (const error e = load_data(leaf, page); e != error::ok) {
+        return e;
+      }
+      data_page_iter it(page);
+      // Walk the page up to the floor, remembering the last live entry.
+      bool found = false;
+      for (it.seek_to_first(); it.valid() && cmp_.compare(it.key(), key) <= 0; it.next()) {
+        if (!is_expired(it.expire_ts(), now_ms_)) {
+          found = true;
+          if (const error e = fill(it, out); e != error::ok) {
+            return e;
+          }
+        }
+      }
+      if (it.status() != error::ok) {
+        return it.status();
+      }
+      if (found) {
+        return error::ok;
+      }
+      leaf = page.prev();
+      if (leaf.is_none()) {
+        return error::not_found;
+      }
+    }
+    return error::corrupted;  // the sibling chain loops
+  }
+
+  // Appends the live records in [begin, end) (begin exclusive if !begin_inclusive) to `out`
+  // in key order, honouring `limits`; `has_more` tells whether records remain. Empty begin is
+  // -inf, empty end is +inf.
+  [[nodiscard]] error scan(std::string_view begin, std::string_view end, bool begin_inclusive,
+                           scan_limits limits, std::vector<kv_entry>& out, bool& has_more) {
+    has_more = false;
+    if (version_->root.is_none()) {
+      return error::ok;
+    }
+    page_id leaf;
+    if (const error e = find_leaf(version_->root, begin, false, leaf); e != error::ok) {
+      return e;
+    }
+    std::size_t bytes = 0;
+    for (std::size_t hops = 0; hops <= version_->mapping.size() && !leaf.is_none(); ++hops) {
+      data_page page;
+      if (const error e = load_data(leaf, page); e != error::ok) {
+        return e;
+      }
+      data_page_iter it(page);
+      it.seek(begin, cmp_);
+      for (; it.valid(); it.next()) {
+        if (!end.empty() && cmp_.compare(it.key(), end) >= 0) {
+          return error::ok;
+        }
+        if ((!begin_inclusive && cmp_.compare(it.key(), begin) == 0) ||
+            is_expired(it.expire_ts(), now_ms_)) {
+          continue;
+        }
+        if (const error e = emit(it, limits, out, bytes, has_more); e != error::ok || has_more) {
+          return e;
+        }
+      }
+      if (it.status() != error::ok) {
+        return it.status();
+      }
+      leaf = page.next();
+    }
+    return leaf.is_none() ? error::ok : error::corrupted;
+  }
+
+  // Like scan, but from the last key below `end` down to `begin` (inclusive), so
+  // `begin_inclusive` does not apply; continue a page with end = last returned key.
+  [[nodiscard]] error scan_reverse(std::string_view begin, std::string_view end,
+                                   scan_limits limits, std::vector<kv_entry>& out,
+                                   bool& has_more) {
+    has_more = false;
+    if (version_->root.is_none()) {
+      return error::ok;
+    }
+    page_id leaf;
+    if (const error e = find_leaf(version_->root, end, end.empty(), leaf); e != error::ok) {
+      return e;
+    }
+    std::size_t bytes = 0;
+    std::vector<kv_entry> page_records;
+    for (std::size_t hops = 0; hops <= version_->mapping.size() && !leaf.is_none(); ++hops) {
+      data_page page;
+      if (const error e = load_data(leaf, page); e != error::ok) {
+        return e;
+      }
+      if (const error e = collect_below(page, end, page_records); e != error::ok) {
+        return e;
+      }
+      for (auto r = page_records.rbegin(); r != page_records.rend(); ++r) {
+        if (!begin.empty() && cmp_.compare(r->key, begin) < 0) {
+          return error::ok;
+        }
+        const std::size_t size = r->key.size() + r->value.size() + 16;
+        if ((limits.max_entries != 0 && out.size() >= limits.max_entries) ||
+            (limits.max_bytes != 0 && bytes > 0 && bytes + size > limits.max_bytes)) {
+          has_more = true;
+          return error::ok;
+        }
+        bytes += size;
+        out.push_back(std::move(*r));
+      }
+      leaf = page.prev();
+    }
+    return leaf.is_none() ? error::ok : error::corrupted;
+  }
+
+  // Descends from `root` to the data page whose range holds `key` (the last one if
+  // `rightmost`). error::not_found for an empty tree.
+  [[nodiscard]] error find_leaf(page_id root, std::string_view key, bool rightmost,
+                                page_id& leaf) {
+    if (root.is_none()) {
+      return error::not_found;
+    }
+    page_id id = root;
+    for (std::size_t depth = 0; depth < descent_depth_max; ++depth) {
+      std::span<const char> bytes;
+      if (const error e = pages_.index(partition_, version_->mapping, id, bytes); e != error::ok) {
+        return e;
+      }
+      index_page page;
+      if (index_page::open(bytes, page) != error::ok) {
+        return error::corrupted;
+      }
+      index_page_iter it(page);
+      if (rightmost) {
+        it.seek_to_last();
+      } else if (!it.seek_floor(key, cmp_)) {
+        return error::corrupted;
+      }
+      if (!it.valid()) {
+        return error::corrupted;
+      }
+      if (page.is_leaf_index()) {
+        leaf = it.child();
+        return error::ok;
+      }
+      id = it.child();
+    }
+    return error::corrupted;  // deeper than any real tree
+  }
+
+  // Resolves the stored value of the entry under `it` (assembling overflow chains).
+  [[nodiscard]] error resolve_value(const data_page_iter& it, std::string& out) {
+    if (it.compression() != compression_kind::none) {
+      return error::corrupted;  // compressed values are not supported by this build yet
+    }
+    if (!it.is_overflow()) {
+      out.assign(it.value());
+      return error::ok;
+    }
+    std::vector<char> buf;
+    return read_overflow_value(
+        it.value(),
+        [&](page_id id, std::span<const char>& page) {
+          const error e = pages_.read(partition_, version_->mapping, id, buf);
+          page = buf;
+          return e;
+        },
+        out, version_->mapping.live_count());
+  }
+
+ private:
+  [[nodiscard]] error load_data(page_id id, data_page& page) {
+    if (const error e = pages_.read(partition_, version_->mapping, id, buf_); e != error::ok) {
+      return e;
+    }
+    return data_page::open(buf_, page) == error::ok ? error::ok : error::corrupted;
+  }
+
+  [[nodiscard]] error fill(const data_page_iter& it, kv_entry& out) {
+    out.key.assign(it.key());
+    out.timestamp = it.timestamp();
+    out.expire_ts = it.expire_ts();
+    return resolve_value(it, out.value);
+  }
+
+  [[nodiscard]] error emit(const data_page_iter& it, scan_limits limits,
+                           std::vector<kv_entry>& out, std::size_t& bytes, bool& has_more) {
+    kv_entry e;
+    if (const error err = fill(it, e); err != error::ok) {
+      return err;
+    }
+    const std::size_t size = e.key.size() + e.value.size() + 16;
+    if ((limits.max_entries != 0 && out.size() >= limits.max_entries) ||
+        (limits.max_bytes != 0 && bytes > 0 && bytes + size > limits.max_bytes)) {
+      has_more = true;
+      return error::ok;
+    }
+    bytes += size;
+    out.push_back(std::move(e));
+    return error::ok;
+  }
+
+  // The live records of a page with key < end (all if end is empty), in key order.
+  [[nodiscard]] error collect_below(const data_page& page, std::string_view end,
+                                    std::vector<kv_entry>& out) {
+    out.clear();
+    data_page_iter it(page);
+    for (it.seek_to_first(); it.valid(); it.next()) {
+      if (!end.empty() && cmp_.compare(it.key(), end) >= 0) {
+        break;
+      }
+      if (is_expired(it.expire_ts(), now_ms_)) {
+        continue;
+      }
+      kv_entry e;
+      if (const error err = fill(it, e); err != error::ok) {
+        return err;
+      }
+      out.push_back(std::move(e));
+    }
+    return it.status();
+  }
+
+  page_access<IO>& pages_;
+  const partition_state& partition_;
+  std::shared_ptr<const partition_version> version_;
+  const Cmp& cmp_;
+  std::uint64_t now_ms_;
+  std::vector<char> buf_;
+};
+
+}  // namespace eloqstore::detail

@@ -1,0 +1,1028 @@
+// Copy-on-write modification of one partition: batch apply, range delete, truncate, expiry
+// purge, and the commit that makes the result durable and visible.
+//
+// A tree_writer starts from the partition's published version and builds the next one aside:
+// a private copy of the mapping table (chunked copy-on-write), new roots, and a map of dirty
+// pages (logical id -> page bytes). Pages keep their logical id when rewritten, so a parent is
+// rewritten only when its own child list changes. Nothing is visible to readers until
+// commit() has written the pages, synced the data files, written and synced the manifest, and
+// swapped the partition's version. Any error before that leaves the published state as it was.
+//
+// Tree shape: the root is always an index page (a leaf-index page with a single leftmost child
+// for a one-leaf tree); an empty tree has no root. Data pages are doubly linked in key order.
+// Output pages are filled greedily; when the last of several new pages is under 1/4 full and
+// the one before is over 3/4, the two are rebalanced to about half each (spec 5.3).
+//
+// Recursion: apply and range delete recurse once per tree level; depth is bounded by
+// descent_depth_max and checked.
+//
+// Thread affinity: the partition's shard thread; one writer per partition at a time.
+#pragma once
+
+#include <algorithm>
+#include <cassert>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <eloqstore/comparator.hpp>
+#include <eloqstore/concepts.hpp>
+#include <eloqstore/detail/btree/reader.hpp>
+#include <eloqstore/detail/codec/checksum.hpp>
+#include <eloqstore/detail/codec/coding.hpp>
+#include <eloqstore/detail/manifest/record.hpp>
+#include <eloqstore/detail/page/data_page.hpp>
+#include <eloqstore/detail/page/index_page.hpp>
+#include <eloqstore/detail/page/overflow_page.hpp>
+#include <eloqstore/detail/shard/partition.hpp>
+#include <eloqstore/error.hpp>
+#include <eloqstore/types.hpp>
+
+namespace eloqstore::detail {
+
+struct writer_config {
+  std::size_t page_size = 4096;
+  std::uint16_t data_restart_interval = 16;
+  std::uint16_t index_restart_interval = 16;
+  std::size_t overflow_pointers = 16;
+  std::uint64_t manifest_limit = 8 << 20;
+  std::uint64_t term = 0;
+};
+
+// Internal write operation: remove the record only if it has expired (used by expiry purge,
+// so a newer write that landed in between is never removed).
+inline constexpr auto write_op_purge = static_cast<write_op>(2);
+
+struct writer_stats {
+  std::size_t pages_written = 0;
+  std::size_t chunks_copied = 0;
+  bool manifest_snapshot = false;
+};
+
+template <io_backend IO, key_comparator Cmp>
+class tree_writer {
+ public:
+  tree_writer(page_access<IO>& pages, partition_state& partition, const Cmp& cmp,
+              const writer_config& cfg, std::uint64_t now_ms)
+      : pages_(pages),
+        p_(partition),
+        cmp_(cmp),
+        cfg_(cfg),
+        now_ms_(now_ms),
+        mapping_(partition.current->mapping),
+        root_(partition.current->root),
+        ttl_root_(partition.current->ttl_root),
+        data_builder_(cfg.page_size, cfg.data_restart_interval),
+        index_builder_(cfg.page_size, cfg.index_restart_interval),
+        scratch_(cfg.page_size) {
+    mapping_.reset_chunks_copied();
+    terms_ = partition.terms;
+  }
+
+  [[nodiscard]] const writer_stats& stats() const noexcept { return stats_; }
+  [[nodiscard]] std::uint64_t next_expire_ts() const noexcept { return min_expire_; }
+
+  // Applies a batch. REQUIRES: keys sorted ascending by the comparator, unique, non-empty.
+  [[nodiscard]] error apply(std::span<const write_entry> batch) {
+    ttl_mode_ = false;
+    if (const error e = apply_tree(root_, batch); e != error::ok) {
+      return e;
+    }
+    return apply_ttl_changes();
+  }
+
+  // Deletes every key in [begin, end); an empty end means +inf.
+  [[nodiscard]] error delete_range(std::string_view begin, std::string_view end) {
+    ttl_mode_ = false;
+    if (root_.is_none() || (!end.empty() && compare(begin, end) >= 0)) {
+      return error::ok;
+    }
+    std::vector<child_ref> result;
+    const error e = rewrite_index(root_, std::string_view{}, std::string_view{}, 0, result,
+                                  [&](const child_ref& c, std::string_view hi, bool leaf,
+                                      std::size_t depth, std::vector<child_ref>& rep) {
+                                    return range_child(c, hi, leaf, begin, end, depth, rep);
+                                  });
+    if (e != error::ok) {
+      return e;
+    }
+    if (const error e2 = settle_root(root_, std::move(result)); e2 != error::ok) {
+      return e2;
+    }
+    return apply_ttl_changes();
+  }
+
+  // Frees every page of the partition without reading the tree.
+  void truncate_all() {
+    for (std::size_t i = 0; i < mapping_.size(); ++i) {
+      const page_id id(static_cast<std::uint32_t>(i));
+      if (tag_of(mapping_.get(id)) == mapping_tag::file_page) {
+        free_page(id);
+      }
+    }
+    dirty_.clear();
+    root_ = page_id::none();
+    ttl_root_ = page_id::none();
+    truncated_all_ = true;
+  }
+
+  // Removes the records whose expiry has passed, found through the TTL tree.
+  [[nodiscard]] error clean_expired() {
+    if (ttl_root_.is_none()) {
+      return error::ok;
+    }
+    auto version = std::make_shared<partition_version>();
+    version->root = ttl_root_;
+    version->mapping = mapping_;
+    tree_reader<IO, bytewise_comparator> ttl_reader(pages_, p_, version, ttl_cmp_, 0);
+    std::vector<kv_entry> ttl;
+    bool more = false;
+    char bound[8];
+    encode_be64(bound, now_ms_ + 1);  // every TTL key below this has expired
+    if (const error e = ttl_reader.scan({}, std::string_view(bound, 8), true, {}, ttl, more);
+        e != error::ok) {
+      return e;
+    }
+    // The first expiry still ahead becomes the partition's next check.
+    std::vector<kv_entry> ahead;
+    if (const error e = ttl_reader.scan(std::string_view(bound, 8), {}, true, {1, 0}, ahead, more);
+        e != error::ok) {
+      return e;
+    }
+    purged_ = true;
+    purge_next_ = ahead.empty() || ahead[0].key.size() < 8 ? 0 : decode_be64(ahead[0].key.data());
+    std::vector<write_entry> purge;
+    for (const kv_entry& t : ttl) {
+      if (t.key.size() > 8) {
+        purge.push_back(write_entry{t.key.substr(8), {}, 0, write_op_purge, 0});
+      }
+      ttl_changes_.push_back(write_entry{t.key, {}, 0, write_op::erase, 0});
+    }
+    std::sort(purge.begin(), purge.end(),
+              [&](const write_entry& a, const write_entry& b) { return cmp_.compare(a.key, b.key) < 0; });
+    purge.erase(std::unique(purge.begin(), purge.end(),
+                            [&](const write_entry& a, const write_entry& b) {
+                              return cmp_.compare(a.key, b.key) == 0;
+                            }),
+                purge.end());
+    return apply(purge);
+  }
+
+  // Writes dirty pages, syncs data files, writes the manifest, then publishes the version.
+  [[nodiscard]] error commit() {
+    if (dirty_.empty() && log_.change_count() == 0 && !truncated_all_) {
+      return error::ok;  // nothing changed: no manifest write
+    }
+    stats_.chunks_copied = mapping_.chunks_copied();
+    std::vector<std::uint64_t> allocated;
+    std::set<std::uint64_t> files;
+    bool new_file = false;
+    error e = write_dirty_pages(allocated, files, new_file);
+    if (e == error::ok) {
+      e = sync_files(files, new_file);
+    }
+    if (e != error::ok) {
+      for (const std::uint64_t fp : allocated) {
+        p_.fps.release(file_page_id(fp));  // nothing durable references these pages
+      }
+      return e;
+    }
+    if (const error m = write_manifest(); m != error::ok) {
+      // The record may or may not have reached the disk: never reuse the pages it names in
+      // this process, and replace the whole manifest on the next commit.
+      p_.leaked_fps += allocated.size();
+      p_.force_snapshot = true;
+      return m;
+    }
+    publish();
+    return error::ok;
+  }
+
+ private:
+  struct child_ref {
+    std::string key;  // lower bound of the child's range; empty for the node's first child
+    page_id id;
+  };
+  // A record of a data page being rebuilt; views stay valid until the page is built.
+  struct record {
+    std::string_view key;
+    std::string_view value;
+    std::uint64_t ts = 0;
+    std::uint64_t expire_ts = 0;
+    bool overflow = false;
+    compression_kind compression = compression_kind::none;
+  };
+
+  [[nodiscard]] std::weak_ordering compare(std::string_view a, std::string_view b) const noexcept {
+    return ttl_mode_ ? ttl_cmp_.compare(a, b) : cmp_.compare(a, b);
+  }
+  [[nodiscard]] std::string separator(std::string_view a, std::string_view b) const {
+    return ttl_mode_ ? ttl_cmp_.shortest_separator(a, b) : cmp_.shortest_separator(a, b);
+  }
+
+  // ---- page bookkeeping --------------------------------------------------------------------
+
+  [[nodiscard]] error new_page_id(page_id& id) {
+    id = mapping_.allocate();
+    return id.value() <= child_page_id_max ? error::ok : error::out_of_space;
+  }
+
+  void free_page(page_id id) {
+    const file_page_id fp = mapping_.file_page(id);
+    if (!fp.is_none()) {
+      freed_fps_.push_back(fp.value());
+    }
+    dirty_.erase(id.value());
+    mapping_.release(id);
+    log_.delete_mapping(id);
+  }
+
+  // The current bytes of a page: the dirty copy if this writer changed it, else storage.
+  [[nodiscard]] error load(page_id id, std::vector<char>& out) {
+    if (const auto it = dirty_.find(id.value()); it != dirty_.end()) {
+      out = it->second;
+      return error::ok;
+    }
+    return pages_.read(p_, mapping_, id, out);
+  }
+
+  // A dirty copy of a data page, loaded on first use, for sibling-link updates.
+  [[nodiscard]] error set_link(page_id id, std::size_t offset, page_id value) {
+    auto it = dirty_.find(id.value());
+    if (it == dirty_.end()) {
+      std::vector<char> bytes;
+      if (const error e = pages_.read(p_, mapping_, id, bytes); e != error::ok) {
+        return e;
+      }
+      if (read_page_type(bytes) != page_type::data) {
+        return error::corrupted;
+      }
+      it = dirty_.emplace(id.value(), std::move(bytes)).first;
+    }
+    encode_fixed32(it->second.data() + offset, value.value());
+    return error::ok;
+  }
+
+  // Removes a data page from the sibling list.
+  [[nodiscard]] error unlink(page_id prev, page_id next) {
+    if (!prev.is_none()) {
+      if (const error e = set_link(prev, data_page_next_offset, next); e != error::ok) {
+        return e;
+      }
+    }
+    if (!next.is_none()) {
+      return set_link(next, data_page_prev_offset, prev);
+    }
+    return error::ok;
+  }
+
+  // The ids of every page of an overflow chain (reads only the groups' last pages).
+  [[nodiscard]] error free_overflow(std::string_view head) {
+    std::array<page_id, overflow_pointers_max> ids{};
+    std::size_t count = 0;
+    if (!decode_overflow_head(head, ids, count)) {
+      return error::corrupted;
+    }
+    std::vector<char> bytes;
+    for (std::size_t guard = 0; count > 0 && guard <= mapping_.size(); ++guard) {
+      const page_id last = ids[count - 1];
+      if (const error e = load(last, bytes); e != error::ok) {
+        return e;
+      }
+      overflow_page page;
+      if (overflow_page::open(bytes, page) != error::ok) {
+        return error::corrupted;
+      }
+      for (std::size_t i = 0; i < count; ++i) {
+        free_page(ids[i]);
+      }
+      count = page.pointer_count();
+      for (std::size_t j = 0; j < count; ++j) {
+        ids[j] = page.pointer(j);
+      }
+    }
+    return count == 0 ? error::ok : error::corrupted;
+  }
+
+  void ttl_change(std::string_view key, std::uint64_t expire_ts, write_op op) {
+    if (ttl_mode_ || expire_ts == 0) {
+      return;
+    }
+    std::string k(8, '\0');
+    encode_be64(k.data(), expire_ts);
+    k.append(key);
+    ttl_changes_.push_back(write_entry{std::move(k), {}, 0, op, 0});
+    if (op == write_op::upsert && (min_expire_ == 0 || expire_ts < min_expire_)) {
+      min_expire_ = expire_ts;
+    }
+  }
+
+  [[nodiscard]] error apply_ttl_changes() {
+    if (ttl_changes_.empty()) {
+      return error::ok;
+    }
+    std::vector<write_entry> batch = std::move(ttl_changes_);
+    ttl_changes_.clear();
+    std::sort(batch.begin(), batch.end(),
+              [](const write_entry& a, const write_entry& b) { return a.key < b.key; });
+    // A key both erased and upserted keeps the upsert (an expiry set again).
+    std::vector<write_entry> unique;
+    for (write_entry& w : batch) {
+      if (!unique.empty() && unique.back().key == w.key) {
+        if (w.op == write_op::upsert) {
+          unique.back() = std::move(w);
+        }
+        continue;
+      }
+      unique.push_back(std::move(w));
+    }
+    ttl_mode_ = true;
+    const error e = apply_tree(ttl_root_, unique);
+    ttl_mode_ = false;
+    return e;
+  }
+
+  // ---- batch apply ---------------------------------------------------------------------
+
+  [[nodiscard]] error apply_tree(page_id& root, std::span<const write_entry> batch) {
+    if (batch.empty()) {
+      return error::ok;
+    }
+    if (root.is_none()) {
+      std::vector<record> none;
+      std::vector<child_ref> leaves;
+      if (const error e = build_leaves(none, batch, page_id::none(), page_id::none(),
+                                       page_id::none(), leaves);
+          e != error::ok) {
+        return e;
+      }
+      return grow_root(root, std::move(leaves), true);
+    }
+    std::vector<child_ref> result;
+    const error e = rewrite_index(
+        root, std::string_view{}, std::string_view{}, 0, result,
+        [&](const child_ref& c, std::string_view hi, bool leaf, std::size_t depth,
+            std::vector<child_ref>& rep) { return batch_child(c, hi, leaf, batch, depth, rep); });
+    if (e != error::ok) {
+      return e;
+    }
+    return settle_root(root, std::move(result));
+  }
+
+  // The slice of `batch` whose keys fall in [lo, hi) (lo empty = -inf, hi empty = +inf).
+  [[nodiscard]] std::span<const write_entry> slice(std::span<const write_entry> batch,
+                                                   std::string_view lo,
+                                                   std::string_view hi) const {
+    const auto below = [&](const write_entry& w, std::string_view k) {
+      return compare(w.key, k) < 0;
+    };
+    const auto first = lo.empty() ? batch.begin()
+                                  : std::lower_bound(batch.begin(), batch.end(), lo, below);
+    const auto last = hi.empty() ? batch.end() : std::lower_bound(first, batch.end(), hi, below);
+    return {first, last};
+  }
+
+  // Visitor for apply: rewrites a child whose range holds batch keys. Returns true if the
+  // child was replaced (rep holds the replacement, possibly empty).
+  [[nodiscard]] error batch_child(const child_ref& c, std::string_view hi, bool leaf,
+                                  std::span<const write_entry> batch, std::size_t depth,
+                                  std::vector<child_ref>& rep) {
+    const auto changes = slice(batch, c.key, hi);
+    if (changes.empty()) {
+      rep = {c};
+      return error::ok;
+    }
+    if (leaf) {
+      return apply_leaf(c.id, changes, rep);
+    }
+    return rewrite_index(c.id, c.key, hi, depth + 1, rep,
+                         [&](const child_ref& cc, std::string_view chi, bool cleaf,
+                             std::size_t d, std::vector<child_ref>& crep) {
+                           return batch_child(cc, chi, cleaf, changes, d, crep);
+                         });
+  }
+
+  // Rewrites index page `id` covering [lo, hi): `visit` maps each child to its replacement.
+  // `out` receives this node's replacement: {id} unchanged, several pages after a split, or
+  // nothing if every child is gone.
+  template <typename Visit>
+  [[nodiscard]] error rewrite_index(page_id id, std::string_view lo, std::string_view hi,
+                                    std::size_t depth, std::vector<child_ref>& out, Visit&& visit) {
+    if (depth >= descent_depth_max) {
+      return error::corrupted;
+    }
+    std::vector<char> bytes;
+    if (const error e = load(id, bytes); e != error::ok) {
+      return e;
+    }
+    index_page page;
+    if (index_page::open(bytes, page) != error::ok) {
+      return error::corrupted;
+    }
+    const bool leaf = page.is_leaf_index();
+    std::vector<child_ref> children;
+    index_page_iter it(page);
+    for (it.seek_to_first(); it.valid(); it.next()) {
+      children.push_back(child_ref{std::string(it.at_leftmost() ? lo : it.key()), it.child()});
+    }
+    if (it.status() != error::ok) {
+      return error::corrupted;
+    }
+    std::vector<child_ref> next;
+    bool changed = false;
+    std::vector<child_ref> rep;
+    for (std::size_t i = 0; i < children.size(); ++i) {
+      const std::string_view child_hi = i + 1 < children.size() ? std::string_view(children[i + 1].key) : hi;
+      rep.clear();
+      if (const error e = visit(children[i], child_hi, leaf, depth, rep); e != error::ok) {
+        return e;
+      }
+      if (rep.size() == 1 && rep[0].id == children[i].id) {
+        next.push_back(std::move(children[i]));
+        continue;
+      }
+      changed = true;
+      if (!rep.empty()) {
+        rep[0].key = children[i].key;
+      }
+      for (child_ref& r : rep) {
+        next.push_back(std::move(r));
+      }
+    }
+    if (!changed) {
+      out = {child_ref{std::string(lo), id}};
+      return error::ok;
+    }
+    if (next.empty()) {
+      free_page(id);
+      out.clear();
+      return error::ok;
+    }
+    return pack_index(next, leaf, id, out);
+  }
+
+  // Merges a data page with its changes and rebuilds it (possibly as several pages).
+  [[nodiscard]] error apply_leaf(page_id id, std::span<const write_entry> changes,
+                                 std::vector<child_ref>& out) {
+    std::vector<char> bytes;
+    if (const error e = load(id, bytes); e != error::ok) {
+      return e;
+    }
+    data_page page;
+    if (data_page::open(bytes, page) != error::ok) {
+      return error::corrupted;
+    }
+    std::vector<record> existing;
+    data_page_iter it(page);
+    for (it.seek_to_first(); it.valid(); it.next()) {
+      existing.push_back(record{keep(it.key()), it.value(), it.timestamp(), it.expire_ts(),
+                                it.is_overflow(), it.compression()});
+    }
+    if (it.status() != error::ok) {
+      return error::corrupted;
+    }
+    return build_leaves(existing, changes, id, page.prev(), page.next(), out);
+  }
+
+  // Stable storage for keys decoded from pages (iterator keys are reused buffers).
+  std::string_view keep(std::string_view s) {
+    held_.emplace_back(s);
+    return held_.back();
+  }
+
+  // Merges `existing` (a page's records, or none) with `changes`, drops expired records, and
+  // writes the result as data pages linked between prev and next. The first page reuses `id`
+  // when there is one.
+  [[nodiscard]] error build_leaves(const std::vector<record>& existing,
+                                   std::span<const write_entry> changes, page_id id,
+                                   page_id prev, page_id next, std::vector<child_ref>& out) {
+    std::vector<record> merged;
+    if (const error e = merge(existing, changes, merged); e != error::ok) {
+      return e;
+    }
+    if (merged.empty()) {
+      out.clear();
+      if (!id.is_none()) {
+        free_page(id);
+        return unlink(prev, next);
+      }
+      return error::ok;
+    }
+    const auto starts = split_data(merged);
+    std::vector<page_id> ids;
+    for (std::size_t j = 0; j + 1 < starts.size(); ++j) {
+      page_id pid = id;
+      if (j > 0 || id.is_none()) {
+        if (const error e = new_page_id(pid); e != error::ok) {
+          return e;
+        }
+      }
+      ids.push_back(pid);
+    }
+    out.clear();
+    for (std::size_t j = 0; j < ids.size(); ++j) {
+      data_builder_.reset();
+      for (std::size_t i = starts[j]; i < starts[j + 1]; ++i) {
+        const record& r = merged[i];
+        const bool ok = data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression);
+        assert(ok);
+        (void)ok;
+      }
+      const page_id before = j == 0 ? prev : ids[j - 1];
+      const page_id after = j + 1 < ids.size() ? ids[j + 1] : next;
+      const auto page = data_builder_.finish(before, after);
+      dirty_[ids[j].value()].assign(page.begin(), page.end());
+      const std::string key = j == 0 ? std::string()
+                                     : separator(merged[starts[j] - 1].key, merged[starts[j]].key);
+      out.push_back(child_ref{key, ids[j]});
+    }
+    // Neighbours outside this run now see its last (or first) page.
+    if (id.is_none() || ids.size() > 1) {
+      if (!next.is_none()) {
+        if (const error e = set_link(next, data_page_prev_offset, ids.back()); e != error::ok) {
+          return e;
+        }
+      }
+      if (id.is_none() && !prev.is_none()) {
+        return set_link(prev, data_page_next_offset, ids.front());
+      }
+    }
+    return error::ok;
+  }
+
+  // Two-way merge with last-writer-wins (>=), expiry dropping and overflow handling.
+  [[nodiscard]] error merge(const std::vector<record>& existing,
+                            std::span<const write_entry> changes, std::vector<record>& out) {
+    std::size_t i = 0;
+    std::size_t j = 0;
+    while (i < existing.size() || j < changes.size()) {
+      const int c = i == existing.size()  ? 1
+                    : j == changes.size() ? -1
+                                          : order(compare(existing[i].key, changes[j].key));
+      if (c < 0) {
+        if (const error e = keep_existing(existing[i], out); e != error::ok) {
+          return e;
+        }
+        ++i;
+        continue;
+      }
+      const write_entry& w = changes[j];
+      if (c == 0) {
+        // An expired record is logically gone: it never wins against a change. Otherwise
+        // the change wins iff its timestamp is >= the stored one; a purge only removes
+        // expired records.
+        const record& old = existing[i];
+        ++i;
+        const bool expired = is_expired(old.expire_ts, now_ms_);
+        if (!expired && (w.op == write_op_purge || w.timestamp < old.ts)) {
+          out.push_back(old);
+          ++j;
+          continue;
+        }
+        if (const error e = drop(old); e != error::ok) {
+          return e;
+        }
+      }
+      if (w.op == write_op::upsert && !is_expired(w.expire_ts, now_ms_)) {
+        if (const error e = add_new(w, out); e != error::ok) {
+          return e;
+        }
+      }
+      ++j;
+    }
+    return error::ok;
+  }
+
+  static int order(std::weak_ordering o) noexcept { return o < 0 ? -1 : (o > 0 ? 1 : 0); }
+
+  [[nodiscard]] error keep_existing(const record& r, std::vector<record>& out) {
+    if (is_expired(r.expire_ts, now_ms_)) {
+      return drop(r);  // expired data leaves whenever its page is rewritten
+    }
+    out.push_back(r);
+    return error::ok;
+  }
+
+  [[nodiscard]] error drop(const record& r) {
+    ttl_change(r.key, r.expire_ts, write_op::erase);
+    return r.overflow ? free_overflow(r.value) : error::ok;
+  }
+
+  [[nodiscard]] error add_new(const write_entry& w, std::vector<record>& out) {
+    ttl_change(w.key, w.expire_ts, write_op::upsert);
+    record r{w.key, w.value, w.timestamp, w.expire_ts, false, compression_kind::none};
+    if (data_page_builder::is_overflow_kv(cfg_.page_size, w.key, w.value.size(), w.timestamp,
+                                          w.expire_ts)) {
+      std::string head;
+      const error e = write_overflow_value(
+          w.value, cfg_.overflow_pointers, scratch_,
+          [&] {
+            page_id id;
+            (void)new_page_id(id);
+            return id;
+          },
+          [&](page_id id, std::span<const char> page) {
+            dirty_[id.value()].assign(page.begin(), page.end());
+            return error::ok;
+          },
+          head);
+      if (e != error::ok) {
+        return e;
+      }
+      r.value = keep(head);
+      r.overflow = true;
+    }
+    out.push_back(r);
+    return error::ok;
+  }
+
+  // Page boundaries for records: start index of each page plus a final end index.
+  [[nodiscard]] std::vector<std::size_t> split_data(const std::vector<record>& recs) {
+    return split_points(
+        recs.size(), [&] { data_builder_.reset(); },
+        [&](std::size_t i) {
+          const record& r = recs[i];
+          return data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression);
+        },
+        [&] { return data_builder_.current_size_bytes(); });
+  }
+
+  // Greedy page filling plus the 1/4-3/4 rebalance of the last two pages.
+  template <typename Reset, typename Add, typename Size>
+  [[nodiscard]] std::vector<std::size_t> split_points(std::size_t n, Reset&& reset, Add&& add,
+                                                      Size&& size) {
+    std::vector<std::size_t> starts{0};
+    std::vector<std::size_t> sizes;
+    reset();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!add(i)) {
+        sizes.push_back(size());
+        starts.push_back(i);
+        reset();
+        const bool ok = add(i);  // every item fits an empty page
+        assert(ok);
+        (void)ok;
+      }
+    }
+    sizes.push_back(size());
+    const std::size_t k = sizes.size();
+    if (k >= 2 && sizes[k - 1] < cfg_.page_size / 4 && sizes[k - 2] > cfg_.page_size * 3 / 4) {
+      const std::size_t half = (sizes[k - 2] + sizes[k - 1]) / 2;
+      std::size_t m = starts[k - 2];
+      reset();
+      while (m < n && size() < half && add(m)) {
+        ++m;
+      }
+      starts[k - 1] = m;
+    }
+    starts.push_back(n);
+    return starts;
+  }
+
+  // Packs children into index pages; the first page reuses `id`. Each output page's key is
+  // the key of its first child.
+  [[nodiscard]] error pack_index(const std::vector<child_ref>& children, bool leaf, page_id id,
+                                 std::vector<child_ref>& out) {
+    const auto starts = split_points(
+        children.size(), [&] { index_builder_.reset(); },
+        [&](std::size_t i) {
+          // The first child of a page is its leftmost pointer: its key is not stored.
+          const std::string_view key = index_builder_.empty() ? std::string_view{} : children[i].key;
+          return index_builder_.add(key, children[i].id, leaf);
+        },
+        [&] { return index_builder_.current_size_bytes(); });
+    out.clear();
+    for (std::size_t j = 0; j + 1 < starts.size(); ++j) {
+      page_id pid = id;
+      if (j > 0) {
+        if (const error e = new_page_id(pid); e != error::ok) {
+          return e;
+        }
+      }
+      index_builder_.reset();
+      for (std::size_t i = starts[j]; i < starts[j + 1]; ++i) {
+        const std::string_view key = i == starts[j] ? std::string_view{} : children[i].key;
+        const bool ok = index_builder_.add(key, children[i].id, leaf);
+        assert(ok);
+        (void)ok;
+      }
+      const auto page = index_builder_.finish();
+      dirty_[pid.value()].assign(page.begin(), page.end());
+      out.push_back(child_ref{children[starts[j]].key, pid});
+    }
+    return error::ok;
+  }
+
+  // Makes `result` (the replacement of the old root) the new root: nothing -> empty tree,
+  // several pages -> a new level above, one page -> collapse while it is an index page with a
+  // single index child.
+  [[nodiscard]] error settle_root(page_id& root, std::vector<child_ref> result) {
+    if (result.empty()) {
+      root = page_id::none();
+      return error::ok;
+    }
+    if (result.size() > 1) {
+      return grow_root(root, std::move(result), false);
+    }
+    root = result[0].id;
+    std::vector<char> bytes;
+    for (std::size_t depth = 0; depth < descent_depth_max; ++depth) {
+      if (const error e = load(root, bytes); e != error::ok) {
+        return e;
+      }
+      index_page page;
+      if (index_page::open(bytes, page) != error::ok) {
+        return error::corrupted;
+      }
+      if (page.is_leaf_index() || page.area().restart_count != 0) {
+        return error::ok;
+      }
+      const page_id child = page.leftmost();
+      free_page(root);
+      root = child;
+    }
+    return error::corrupted;
+  }
+
+  // Builds index levels over `children` until one page remains; that page is the root.
+  [[nodiscard]] error grow_root(page_id& root, std::vector<child_ref> children, bool leaf) {
+    for (std::size_t depth = 0; depth < descent_depth_max; ++depth) {
+      if (children.empty()) {
+        root = page_id::none();
+        return error::ok;
+      }
+      page_id id;
+      if (const error e = new_page_id(id); e != error::ok) {
+        return e;
+      }
+      children[0].key.clear();
+      std::vector<child_ref> level;
+      if (const error e = pack_index(children, leaf, id, level); e != error::ok) {
+        return e;
+      }
+      if (level.size() == 1) {
+        root = level[0].id;
+        return error::ok;
+      }
+      children = std::move(level);
+      leaf = false;
+    }
+    return error::corrupted;
+  }
+
+  // ---- range delete --------------------------------------------------------------------
+
+  [[nodiscard]] error range_child(const child_ref& c, std::string_view hi, bool leaf,
+                                  std::string_view begin, std::string_view end,
+                                  std::size_t depth, std::vector<child_ref>& rep) {
+    const bool below = !hi.empty() && compare(hi, begin) <= 0;           // child ends before
+    const bool above = !end.empty() && !c.key.empty() && compare(c.key, end) >= 0;  // after
+    if (below || above) {
+      rep = {c};
+      return error::ok;
+    }
+    const bool inside = (!c.key.empty() && compare(c.key, begin) >= 0) &&
+                        (end.empty() || (!hi.empty() && compare(hi, end) <= 0));
+    if (inside) {
+      rep.clear();
+      return free_subtree(c.id, leaf, depth);
+    }
+    if (leaf) {
+      return trim_leaf(c.id, begin, end, rep);
+    }
+    return rewrite_index(c.id, c.key, hi, depth + 1, rep,
+                         [&](const child_ref& cc, std::string_view chi, bool cleaf,
+                             std::size_t d, std::vector<child_ref>& crep) {
+                           return range_child(cc, chi, cleaf, begin, end, d, crep);
+                         });
+  }
+
+  // Removes the records of one data page that fall in [begin, end).
+  [[nodiscard]] error trim_leaf(page_id id, std::string_view begin, std::string_view end,
+                                std::vector<child_ref>& out) {
+    std::vector<char> bytes;
+    if (const error e = load(id, bytes); e != error::ok) {
+      return e;
+    }
+    data_page page;
+    if (data_page::open(bytes, page) != error::ok) {
+      return error::corrupted;
+    }
+    std::vector<record> kept;
+    bool removed = false;
+    data_page_iter it(page);
+    for (it.seek_to_first(); it.valid(); it.next()) {
+      const record r{keep(it.key()), it.value(), it.timestamp(), it.expire_ts(),
+                     it.is_overflow(), it.compression()};
+      const bool in_range =
+          compare(r.key, begin) >= 0 && (end.empty() || compare(r.key, end) < 0);
+      if (in_range) {
+        removed = true;
+        if (const error e = drop(r); e != error::ok) {
+          return e;
+        }
+      } else {
+        kept.push_back(r);
+      }
+    }
+    if (it.status() != error::ok) {
+      return error::corrupted;
+    }
+    if (!removed) {
+      out = {child_ref{{}, id}};
+      return error::ok;
+    }
+    return build_leaves(kept, {}, id, page.prev(), page.next(), out);
+  }
+
+  // Frees a whole subtree: every page, every overflow chain, and the TTL entries of its
+  // records. Data pages are unlinked from their neighbours one by one.
+  [[nodiscard]] error free_subtree(page_id id, bool leaf, std::size_t depth) {
+    if (depth >= descent_depth_max) {
+      return error::corrupted;
+    }
+    std::vector<char> bytes;
+    if (const error e = load(id, bytes); e != error::ok) {
+      return e;
+    }
+    if (leaf) {
+      data_page page;
+      if (data_page::open(bytes, page) != error::ok) {
+        return error::corrupted;
+      }
+      data_page_iter it(page);
+      for (it.seek_to_first(); it.valid(); it.next()) {
+        const record r{keep(it.key()), it.value(), it.timestamp(), it.expire_ts(),
+                       it.is_overflow(), it.compression()};
+        if (const error e = drop(r); e != error::ok) {
+          return e;
+        }
+      }
+      if (it.status() != error::ok) {
+        return error::corrupted;
+      }
+      free_page(id);
+      return unlink(page.prev(), page.next());
+    }
+    index_page page;
+    if (index_page::open(bytes, page) != error::ok) {
+      return error::corrupted;
+    }
+    std::vector<page_id> children;
+    const bool child_leaf = page.is_leaf_index();
+    index_page_iter it(page);
+    for (it.seek_to_first(); it.valid(); it.next()) {
+      children.push_back(it.child());
+    }
+    for (const page_id c : children) {
+      if (const error e = free_subtree(c, child_leaf, depth + 1); e != error::ok) {
+        return e;
+      }
+    }
+    free_page(id);
+    return error::ok;
+  }
+
+  // ---- commit --------------------------------------------------------------------------
+
+  [[nodiscard]] error write_dirty_pages(std::vector<std::uint64_t>& allocated,
+                                        std::set<std::uint64_t>& files, bool& new_file) {
+    const unsigned shift = pages_.pages_per_file_shift();
+    for (auto& [raw_id, bytes] : dirty_) {
+      const page_id id(raw_id);
+      const file_page_id old = mapping_.file_page(id);
+      if (!old.is_none()) {
+        freed_fps_.push_back(old.value());
+      }
+      const file_page_id fp = p_.fps.allocate();
+      allocated.push_back(fp.value());
+      pages_.invalidate(p_, fp);
+      mapping_.set(id, encode_file_page(fp));
+      log_.update_mapping(id, fp);
+      const file_id f = file_of(fp, shift);
+      if (files.insert(f.value()).second && !has_term(f)) {
+        add_term(f);
+        new_file = true;
+      }
+      set_page_checksum(bytes);
+      const error e = pages_.io().write(p_.id, pages_.file_name(p_, f),
+                                        file_offset_bytes(fp, shift, cfg_.page_size), bytes);
+      if (e != error::ok) {
+        return e;
+      }
+      ++stats_.pages_written;
+    }
+    return error::ok;
+  }
+
+  [[nodiscard]] error sync_files(const std::set<std::uint64_t>& files, bool new_file) {
+    for (const std::uint64_t f : files) {
+      if (const error e = pages_.io().sync(p_.id, pages_.file_name(p_, file_id(f)));
+          e != error::ok) {
+        return e;
+      }
+    }
+    return new_file ? pages_.io().sync_dir(p_.id) : error::ok;
+  }
+
+  [[nodiscard]] bool has_term(file_id f) const {
+    return std::any_of(terms_.begin(), terms_.end(),
+                       [&](const auto& t) { return t.first == f.value(); });
+  }
+  void add_term(file_id f) {
+    terms_.emplace_back(f.value(), cfg_.term);
+    std::sort(terms_.begin(), terms_.end());
+  }
+
+  [[nodiscard]] error write_manifest() {
+    const std::string name = manifest_file_name(cfg_.term);
+    if (!has_term(manifest_file_id)) {
+      add_term(manifest_file_id);
+    }
+    const bool empty = root_.is_none() && ttl_root_.is_none();
+    std::string_view log;
+    if (p_.has_manifest && !p_.force_snapshot && !empty && !truncated_all_) {
+      log = log_.finish_log(root_, ttl_root_, terms_);
+    }
+    if (!log.empty() && p_.manifest_bytes + log.size() <= cfg_.manifest_limit) {
+      if (const error e = pages_.io().write(p_.id, name, p_.manifest_bytes, log); e != error::ok) {
+        return e;
+      }
+      if (const error e = pages_.io().sync(p_.id, name); e != error::ok) {
+        return e;
+      }
+      new_manifest_bytes_ = p_.manifest_bytes + log.size();
+      return error::ok;
+    }
+    std::vector<std::uint64_t> values;
+    values.reserve(mapping_.size());
+    mapping_.for_each([&](std::uint64_t v) { values.push_back(v); });
+    manifest_builder snap;
+    const std::string_view bytes =
+        snap.snapshot(root_, ttl_root_, values, p_.fps.max_fp(), p_.dictionary, terms_);
+    if (const error e = pages_.io().write_file_atomic(p_.id, name, bytes); e != error::ok) {
+      return e;
+    }
+    stats_.manifest_snapshot = true;
+    new_manifest_bytes_ = bytes.size();
+    return error::ok;
+  }
+
+  void publish() {
+    auto next = std::make_shared<partition_version>();
+    next->root = root_;
+    next->ttl_root = ttl_root_;
+    next->mapping = std::move(mapping_);
+    p_.current->retired_fps = std::move(freed_fps_);
+    p_.retired.push_back(std::move(p_.current));
+    p_.current = std::move(next);
+    p_.terms = terms_;
+    p_.manifest_bytes = new_manifest_bytes_;
+    p_.has_manifest = true;
+    p_.force_snapshot = false;
+    if (truncated_all_ && root_.is_none()) {
+      p_.next_expire_ts = 0;
+    } else if (purged_) {
+      p_.next_expire_ts = purge_next_;
+    }
+    if (min_expire_ != 0 && (p_.next_expire_ts == 0 || min_expire_ < p_.next_expire_ts)) {
+      p_.next_expire_ts = min_expire_;
+    }
+    p_.reclaim();
+  }
+
+  page_access<IO>& pages_;
+  partition_state& p_;
+  const Cmp& cmp_;
+  bytewise_comparator ttl_cmp_;
+  writer_config cfg_;
+  std::uint64_t now_ms_;
+  mapping_table mapping_;
+  page_id root_;
+  page_id ttl_root_;
+  std::map<std::uint32_t, std::vector<char>> dirty_;
+  std::vector<std::uint64_t> freed_fps_;
+  manifest_builder log_;
+  term_mapping terms_;
+  std::vector<write_entry> ttl_changes_;
+  std::deque<std::string> held_;
+  data_page_builder data_builder_;
+  index_page_builder index_builder_;
+  std::vector<char> scratch_;
+  writer_stats stats_;
+  std::uint64_t min_expire_ = 0;
+  std::uint64_t new_manifest_bytes_ = 0;
+  std::uint64_t purge_next_ = 0;
+  bool ttl_mode_ = false;
+  bool truncated_all_ = false;
+  bool purged_ = false;
+};
+
+}  // namespace eloqstore::detail

@@ -1,0 +1,198 @@
+// A partition's in-memory state (its "root meta") and the shard-local page access it uses.
+//
+// partition_state holds the published version (roots + mapping table), the file page
+// allocator, the manifest's size and term mapping, and the superseded versions whose freed
+// file pages wait until no reader holds them. Readers copy `current` (a shared_ptr) and keep
+// that version for their whole operation; a writer builds a new version aside and publishes
+// it by swapping `current`.
+//
+// Thread affinity: a partition_state and the page_access of its shard are touched only by the
+// shard's thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <eloqstore/concepts.hpp>
+#include <eloqstore/detail/codec/checksum.hpp>
+#include <eloqstore/detail/io/file_names.hpp>
+#include <eloqstore/detail/manifest/record.hpp>
+#include <eloqstore/detail/mapping/page_mapping.hpp>
+#include <eloqstore/detail/util/strong_id.hpp>
+#include <eloqstore/error.hpp>
+#include <eloqstore/table_ident.hpp>
+
+namespace eloqstore::detail {
+
+// One committed, immutable state of a partition.
+struct partition_version {
+  page_id root = page_id::none();
+  page_id ttl_root = page_id::none();
+  mapping_table mapping;
+  // File pages this version references that its successor no longer does; reusable once this
+  // version and every older one are released.
+  std::vector<std::uint64_t> retired_fps;
+};
+
+struct partition_state {
+  table_ident id;
+  bool loaded = false;    // the manifest was read (or found absent)
+  bool has_manifest = false;
+  std::shared_ptr<partition_version> current = std::make_shared<partition_version>();
+  std::deque<std::shared_ptr<partition_version>> retired;
+  file_page_allocator fps;
+  std::uint64_t manifest_bytes = 0;
+  term_mapping terms;
+  std::string dictionary;
+  std::uint64_t next_expire_ts = 0;  // smallest expiry that may be live; 0 = none
+  bool force_snapshot = false;       // after a failed manifest write, rewrite it whole
+  std::size_t leaked_fps = 0;        // file pages held back after a failed manifest write
+
+  [[nodiscard]] bool empty() const noexcept {
+    return current->root.is_none() && current->ttl_root.is_none();
+  }
+
+  // Returns to the allocator the file pages of superseded versions no reader holds, oldest
+  // first (a younger version's pages may still be seen by an older reader).
+  void reclaim() {
+    while (!retired.empty() && retired.front().use_count() == 1) {
+      for (const std::uint64_t fp : retired.front()->retired_fps) {
+        fps.release(file_page_id(fp));
+      }
+      retired.pop_front();
+    }
+  }
+
+  [[nodiscard]] std::uint64_t term_of(file_id f) const noexcept {
+    for (const auto& [file, term] : terms) {
+      if (file == f.value()) {
+        return term;
+      }
+    }
+    return 0;
+  }
+};
+
+// Page-sized reads with checksum verification, and the shard's index page cache.
+template <io_backend IO>
+class page_access {
+ public:
+  page_access(IO& io, std::size_t page_size, unsigned pages_per_file_shift,
+              std::size_t cache_pages, bool verify_checksums)
+      : io_(io),
+        page_size_(page_size),
+        shift_(pages_per_file_shift),
+        cache_pages_max_(cache_pages < 4 ? 4 : cache_pages),
+        verify_(verify_checksums) {}
+
+  [[nodiscard]] std::size_t page_size() const noexcept { return page_size_; }
+  [[nodiscard]] unsigned pages_per_file_shift() const noexcept { return shift_; }
+  [[nodiscard]] IO& io() noexcept { return io_; }
+
+  [[nodiscard]] std::string file_name(const partition_state& p, file_id f) const {
+    return data_file_name(f, p.term_of(f));
+  }
+
+  // Reads logical page `id` through `mapping` into `out` (resized to one page).
+  [[nodiscard]] error read(const partition_state& p, const mapping_table& mapping, page_id id,
+                           std::vector<char>& out) {
+    const file_page_id fp = mapping.file_page(id);
+    if (fp.is_none()) {
+      return error::corrupted;  // a reachable page must be mapped
+    }
+    return read_fp(p, fp, out);
+  }
+
+  [[nodiscard]] error read_fp(const partition_state& p, file_page_id fp, std::vector<char>& out) {
+    out.resize(page_size_);
+    const error e = io_.read(p.id, file_name(p, file_of(fp, shift_)),
+                             file_offset_bytes(fp, shift_, page_size_), out);
+    if (e == error::end_of_file || e == error::not_found) {
+      return error::corrupted;  // the manifest names a page the files do not hold
+    }
+    if (e != error::ok) {
+      return e;
+    }
+    return verify_ && !verify_page_checksum(out) ? error::corrupted : error::ok;
+  }
+
+  // An index page through the cache. The returned span is valid until the next call.
+  [[nodiscard]] error index(const partition_state& p, const mapping_table& mapping, page_id id,
+                            std::span<const char>& out) {
+    const file_page_id fp = mapping.file_page(id);
+    if (fp.is_none()) {
+      return error::corrupted;
+    }
+    const cache_key key{&p, fp.value()};
+    if (const auto it = map_.find(key); it != map_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second);
+      out = it->second->bytes;
+      return error::ok;
+    }
+    std::vector<char> bytes;
+    if (const error e = read_fp(p, fp, bytes); e != error::ok) {
+      return e;
+    }
+    while (map_.size() >= cache_pages_max_) {
+      map_.erase(lru_.back().key);
+      lru_.pop_back();
+    }
+    lru_.push_front(cache_entry{key, std::move(bytes)});
+    map_.emplace(key, lru_.begin());
+    out = lru_.front().bytes;
+    return error::ok;
+  }
+
+  // Drops a file page from the cache; called whenever the page is reallocated.
+  void invalidate(const partition_state& p, file_page_id fp) {
+    if (const auto it = map_.find(cache_key{&p, fp.value()}); it != map_.end()) {
+      lru_.erase(it->second);
+      map_.erase(it);
+    }
+  }
+  // Drops every page of a partition (before its state is destroyed).
+  void invalidate_all(const partition_state& p) {
+    for (auto it = lru_.begin(); it != lru_.end();) {
+      if (it->key.partition == &p) {
+        map_.erase(it->key);
+        it = lru_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+ private:
+  struct cache_key {
+    const partition_state* partition;
+    std::uint64_t fp;
+    friend bool operator==(const cache_key&, const cache_key&) = default;
+  };
+  struct cache_key_hash {
+    std::size_t operator()(const cache_key& k) const noexcept {
+      return std::hash<const void*>{}(k.partition) ^ (k.fp * 0x9E3779B97F4A7C15ULL);
+    }
+  };
+  struct cache_entry {
+    cache_key key;
+    std::vector<char> bytes;
+  };
+
+  IO& io_;
+  std::size_t page_size_;
+  unsigned shift_;
+  std::size_t cache_pages_max_;
+  bool verify_;
+  std::list<cache_entry> lru_;
+  std::unordered_map<cache_key, typename std::list<cache_entry>::iterator, cache_key_hash> map_;
+};
+
+}  // namespace eloqstore::detail

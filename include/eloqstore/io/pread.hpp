@@ -1,0 +1,548 @@
+// pread_io: the portable io_backend over real files, with POSIX pread, pwrite and fdatasync.
+//
+// Layout: the partition t lives in `<store_paths[t.partition % n]>/<t.to_string()>/`, a
+// directory created on the first write to it (mkdir, then an fsync of the store path so that
+// the directory itself is durable). open() creates missing store paths like `mkdir -p`.
+//
+// Descriptors: one directory fd per store path, held from open() to close(), and every other
+// path is opened relative to it. File fds live in an LRU cache keyed by `<table>.<part>/<name>`
+// (which is also the path relative to the store path) and bounded by open_files_max. A handle
+// is reference counted: evicting it only drops the cache's reference, so the fd closes when
+// its last user is done and one thread never closes an fd another is reading. remove() and
+// write_file_atomic() drop the cached handle of every name they change, so a cached fd always
+// refers to the file its name currently names. On EMFILE the cache is emptied and the open
+// tried once more.
+//
+// System calls are retried on EINTR (at most eintr_retries_max times in a row); short reads
+// and short writes loop until done, each round moving at least one byte.
+//
+// Thread safety: the cache is guarded by cache_mutex_, and no I/O runs under it. Calls for
+// different partitions may run at once. open() and close() must not run concurrently with
+// other calls (the io_backend contract has open() succeed before anything else).
+// Invariants: cache_.size() <= open_files_max_; lru_ holds exactly the keys of cache_, most
+// recently used first; roots_ is empty exactly when the backend is not open.
+#pragma once
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <eloqstore/concepts.hpp>
+#include <eloqstore/error.hpp>
+#include <eloqstore/table_ident.hpp>
+
+namespace eloqstore {
+
+class pread_io {
+ public:
+  static constexpr std::size_t open_files_max_default = 1024;
+  // Consecutive EINTR returns of one system call before giving up with error::try_again.
+  static constexpr int eintr_retries_max = 64;
+
+  explicit pread_io(std::vector<std::string> store_paths,
+                    std::size_t open_files_max = open_files_max_default)
+      : store_paths_(std::move(store_paths)), open_files_max_(open_files_max) {}
+  pread_io(const pread_io&) = delete;
+  pread_io& operator=(const pread_io&) = delete;
+  ~pread_io() { close(); }
+
+  // Creates missing store paths and opens one directory fd per store path. invalid_args if
+  // there is no store path or one exists but is not a directory. Closes first if open.
+  [[nodiscard]] error open() {
+    close();
+    if (store_paths_.empty()) {
+      return error::invalid_args;
+    }
+    std::vector<int> roots;
+    roots.reserve(store_paths_.size());
+    for (const std::string& path : store_paths_) {
+      error e = make_directories(path);
+      int fd = -1;
+      if (e == error::ok) {
+        fd = retry([&] { return ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+        e = fd >= 0 ? error::ok : errno == ENOTDIR ? error::invalid_args : error_from_errno(errno);
+      }
+      if (e != error::ok) {
+        close_all(roots);
+        return e;
+      }
+      roots.push_back(fd);
+    }
+    roots_ = std::move(roots);
+    return error::ok;
+  }
+
+  // Drops the cache and closes the store path fds; later calls fail with not_running.
+  void close() {
+    drop_all_cached();
+    close_all(roots_);
+  }
+
+  [[nodiscard]] error read(const table_ident& t, std::string_view name, std::uint64_t offset,
+                           std::span<char> buf) {
+    std::shared_ptr<file_handle> file;
+    if (const error e = acquire(t, name, false, file); e != error::ok) {
+      return e;
+    }
+    if (buf.empty()) {
+      return check_size(file->fd, offset);
+    }
+    return pread_all(file->fd, offset, buf);
+  }
+
+  [[nodiscard]] error write(const table_ident& t, std::string_view name, std::uint64_t offset,
+                            std::span<const char> data) {
+    std::shared_ptr<file_handle> file;
+    if (const error e = acquire(t, name, true, file); e != error::ok) {
+      return e;
+    }
+    return pwrite_all(file->fd, offset, data);
+  }
+
+  [[nodiscard]] error sync(const table_ident& t, std::string_view name) {
+    std::shared_ptr<file_handle> file;
+    if (const error e = acquire(t, name, false, file); e != error::ok) {
+      return e;
+    }
+    return retry([&] { return ::fdatasync(file->fd); }) == 0 ? error::ok : error_from_errno(errno);
+  }
+
+  [[nodiscard]] error sync_dir(const table_ident& t) {
+    if (const error e = check(t); e != error::ok) {
+      return e;
+    }
+    return sync_directory(root_fd(t), t.to_string());
+  }
+
+  [[nodiscard]] error read_file(const table_ident& t, std::string_view name, std::string& out) {
+    std::shared_ptr<file_handle> file;
+    if (const error e = acquire(t, name, false, file); e != error::ok) {
+      return e;
+    }
+    struct stat st {};
+    if (::fstat(file->fd, &st) != 0) {
+      return error_from_errno(errno);
+    }
+    out.resize(static_cast<std::size_t>(st.st_size));
+    if (out.empty()) {
+      return error::ok;
+    }
+    return pread_all(file->fd, 0, std::span<char>(out.data(), out.size()));
+  }
+
+  // Writes `<name>.tmp`, syncs it, renames it over `name` and syncs the partition directory.
+  // On failure before the rename the temporary file is removed and `name` is unchanged.
+  [[nodiscard]] error write_file_atomic(const table_ident& t, std::string_view name,
+                                        std::span<const char> data) {
+    if (const error e = check(t, name); e != error::ok) {
+      return e;
+    }
+    const int root = root_fd(t);
+    const std::string path = relative_path(t, name);
+    const std::string temporary_path = path + ".tmp";
+    drop_cached(temporary_path);
+    int fd = -1;
+    error e = open_path(t, temporary_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, fd);
+    if (e != error::ok) {
+      return e;
+    }
+    {
+      const file_handle temporary{fd};
+      e = pwrite_all(fd, 0, data);
+      if (e == error::ok && retry([&] { return ::fdatasync(fd); }) != 0) {
+        e = error_from_errno(errno);
+      }
+    }
+    if (e == error::ok && ::renameat(root, temporary_path.c_str(), root, path.c_str()) != 0) {
+      e = error_from_errno(errno);
+    }
+    if (e != error::ok) {
+      ::unlinkat(root, temporary_path.c_str(), 0);
+      return e;
+    }
+    drop_cached(path);
+    return sync_directory(root, t.to_string());
+  }
+
+  [[nodiscard]] error remove(const table_ident& t, std::string_view name) {
+    if (const error e = check(t, name); e != error::ok) {
+      return e;
+    }
+    const std::string path = relative_path(t, name);
+    const int rc = ::unlinkat(root_fd(t), path.c_str(), 0);
+    const error e = rc == 0 ? error::ok : error_from_errno(errno);
+    drop_cached(path);
+    return e;
+  }
+
+  // The partition's entries other than "." and "..", in directory order.
+  [[nodiscard]] error list(const table_ident& t, std::vector<std::string>& names) {
+    if (const error e = check(t); e != error::ok) {
+      return e;
+    }
+    const std::string dir = t.to_string();
+    const int fd = retry(
+        [&] { return ::openat(root_fd(t), dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+    if (fd < 0) {
+      return error_from_errno(errno);
+    }
+    names.clear();
+    return read_directory(fd,
+                          [&](int, const ::dirent& entry) { names.emplace_back(entry.d_name); });
+  }
+
+  // Every directory under every store path whose name parses as a table_ident. A partition
+  // found under a store path it does not route to is listed all the same.
+  [[nodiscard]] error list_partitions(std::vector<table_ident>& tables) {
+    if (roots_.empty()) {
+      return error::not_running;
+    }
+    tables.clear();
+    for (const int root : roots_) {
+      const int fd = retry([&] { return ::openat(root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+      if (fd < 0) {
+        return error_from_errno(errno);
+      }
+      const error e = read_directory(fd, [&](int dir_fd, const ::dirent& entry) {
+        auto t = table_ident::parse(entry.d_name);
+        if (t && is_directory(dir_fd, entry)) {
+          tables.push_back(std::move(*t));
+        }
+      });
+      if (e != error::ok) {
+        return e;
+      }
+    }
+    return error::ok;
+  }
+
+ private:
+  // Owns one fd; closes it when destroyed.
+  struct file_handle {
+    int fd = -1;
+    explicit file_handle(int f) noexcept : fd(f) {}
+    file_handle(const file_handle&) = delete;
+    file_handle& operator=(const file_handle&) = delete;
+    ~file_handle() {
+      if (fd >= 0) {
+        ::close(fd);
+      }
+    }
+  };
+  struct cache_entry {
+    std::shared_ptr<file_handle> handle;
+    std::list<std::string>::iterator lru_position;
+  };
+
+  // Calls f until it returns something other than -1 with errno EINTR, at most
+  // eintr_retries_max + 1 times; returns its last result (errno intact).
+  template <typename F>
+  static auto retry(F&& f) -> decltype(f()) {
+    auto rc = f();
+    for (int attempt = 0; attempt < eintr_retries_max && rc == -1 && errno == EINTR; ++attempt) {
+      rc = f();
+    }
+    return rc;
+  }
+
+  // A file name is one directory entry: not empty, not "." or "..", no '/' and no NUL.
+  [[nodiscard]] static bool valid_file_name(std::string_view name) noexcept {
+    return !name.empty() && name != "." && name != ".." &&
+           name.find_first_of(std::string_view("/\0", 2)) == std::string_view::npos;
+  }
+
+  [[nodiscard]] error check(const table_ident& t) const {
+    if (roots_.empty()) {
+      return error::not_running;
+    }
+    return t.valid() ? error::ok : error::invalid_args;
+  }
+  [[nodiscard]] error check(const table_ident& t, std::string_view name) const {
+    if (const error e = check(t); e != error::ok) {
+      return e;
+    }
+    return valid_file_name(name) ? error::ok : error::invalid_args;
+  }
+
+  // REQUIRES: open.
+  [[nodiscard]] int root_fd(const table_ident& t) const {
+    return roots_[t.disk_index(roots_.size())];
+  }
+  [[nodiscard]] static std::string relative_path(const table_ident& t, std::string_view name) {
+    std::string path = t.to_string();
+    path += '/';
+    path += name;
+    return path;
+  }
+
+  // ---- the descriptor cache ----------------------------------------------------------------
+
+  // The cached handle of `<t>/<name>`, opening the file on a miss (creating it, and its
+  // partition directory, when `create`).
+  [[nodiscard]] error acquire(const table_ident& t, std::string_view name, bool create,
+                              std::shared_ptr<file_handle>& out) {
+    if (const error e = check(t, name); e != error::ok) {
+      return e;
+    }
+    std::string path = relative_path(t, name);
+    {
+      const std::lock_guard lock(cache_mutex_);
+      const auto it = cache_.find(path);
+      if (it != cache_.end()) {
+        lru_.splice(lru_.begin(), lru_, it->second.lru_position);
+        out = it->second.handle;
+        return error::ok;
+      }
+    }
+    int fd = -1;
+    const int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
+    if (const error e = open_path(t, path, flags, fd); e != error::ok) {
+      return e;
+    }
+    out = std::make_shared<file_handle>(fd);
+    insert_cached(std::move(path), out);
+    return error::ok;
+  }
+
+  void insert_cached(std::string path, const std::shared_ptr<file_handle>& handle) {
+    const std::lock_guard lock(cache_mutex_);
+    if (open_files_max_ == 0 || cache_.contains(path)) {
+      return;  // the caller keeps its own handle; it closes when dropped
+    }
+    while (cache_.size() >= open_files_max_) {
+      cache_.erase(lru_.back());
+      lru_.pop_back();
+    }
+    lru_.push_front(path);
+    cache_.emplace(std::move(path), cache_entry{handle, lru_.begin()});
+  }
+
+  void drop_cached(const std::string& path) {
+    const std::lock_guard lock(cache_mutex_);
+    const auto it = cache_.find(path);
+    if (it != cache_.end()) {
+      lru_.erase(it->second.lru_position);
+      cache_.erase(it);
+    }
+  }
+
+  void drop_all_cached() {
+    const std::lock_guard lock(cache_mutex_);
+    cache_.clear();
+    lru_.clear();
+  }
+
+  // ---- system calls ------------------------------------------------------------------------
+
+  // Opens `path` relative to the partition's store path. With O_CREAT a missing partition
+  // directory is created first; on EMFILE the cache is emptied and the open tried once more.
+  [[nodiscard]] error open_path(const table_ident& t, const std::string& path, int flags, int& fd) {
+    const int root = root_fd(t);
+    const auto open_once = [&] {
+      return retry([&] { return ::openat(root, path.c_str(), flags, 0644); });
+    };
+    fd = open_once();
+    if (fd < 0 && errno == ENOENT && (flags & O_CREAT) != 0) {
+      if (const error e = make_partition_directory(t); e != error::ok) {
+        return e;
+      }
+      fd = open_once();
+    }
+    if (fd < 0 && errno == EMFILE) {
+      drop_all_cached();
+      fd = open_once();
+    }
+    return fd >= 0 ? error::ok : error_from_errno(errno);
+  }
+
+  // mkdir of the partition directory, then an fsync of the store path to make it durable.
+  [[nodiscard]] error make_partition_directory(const table_ident& t) {
+    const int root = root_fd(t);
+    const std::string dir = t.to_string();
+    if (::mkdirat(root, dir.c_str(), 0755) != 0) {
+      return errno == EEXIST ? error::ok : error_from_errno(errno);
+    }
+    return retry([&] { return ::fsync(root); }) == 0 ? error::ok : error_from_errno(errno);
+  }
+
+  // fsync of the directory `dir` relative to `base` (AT_FDCWD for the working directory).
+  [[nodiscard]] static error sync_directory(int base, const std::string& dir) {
+    const int fd =
+        retry([&] { return ::openat(base, dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+    if (fd < 0) {
+      return error_from_errno(errno);
+    }
+    const file_handle handle{fd};
+    return retry([&] { return ::fsync(fd); }) == 0 ? error::ok : error_from_errno(errno);
+  }
+
+  // `mkdir -p path`, syncing the parent of every directory it creates. invalid_args if the
+  // path, or a component of it, exists and is not a directory.
+  [[nodiscard]] static error make_directories(const std::string& path) {
+    if (path.empty()) {
+      return error::invalid_args;
+    }
+    // Each prefix that ends before a '/' (skipping a leading one), then the whole path.
+    for (std::size_t end = 1; end <= path.size(); ++end) {
+      if (end != path.size() && path[end] != '/') {
+        continue;
+      }
+      const std::string prefix = path.substr(0, end);
+      if (::mkdir(prefix.c_str(), 0755) == 0) {
+        if (const error e = sync_directory(AT_FDCWD, parent_of(prefix)); e != error::ok) {
+          return e;
+        }
+        continue;
+      }
+      if (errno == ENOTDIR) {
+        return error::invalid_args;
+      }
+      if (errno != EEXIST) {
+        return error_from_errno(errno);
+      }
+    }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      return errno == ENOTDIR ? error::invalid_args : error_from_errno(errno);
+    }
+    return S_ISDIR(st.st_mode) ? error::ok : error::invalid_args;
+  }
+
+  [[nodiscard]] static std::string parent_of(const std::string& path) {
+    const std::size_t slash = path.find_last_of('/');
+    if (slash == std::string::npos) {
+      return ".";
+    }
+    return slash == 0 ? std::string("/") : path.substr(0, slash);
+  }
+
+  // Reads all of buf at `offset`; end_of_file if the file ends first.
+  [[nodiscard]] static error pread_all(int fd, std::uint64_t offset, std::span<char> buf) {
+    if (const error e = check_range(offset, buf.size()); e != error::ok) {
+      return e;
+    }
+    // Bounded by buf.size(): every round reads at least one byte or returns.
+    while (!buf.empty()) {
+      const ssize_t n =
+          retry([&] { return ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(offset)); });
+      if (n < 0) {
+        return error_from_errno(errno);
+      }
+      if (n == 0) {
+        return error::end_of_file;
+      }
+      buf = buf.subspan(static_cast<std::size_t>(n));
+      offset += static_cast<std::uint64_t>(n);
+    }
+    return error::ok;
+  }
+
+  // Writes all of data at `offset`; a gap past the old end reads as zeros.
+  [[nodiscard]] static error pwrite_all(int fd, std::uint64_t offset, std::span<const char> data) {
+    if (const error e = check_range(offset, data.size()); e != error::ok) {
+      return e;
+    }
+    // Bounded by data.size(): every round writes at least one byte or returns.
+    while (!data.empty()) {
+      const ssize_t n =
+          retry([&] { return ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset)); });
+      if (n < 0) {
+        return error_from_errno(errno);
+      }
+      if (n == 0) {
+        return error::io_fail;  // no progress and no errno: give up rather than spin
+      }
+      data = data.subspan(static_cast<std::size_t>(n));
+      offset += static_cast<std::uint64_t>(n);
+    }
+    return error::ok;
+  }
+
+  // invalid_args unless [offset, offset + size) fits in off_t.
+  [[nodiscard]] static error check_range(std::uint64_t offset, std::size_t size) noexcept {
+    constexpr auto off_max = static_cast<std::uint64_t>(std::numeric_limits<off_t>::max());
+    return offset > off_max || size > off_max - offset ? error::invalid_args : error::ok;
+  }
+
+  // The empty read at `offset`: ok when the file is at least `offset` bytes long.
+  [[nodiscard]] static error check_size(int fd, std::uint64_t offset) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      return error_from_errno(errno);
+    }
+    return offset > static_cast<std::uint64_t>(st.st_size) ? error::end_of_file : error::ok;
+  }
+
+  // Calls on_entry(dir_fd, entry) for every entry of the directory fd other than "." and "..";
+  // takes ownership of fd. Bounded by the directory's size.
+  template <typename F>
+  [[nodiscard]] static error read_directory(int fd, F&& on_entry) {
+    DIR* dir = ::fdopendir(fd);
+    if (dir == nullptr) {
+      const int err = errno;
+      ::close(fd);
+      return error_from_errno(err);
+    }
+    error e = error::ok;
+    for (;;) {
+      errno = 0;
+      const ::dirent* entry = ::readdir(dir);
+      if (entry == nullptr) {
+        e = error_from_errno(errno);
+        break;
+      }
+      const std::string_view name(entry->d_name);
+      if (name != "." && name != "..") {
+        on_entry(::dirfd(dir), *entry);
+      }
+    }
+    ::closedir(dir);
+    return e;
+  }
+
+  [[nodiscard]] static bool is_directory(int dir_fd, const ::dirent& entry) {
+    if (entry.d_type == DT_DIR) {
+      return true;
+    }
+    if (entry.d_type != DT_UNKNOWN && entry.d_type != DT_LNK) {
+      return false;
+    }
+    struct stat st {};
+    return ::fstatat(dir_fd, entry.d_name, &st, 0) == 0 && S_ISDIR(st.st_mode);
+  }
+
+  static void close_all(std::vector<int>& fds) {
+    for (const int fd : fds) {
+      ::close(fd);
+    }
+    fds.clear();
+  }
+
+  std::vector<std::string> store_paths_;
+  std::size_t open_files_max_;
+  std::vector<int> roots_;  // one directory fd per store path while open
+
+  std::mutex cache_mutex_;  // guards cache_ and lru_
+  std::unordered_map<std::string, cache_entry> cache_;
+  std::list<std::string> lru_;  // keys of cache_, most recently used first
+};
+
+static_assert(io_backend<pread_io>);
+
+}  // namespace eloqstore

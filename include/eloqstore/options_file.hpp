@@ -1,0 +1,45 @@
+// Option files: INI text read into `options` (compiled part, link eloqstore::options_file).
+//
+// Format, as the reference engine's LoadFromIni, but strict:
+//
+//   [run]          tunables: every option of options.hpp except those listed below, by name
+//   [permanent]    store_path, cloud_store_path, data_page_size, data_file_size,
+//                  overflow_pointers, data_append_mode
+//
+// * Both sections must be present (they may be empty). Section and key names are matched
+//   case-insensitively; `;` and `#` start comment lines, ` ;` starts an inline comment.
+// * Unknown sections, unknown keys, keys in the wrong section, keys outside a section and keys
+//   given twice are errors naming the key and its line. Not settable from files:
+//   enable_compression, partition_filter, pages_per_file_shift (use data_file_size).
+// * Numbers are decimal and must parse whole and fit the option's type. buffer_pool_size,
+//   root_meta_cache_size, data_page_size and data_file_size also take a KB/MB/GB/TB suffix
+//   (case-insensitive, powers of 1024), e.g. "32MB" or "4 kb".
+// * data_file_size sets pages_per_file_shift = floor(log2(data_file_size / data_page_size)),
+//   applied after all keys are read, so key order does not matter.
+// * store_path splits on ':' and ' '; empty pieces are dropped.
+// * Booleans: true/false, yes/no, on/off, 1/0 (case-insensitive).
+// * A line longer than inih's line buffer (199 bytes in the usual build) is an error;
+//   leading whitespace is ignored, so there are no continuation lines.
+//
+// Keys the text does not mention keep the value `out` had. On success the result has passed
+// options::validate() and is stored in `out`; on any error `out` is left unchanged and the
+// result carries error::invalid_args (or the errno-derived error of reading the file) and a
+// message with the line number where there is one.
+//
+// Thread affinity: none; the functions keep no state between calls.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <eloqstore/options.hpp>
+
+namespace eloqstore {
+
+// Reads the option file at `path` (at most 1 MiB) into `out`.
+[[nodiscard]] validation_result load_options_file(const std::string& path, options& out);
+
+// Reads INI text into `out`. The text must not contain NUL bytes.
+[[nodiscard]] validation_result load_options_string(std::string_view ini_text, options& out);
+
+}  // namespace eloqstore

@@ -1,0 +1,235 @@
+// Request objects, as in the reference engine: the caller owns a request, fills its
+// arguments, hands it to EloqStore::exec_sync or exec_async, and reads the results once it is
+// done. A request must stay alive until done and may then be reused.
+//
+// Completion: the store records the error, marks the request done (release), and then either
+// runs the callback (exec_async with a callback; it runs on the shard thread) or wakes
+// wait(). Results are valid once done() returns true (acquire).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <eloqstore/error.hpp>
+#include <eloqstore/table_ident.hpp>
+#include <eloqstore/types.hpp>
+
+namespace eloqstore {
+
+// Order matters: every type before batch_write is read-only (as in the reference).
+enum class request_type : std::uint8_t {
+  read,
+  floor,
+  scan,
+  list_object,
+  batch_write,
+  truncate,
+  drop_table,
+  archive,
+  compact,
+  clean_expired,
+  global_archive,
+  delete_range,
+};
+
+template <typename Traits>
+class EloqStore;
+
+class request {
+ public:
+  using callback_type = std::function<void(request&)>;
+
+  request() = default;
+  request(const request&) = delete;
+  request& operator=(const request&) = delete;
+  virtual ~request() = default;
+
+  [[nodiscard]] virtual request_type type() const noexcept = 0;
+  [[nodiscard]] bool read_only() const noexcept { return type() < request_type::batch_write; }
+  [[nodiscard]] error status() const noexcept { return err_; }
+  [[nodiscard]] bool retryable() const noexcept { return is_retryable(err_); }
+  [[nodiscard]] std::string_view message() const noexcept { return error_message(err_); }
+  [[nodiscard]] const table_ident& table() const noexcept { return table_; }
+  [[nodiscard]] std::uint64_t user_data() const noexcept { return user_data_; }
+  [[nodiscard]] bool done() const noexcept { return done_.load(std::memory_order_acquire); }
+
+  // Blocks until done. REQUIRES: submitted without a callback.
+  void wait() const noexcept {
+    while (!done_.load(std::memory_order_acquire)) {
+      done_.wait(false, std::memory_order_acquire);
+    }
+  }
+
+ protected:
+  table_ident table_;
+
+ private:
+  template <typename Traits>
+  friend class EloqStore;
+
+  void prepare(std::uint64_t user_data, callback_type cb) {
+    user_data_ = user_data;
+    callback_ = std::move(cb);
+    err_ = error::ok;
+    done_.store(false, std::memory_order_relaxed);
+  }
+  void set_done(error e) {
+    err_ = e;
+    if (callback_) {
+      callback_type cb = std::move(callback_);
+      done_.store(true, std::memory_order_release);
+      cb(*this);
+      return;
+    }
+    done_.store(true, std::memory_order_release);
+    done_.notify_all();
+  }
+
+  std::uint64_t user_data_ = 0;
+  callback_type callback_;
+  std::atomic<bool> done_{true};
+  error err_ = error::ok;
+};
+
+// Point read. Output: value, timestamp, expire_ts; not_found if the key is absent or expired.
+class read_request final : public request {
+ public:
+  void set_args(table_ident t, std::string key) {
+    table_ = std::move(t);
+    key_ = std::move(key);
+  }
+  [[nodiscard]] request_type type() const noexcept override { return request_type::read; }
+  [[nodiscard]] std::string_view key() const noexcept { return key_; }
+  [[nodiscard]] const kv_entry& entry() const noexcept { return entry_; }
+  [[nodiscard]] std::string_view value() const noexcept { return entry_.value; }
+  [[nodiscard]] std::uint64_t timestamp() const noexcept { return entry_.timestamp; }
+  [[nodiscard]] std::uint64_t expire_ts() const noexcept { return entry_.expire_ts; }
+
+  std::string key_;
+  kv_entry entry_;
+};
+
+// Largest live key <= key. Output: entry() with floor key, value, timestamp, expire_ts.
+class floor_request final : public request {
+ public:
+  void set_args(table_ident t, std::string key) {
+    table_ = std::move(t);
+    key_ = std::move(key);
+  }
+  [[nodiscard]] request_type type() const noexcept override { return request_type::floor; }
+  [[nodiscard]] const kv_entry& entry() const noexcept { return entry_; }
+  [[nodiscard]] std::string_view floor_key() const noexcept { return entry_.key; }
+
+  std::string key_;
+  kv_entry entry_;
+};
+
+// Range scan of [begin, end) (begin exclusive if !begin_inclusive); empty begin = -inf, empty
+// end = +inf. Pagination: at most max_entries entries and max_bytes bytes (key + value + 16
+// per entry, the first entry always returned); 0 = unlimited. To continue, scan again from
+// the last key with begin_inclusive = false. A reverse scan walks from end down to begin
+// (inclusive); continue it with end = the last key returned. not_found for an unknown
+// partition; ok with no entries for an empty one.
+class scan_request final : public request {
+ public:
+  void set_args(table_ident t, std::string begin, std::string end, bool begin_inclusive = true) {
+    table_ = std::move(t);
+    begin_ = std::move(begin);
+    end_ = std::move(end);
+    begin_inclusive_ = begin_inclusive;
+  }
+  void set_pagination(std::size_t max_entries, std::size_t max_bytes) {
+    max_entries_ = max_entries;
+    max_bytes_ = max_bytes;
+  }
+  void set_reverse(bool reverse) { reverse_ = reverse; }
+  [[nodiscard]] request_type type() const noexcept override { return request_type::scan; }
+  [[nodiscard]] const std::vector<kv_entry>& entries() const noexcept { return entries_; }
+  [[nodiscard]] bool has_remaining() const noexcept { return has_remaining_; }
+  // (entry count, sum of key + value + 16 bytes)
+  [[nodiscard]] std::pair<std::size_t, std::size_t> result_size() const noexcept {
+    std::size_t bytes = 0;
+    for (const kv_entry& e : entries_) {
+      bytes += e.key.size() + e.value.size() + 16;
+    }
+    return {entries_.size(), bytes};
+  }
+
+  std::string begin_;
+  std::string end_;
+  bool begin_inclusive_ = true;
+  bool reverse_ = false;
+  std::size_t max_entries_ = 0;
+  std::size_t max_bytes_ = 0;
+  std::vector<kv_entry> entries_;
+  bool has_remaining_ = false;
+};
+
+// An atomic batch of upserts and deletes to one partition. Keys must be non-empty, at most
+// half a page, and unique; the engine sorts them. An empty batch completes at once.
+class batch_write_request final : public request {
+ public:
+  void set_args(table_ident t, std::vector<write_entry> entries) {
+    table_ = std::move(t);
+    entries_ = std::move(entries);
+  }
+  void add_write(std::string key, std::string value, std::uint64_t ts, write_op op,
+                 std::uint64_t expire_ts = 0) {
+    entries_.push_back(write_entry{std::move(key), std::move(value), ts, op, expire_ts});
+  }
+  [[nodiscard]] request_type type() const noexcept override { return request_type::batch_write; }
+  [[nodiscard]] const std::vector<write_entry>& entries() const noexcept { return entries_; }
+
+  std::vector<write_entry> entries_;
+};
+
+// Deletes every key >= position; an empty position empties the partition.
+class truncate_request final : public request {
+ public:
+  void set_args(table_ident t, std::string position = {}) {
+    table_ = std::move(t);
+    position_ = std::move(position);
+  }
+  [[nodiscard]] request_type type() const noexcept override { return request_type::truncate; }
+
+  std::string position_;
+};
+
+// Deletes every key in [begin, end), dropping whole subtrees inside the range.
+class delete_range_request final : public request {
+ public:
+  void set_args(table_ident t, std::string begin, std::string end) {
+    table_ = std::move(t);
+    begin_ = std::move(begin);
+    end_ = std::move(end);
+  }
+  [[nodiscard]] request_type type() const noexcept override { return request_type::delete_range; }
+
+  std::string begin_;
+  std::string end_;
+};
+
+// Empties every partition of a table (handled on the calling thread).
+class drop_table_request final : public request {
+ public:
+  void set_args(std::string table_name) { table_name_ = std::move(table_name); }
+  [[nodiscard]] request_type type() const noexcept override { return request_type::drop_table; }
+
+  std::string table_name_;
+};
+
+// Purges the partition's expired records through its TTL tree.
+class clean_expired_request final : public request {
+ public:
+  void set_args(table_ident t) { table_ = std::move(t); }
+  [[nodiscard]] request_type type() const noexcept override {
+    return request_type::clean_expired;
+  }
+};
+
+}  // namespace eloqstore

@@ -1,0 +1,610 @@
+// EloqStore<Traits>: the store. Partitions (table name + partition id) are copy-on-write
+// B+trees; partition p belongs to shard p % num_threads, and each shard has one thread that
+// owns its partitions' state, so shard state needs no locks.
+//
+// Lifecycle: construct with options (validated by start()), start(), submit requests with
+// exec_sync / exec_async or the facade, stop(). start/stop may repeat. stop() drains the
+// queued requests; requests submitted while stopped complete with error::not_running.
+//
+// Durability: a write completes only after its pages are written, the data files synced,
+// the manifest appended (or replaced atomically) and synced. Then the new version is
+// published; readers that pinned the old version keep it until they finish.
+//
+// Thread safety: all public functions may be called from any thread, except that a request
+// object must not be submitted twice at once. Callbacks run on the shard thread.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <range/v3/view/facade.hpp>
+
+#include <eloqstore/comparator.hpp>
+#include <eloqstore/concepts.hpp>
+#include <eloqstore/detail/btree/reader.hpp>
+#include <eloqstore/detail/btree/verify.hpp>
+#include <eloqstore/detail/btree/writer.hpp>
+#include <eloqstore/detail/io/file_names.hpp>
+#include <eloqstore/detail/manifest/replay.hpp>
+#include <eloqstore/detail/shard/partition.hpp>
+#include <eloqstore/error.hpp>
+#include <eloqstore/options.hpp>
+#include <eloqstore/request.hpp>
+#include <eloqstore/table_ident.hpp>
+#include <eloqstore/traits.hpp>
+#include <eloqstore/types.hpp>
+
+namespace eloqstore {
+
+// A value or an error. `value()` REQUIRES ok().
+template <typename T>
+class result {
+ public:
+  result(T v) : value_(std::move(v)) {}  // NOLINT: implicit by design
+  result(error e) : err_(e) {}           // NOLINT
+  [[nodiscard]] bool ok() const noexcept { return err_ == error::ok; }
+  [[nodiscard]] error status() const noexcept { return err_; }
+  [[nodiscard]] const T& value() const& noexcept { return value_; }
+  [[nodiscard]] T&& value() && noexcept { return std::move(value_); }
+  [[nodiscard]] const T* operator->() const noexcept { return &value_; }
+
+ private:
+  T value_{};
+  error err_ = error::ok;
+};
+
+template <typename Traits>
+class EloqStore {
+  static_assert(store_traits<Traits>, "Traits must satisfy eloqstore::store_traits");
+  static_assert(traits_checks<Traits>::ok);
+
+ public:
+  using traits_type = Traits;
+  using comparator_type = typename Traits::comparator;
+  using io_type = typename Traits::io_type;
+
+  // Owns an I/O backend made by Traits::make_io(opts).
+  explicit EloqStore(options opts) : opts_(std::move(opts)) {}
+  // Uses `io`, which must outlive the store (tests keep one backend across restarts).
+  EloqStore(options opts, io_type& io) : opts_(std::move(opts)), io_(&io) {}
+  EloqStore(const EloqStore&) = delete;
+  EloqStore& operator=(const EloqStore&) = delete;
+  ~EloqStore() { stop(); }
+
+  [[nodiscard]] const options& opts() const noexcept { return opts_; }
+  [[nodiscard]] bool running() const noexcept { return running_.load(std::memory_order_acquire); }
+  [[nodiscard]] io_type& io() noexcept { return *io_; }
+  [[nodiscard]] const comparator_type& comparator() const noexcept { return cmp_; }
+
+  // Replaces the clock used for expiry (Unix milliseconds). Call while stopped.
+  void set_clock(std::function<std::uint64_t()> now_ms) { clock_ = std::move(now_ms); }
+
+  // Validates the options, opens the backend and starts the shard threads. No-op if running.
+  [[nodiscard]] error start() {
+    std::lock_guard lock(lifecycle_mu_);
+    if (running()) {
+      return error::ok;
+    }
+    if (const auto v = opts_.validate(); !v.ok()) {
+      last_message_ = v.message;
+      return v.code;
+    }
+    if (opts_.data_page_size != Traits::page_size) {
+      last_message_ = "data_page_size must equal the traits' page_size";
+      return error::invalid_args;
+    }
+    if (io_ == nullptr) {
+      owned_io_ = Traits::make_io(opts_);
+      io_ = owned_io_.get();
+    }
+    if (const error e = io_->open(); e != error::ok) {
+      last_message_ = "the I/O backend failed to open the store paths";
+      return e;
+    }
+    shards_.clear();
+    const std::size_t cache_pages = opts_.buffer_pool_size / Traits::page_size;
+    for (std::size_t i = 0; i < opts_.num_threads; ++i) {
+      shards_.push_back(std::make_unique<shard>(*io_, opts_, cache_pages));
+    }
+    running_.store(true, std::memory_order_release);
+    for (auto& s : shards_) {
+      s->thread = std::thread([this, sh = s.get()] { run_shard(*sh); });
+    }
+    return error::ok;
+  }
+
+  // Drains queued requests, joins the shard threads and closes the backend.
+  void stop() {
+    std::lock_guard lock(lifecycle_mu_);
+    if (!running()) {
+      return;
+    }
+    running_.store(false, std::memory_order_release);
+    for (auto& s : shards_) {
+      {
+        std::lock_guard ql(s->mu);
+        s->stopping = true;
+      }
+      s->cv.notify_all();
+    }
+    for (auto& s : shards_) {
+      s->thread.join();
+    }
+    shards_.clear();
+    io_->close();
+  }
+
+  // The message of the last start() failure.
+  [[nodiscard]] const std::string& last_message() const noexcept { return last_message_; }
+
+  // Submits `req`; false (request untouched) if the store is stopped. The callback, if any,
+  // runs on the shard thread once the request is done.
+  bool exec_async(request& req, std::uint64_t user_data = 0, request::callback_type cb = {}) {
+    if (!running()) {
+      return false;
+    }
+    req.prepare(user_data, std::move(cb));
+    if (req.type() == request_type::drop_table) {
+      req.set_done(drop_table(static_cast<drop_table_request&>(req).table_name_));
+      return true;
+    }
+    if (!req.table().valid()) {
+      req.set_done(error::invalid_args);
+      return true;
+    }
+    shard& s = *shards_[req.table().shard_index(shards_.size())];
+    {
+      std::lock_guard ql(s.mu);
+      if (s.stopping) {
+        req.set_done(error::not_running);
+        return true;
+      }
+      s.queue.push_back(&req);
+    }
+    s.cv.notify_one();
+    return true;
+  }
+
+  // Runs `req` and waits for it; error::not_running if the store is stopped.
+  error exec_sync(request& req) {
+    if (!exec_async(req)) {
+      req.prepare(0, {});
+      req.set_done(error::not_running);
+      return error::not_running;
+    }
+    req.wait();
+    return req.status();
+  }
+
+  // ---- facade ------------------------------------------------------------------------------
+
+  [[nodiscard]] result<kv_entry> get(const table_ident& t, std::string_view key) {
+    read_request r;
+    r.set_args(t, std::string(key));
+    if (const error e = exec_sync(r); e != error::ok) {
+      return e;
+    }
+    return std::move(r.entry_);
+  }
+
+  [[nodiscard]] result<kv_entry> floor(const table_ident& t, std::string_view key) {
+    floor_request r;
+    r.set_args(t, std::string(key));
+    if (const error e = exec_sync(r); e != error::ok) {
+      return e;
+    }
+    return std::move(r.entry_);
+  }
+
+  error write(const table_ident& t, std::vector<write_entry> batch) {
+    batch_write_request r;
+    r.set_args(t, std::move(batch));
+    return exec_sync(r);
+  }
+  error put(const table_ident& t, std::string key, std::string value, std::uint64_t ts = 0,
+            std::uint64_t expire_ts = 0) {
+    std::vector<write_entry> b;
+    b.push_back(write_entry{std::move(key), std::move(value), ts, write_op::upsert, expire_ts});
+    return write(t, std::move(b));
+  }
+  error erase(const table_ident& t, std::string key, std::uint64_t ts = 0) {
+    std::vector<write_entry> b;
+    b.push_back(write_entry{std::move(key), {}, ts, write_op::erase, 0});
+    return write(t, std::move(b));
+  }
+  error truncate(const table_ident& t, std::string from = {}) {
+    truncate_request r;
+    r.set_args(t, std::move(from));
+    return exec_sync(r);
+  }
+  error delete_range(const table_ident& t, std::string begin, std::string end) {
+    delete_range_request r;
+    r.set_args(t, std::move(begin), std::move(end));
+    return exec_sync(r);
+  }
+  error clean_expired(const table_ident& t) {
+    clean_expired_request r;
+    r.set_args(t);
+    return exec_sync(r);
+  }
+
+  // Empties every partition of `table_name` found under the store paths.
+  error drop_table(const std::string& table_name) {
+    if (!table_ident::valid_name(table_name)) {
+      return error::invalid_args;
+    }
+    std::vector<table_ident> parts;
+    if (const error e = io_->list_partitions(parts); e != error::ok) {
+      return e;
+    }
+    error first = error::ok;
+    for (const table_ident& t : parts) {
+      if (t.name != table_name) {
+        continue;
+      }
+      const error e = truncate(t);
+      if (first == error::ok && e != error::ok && e != error::not_found) {
+        first = e;
+      }
+    }
+    return first;
+  }
+
+  // Checks the tree structure of a partition (see detail/btree/verify.hpp).
+  error verify(const table_ident& t, std::string& problem) {
+    verify_request r;
+    r.set_args(t);
+    const error e = exec_sync(r);
+    problem = r.problem;
+    return e;
+  }
+
+  // Statistics of the last write of a partition (for benchmarks).
+  struct write_stats {
+    std::size_t pages_written = 0;
+    std::size_t mapping_chunks_copied = 0;
+    bool manifest_snapshot = false;
+  };
+
+  class scan_range;
+  // A lazy range over [begin, end) that fetches `page_entries` records at a time. Iterate it
+  // once; afterwards status() tells whether it ended because of an error.
+  [[nodiscard]] scan_range scan(const table_ident& t, std::string begin = {},
+                                std::string end = {}, std::size_t page_entries = 256) {
+    return scan_range(this, t, std::move(begin), std::move(end), false, page_entries);
+  }
+  // The same range in descending key order.
+  [[nodiscard]] scan_range scan_reverse(const table_ident& t, std::string begin = {},
+                                        std::string end = {}, std::size_t page_entries = 256) {
+    return scan_range(this, t, std::move(begin), std::move(end), true, page_entries);
+  }
+
+  class scan_range : public ranges::view_facade<scan_range, ranges::finite> {
+   public:
+    scan_range() = default;
+    [[nodiscard]] error status() const noexcept { return st_ ? st_->err : error::ok; }
+
+   private:
+    friend ranges::range_access;
+    friend class EloqStore;
+    struct state {
+      EloqStore* store = nullptr;
+      scan_request req;
+      std::size_t pos = 0;
+      bool reverse = false;
+      std::string end;
+      error err = error::ok;
+
+      void fetch_next() {
+        pos = 0;
+        if (!req.entries_.empty()) {
+          if (reverse) {
+            req.end_ = req.entries_.back().key;
+          } else {
+            req.begin_ = req.entries_.back().key;
+            req.begin_inclusive_ = false;
+          }
+        }
+        req.entries_.clear();
+        err = store->exec_sync(req);
+        if (err == error::not_found) {
+          err = error::ok;  // an unknown partition is an empty range
+        }
+        if (err != error::ok) {
+          req.entries_.clear();
+          req.has_remaining_ = false;
+        }
+      }
+    };
+    struct cursor {
+      std::shared_ptr<state> st;
+      [[nodiscard]] const kv_entry& read() const { return st->req.entries_[st->pos]; }
+      [[nodiscard]] bool equal(ranges::default_sentinel_t) const {
+        return st->pos >= st->req.entries_.size();
+      }
+      void next() {
+        if (++st->pos == st->req.entries_.size() && st->req.has_remaining_) {
+          st->fetch_next();
+        }
+      }
+    };
+
+    scan_range(EloqStore* store, const table_ident& t, std::string begin, std::string end,
+               bool reverse, std::size_t page_entries)
+        : st_(std::make_shared<state>()) {
+      st_->store = store;
+      st_->reverse = reverse;
+      st_->req.set_args(t, std::move(begin), std::move(end), true);
+      st_->req.set_reverse(reverse);
+      st_->req.set_pagination(page_entries == 0 ? 256 : page_entries, 0);
+    }
+    cursor begin_cursor() {
+      st_->fetch_next();
+      return cursor{st_};
+    }
+
+    std::shared_ptr<state> st_;
+  };
+
+ private:
+  // Internal request: structural verification of one partition.
+  class verify_request final : public request {
+   public:
+    void set_args(table_ident t) { table_ = std::move(t); }
+    [[nodiscard]] request_type type() const noexcept override { return request_type::compact; }
+    std::string problem;
+  };
+
+  struct shard {
+    shard(io_type& io, const options& o, std::size_t cache_pages)
+        : pages(io, Traits::page_size, o.pages_per_file_shift, cache_pages, !o.skip_verify_checksum) {}
+    std::thread thread;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<request*> queue;
+    bool stopping = false;
+    detail::page_access<io_type> pages;
+    std::unordered_map<table_ident, std::unique_ptr<detail::partition_state>> partitions;
+    typename Traits::scheduler_type sched;
+  };
+
+  [[nodiscard]] std::uint64_t now_ms() const {
+    if (clock_) {
+      return clock_();
+    }
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+  }
+
+  void run_shard(shard& s) {
+    for (;;) {
+      request* req = nullptr;
+      {
+        std::unique_lock ql(s.mu);
+        s.cv.wait(ql, [&] { return s.stopping || !s.queue.empty(); });
+        if (s.queue.empty()) {
+          break;  // stopping and drained
+        }
+        req = s.queue.front();
+        s.queue.pop_front();
+      }
+      s.sched.run([&] { handle(s, *req); });
+    }
+    for (auto& [id, p] : s.partitions) {
+      s.pages.invalidate_all(*p);
+    }
+    s.partitions.clear();
+  }
+
+  // Finds or loads a partition's state. A partition without a manifest is "absent" (loaded,
+  // has_manifest false) and becomes real with its first write.
+  error partition(shard& s, const table_ident& t, detail::partition_state*& out) {
+    auto it = s.partitions.find(t);
+    if (it != s.partitions.end()) {
+      out = it->second.get();
+      return error::ok;
+    }
+    auto p = std::make_unique<detail::partition_state>();
+    p->id = t;
+    std::string bytes;
+    const error e = io_->read_file(t, detail::manifest_file_name(term_), bytes);
+    if (e != error::ok && e != error::not_found) {
+      return e;
+    }
+    if (e == error::ok) {
+      detail::replay_result r;
+      if (detail::replay_manifest(bytes, r) != error::ok) {
+        return error::corrupted;
+      }
+      p->has_manifest = true;
+      p->current->root = r.root;
+      p->current->ttl_root = r.ttl_root;
+      p->current->mapping = detail::mapping_table::from_values(r.mapping);
+      p->fps = detail::file_page_allocator(p->current->mapping, r.max_fp_id);
+      p->manifest_bytes = r.append_offset;
+      p->terms = std::move(r.terms);
+      p->dictionary = std::move(r.dictionary);
+      p->next_expire_ts = r.ttl_root.is_none() ? 0 : 1;  // check expiry on the next write
+    }
+    p->loaded = true;
+    out = p.get();
+    s.partitions.emplace(t, std::move(p));
+    return error::ok;
+  }
+
+  [[nodiscard]] detail::writer_config writer_cfg() const {
+    detail::writer_config c;
+    c.page_size = Traits::page_size;
+    c.data_restart_interval = opts_.data_page_restart_interval;
+    c.index_restart_interval = opts_.index_page_restart_interval;
+    c.overflow_pointers = opts_.overflow_pointers;
+    c.manifest_limit = opts_.manifest_limit;
+    c.term = term_;
+    return c;
+  }
+
+  void handle(shard& s, request& req) {
+    detail::partition_state* p = nullptr;
+    error e = partition(s, req.table(), p);
+    if (e == error::ok) {
+      e = req.read_only() ? handle_read(s, *p, req) : handle_write(s, *p, req);
+    }
+    const bool wrote = !req.read_only() && e == error::ok;
+    req.set_done(e);
+    if (wrote && p->next_expire_ts != 0 && p->next_expire_ts <= now_ms()) {
+      purge_expired(s, *p);
+    }
+  }
+
+  error handle_read(shard& s, detail::partition_state& p, request& req) {
+    if (!p.has_manifest) {
+      return error::not_found;
+    }
+    detail::tree_reader<io_type, comparator_type> reader(s.pages, p, p.current, cmp_, now_ms());
+    switch (req.type()) {
+      case request_type::read: {
+        auto& r = static_cast<read_request&>(req);
+        return reader.get(r.key_, r.entry_);
+      }
+      case request_type::floor: {
+        auto& r = static_cast<floor_request&>(req);
+        return reader.floor(r.key_, r.entry_);
+      }
+      case request_type::scan: {
+        auto& r = static_cast<scan_request&>(req);
+        r.entries_.clear();
+        const detail::scan_limits limits{r.max_entries_, r.max_bytes_};
+        return r.reverse_ ? reader.scan_reverse(r.begin_, r.end_, limits, r.entries_, r.has_remaining_)
+                          : reader.scan(r.begin_, r.end_, r.begin_inclusive_, limits, r.entries_,
+                                        r.has_remaining_);
+      }
+      default:
+        return error::invalid_args;
+    }
+  }
+
+  // Checks a batch in release builds: keys non-empty, at most half a page, unique; values
+  // below the overflow limit. Sorts the batch by the comparator.
+  error prepare_batch(std::vector<write_entry>& batch) const {
+    for (const write_entry& w : batch) {
+      if (w.key.empty() || w.key.size() > Traits::page_size / 2 ||
+          w.value.size() >= detail::overflow_value_bytes_max ||
+          (w.op != write_op::upsert && w.op != write_op::erase)) {
+        return error::invalid_args;
+      }
+    }
+    const auto less = [&](const write_entry& a, const write_entry& b) {
+      return cmp_.compare(a.key, b.key) < 0;
+    };
+    if (!std::is_sorted(batch.begin(), batch.end(), less)) {
+      std::stable_sort(batch.begin(), batch.end(), less);
+    }
+    for (std::size_t i = 1; i < batch.size(); ++i) {
+      if (cmp_.compare(batch[i - 1].key, batch[i].key) == 0) {
+        return error::invalid_args;  // duplicate key: which one wins would be a guess
+      }
+    }
+    return error::ok;
+  }
+
+  error handle_write(shard& s, detail::partition_state& p, request& req) {
+    if (req.type() == request_type::compact) {
+      auto& r = static_cast<verify_request&>(req);
+      if (!p.has_manifest) {
+        return error::not_found;
+      }
+      detail::tree_verifier<io_type, comparator_type> v(s.pages, p, *p.current, cmp_);
+      return v.run(r.problem);
+    }
+    detail::tree_writer<io_type, comparator_type> w(s.pages, p, cmp_, writer_cfg(), now_ms());
+    error e = error::ok;
+    switch (req.type()) {
+      case request_type::batch_write: {
+        auto& r = static_cast<batch_write_request&>(req);
+        e = prepare_batch(r.entries_);
+        if (e == error::ok && !r.entries_.empty()) {
+          e = w.apply(r.entries_);
+        }
+        break;
+      }
+      case request_type::truncate: {
+        auto& r = static_cast<truncate_request&>(req);
+        if (!p.has_manifest) {
+          return error::ok;
+        }
+        if (r.position_.empty()) {
+          w.truncate_all();
+        } else {
+          e = w.delete_range(r.position_, {});
+        }
+        break;
+      }
+      case request_type::delete_range: {
+        auto& r = static_cast<delete_range_request&>(req);
+        if (!p.has_manifest) {
+          return error::ok;
+        }
+        e = w.delete_range(r.begin_, r.end_);
+        break;
+      }
+      case request_type::clean_expired:
+        e = p.has_manifest ? w.clean_expired() : error::ok;
+        break;
+      default:
+        return error::invalid_args;
+    }
+    if (e != error::ok) {
+      return e;
+    }
+    e = w.commit();
+    if (e == error::ok) {
+      std::lock_guard lock(stats_mu_);
+      last_stats_ = write_stats{w.stats().pages_written, w.stats().chunks_copied,
+                                w.stats().manifest_snapshot};
+    }
+    return e;
+  }
+
+  // Write-triggered expiry purge (after the request that triggered it has completed).
+  void purge_expired(shard& s, detail::partition_state& p) {
+    detail::tree_writer<io_type, comparator_type> w(s.pages, p, cmp_, writer_cfg(), now_ms());
+    (void)(w.clean_expired() == error::ok && w.commit() == error::ok);  // retried next write
+  }
+
+ public:
+  [[nodiscard]] write_stats last_write_stats() const {
+    std::lock_guard lock(stats_mu_);
+    return last_stats_;
+  }
+
+ private:
+  options opts_;
+  std::unique_ptr<io_type> owned_io_;
+  io_type* io_ = nullptr;
+  comparator_type cmp_{};
+  std::function<std::uint64_t()> clock_;
+  std::vector<std::unique_ptr<shard>> shards_;
+  std::atomic<bool> running_{false};
+  std::mutex lifecycle_mu_;
+  std::string last_message_;
+  std::uint64_t term_ = 0;
+  mutable std::mutex stats_mu_;
+  write_stats last_stats_;
+};
+
+}  // namespace eloqstore

@@ -1,0 +1,62 @@
+// Store traits: the compile-time choices of an EloqStore<Traits>.
+//
+// A traits type names the key comparator, the page size, the I/O backend (and how to make it
+// from the options) and the scheduler. Users derive from default_traits and override what
+// they need:
+//
+//   struct my_traits : eloqstore::default_traits {
+//     using comparator = my_comparator;
+//   };
+//   eloqstore::EloqStore<my_traits> store(opts);
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include <eloqstore/comparator.hpp>
+#include <eloqstore/concepts.hpp>
+#include <eloqstore/io/memory.hpp>
+#include <eloqstore/io/pread.hpp>
+#include <eloqstore/options.hpp>
+#include <eloqstore/sched/inline.hpp>
+
+namespace eloqstore {
+
+template <typename T>
+concept store_traits = requires(const options& o) {
+  typename T::comparator;
+  typename T::io_type;
+  typename T::scheduler_type;
+  { T::page_size } -> std::convertible_to<std::size_t>;
+  { T::make_io(o) } -> std::same_as<std::unique_ptr<typename T::io_type>>;
+} && key_comparator<typename T::comparator> && io_backend<typename T::io_type> &&
+                       scheduler<typename T::scheduler_type>;
+
+// Local files through pread/pwrite, bytewise keys, 4 KiB pages, run-to-completion shards.
+struct default_traits {
+  using comparator = bytewise_comparator;
+  using io_type = pread_io;
+  using scheduler_type = inline_scheduler;
+  static constexpr std::size_t page_size = 4096;
+
+  static std::unique_ptr<io_type> make_io(const options& o) {
+    return std::make_unique<io_type>(o.store_path, o.fd_limit);
+  }
+};
+
+// Everything in memory (the reference engine's mode when store_path is empty).
+struct memory_traits : default_traits {
+  using io_type = memory_io;
+  static std::unique_ptr<io_type> make_io(const options&) { return std::make_unique<io_type>(); }
+};
+
+// The relations between the choices, checked once per traits type.
+template <store_traits T>
+struct traits_checks {
+  // Pages are addressed with u16 offsets and must be whole OS pages for direct I/O.
+  static_assert(T::page_size >= 4096 && T::page_size <= 32768, "page_size must be 4..32 KiB");
+  static_assert((T::page_size & (T::page_size - 1)) == 0, "page_size must be a power of two");
+  static constexpr bool ok = true;
+};
+
+}  // namespace eloqstore

@@ -1,0 +1,485 @@
+// End-to-end tests of EloqStore<Traits> over memory_io and pread_io: a randomized model test
+// against std::map (timestamps, deletes, TTL with an injected clock, truncates, range deletes,
+// values from 1 byte to several MiB), structural verification after every batch, restarts,
+// bad input, and concurrency of async requests.
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <range/v3/algorithm/for_each.hpp>
+#include <range/v3/view/take.hpp>
+
+#include <eloqstore/eloqstore.hpp>
+
+#include "support/page_store.hpp"
+#include "support/store_fixture.hpp"
+
+using namespace eloqstore;
+
+namespace {
+
+struct model_record {
+  std::string value;
+  std::uint64_t ts = 0;
+  std::uint64_t expire_ts = 0;
+};
+
+// The reference semantics, kept in a std::map: last writer wins by timestamp (>=), expired
+// records are invisible and never win.
+class model {
+ public:
+  void apply(const std::vector<write_entry>& batch, std::uint64_t now) {
+    for (const write_entry& w : batch) {
+      auto it = m_.find(w.key);
+      if (it != m_.end() && live(it->second, now) && w.timestamp < it->second.ts) {
+        continue;
+      }
+      if (w.op == write_op::erase || (w.expire_ts != 0 && w.expire_ts <= now)) {
+        if (it != m_.end()) {
+          m_.erase(it);
+        }
+        continue;
+      }
+      m_[w.key] = model_record{w.value, w.timestamp, w.expire_ts};
+    }
+  }
+  void erase_range(const std::string& begin, const std::string& end) {
+    auto first = m_.lower_bound(begin);
+    auto last = end.empty() ? m_.end() : m_.lower_bound(end);
+    if (first != m_.end() && (end.empty() || begin < end)) {
+      m_.erase(first, last);
+    }
+  }
+  void clear() { m_.clear(); }
+
+  static bool live(const model_record& r, std::uint64_t now) {
+    return r.expire_ts == 0 || r.expire_ts > now;
+  }
+  std::vector<std::pair<std::string, model_record>> visible(std::uint64_t now) const {
+    std::vector<std::pair<std::string, model_record>> out;
+    for (const auto& [k, r] : m_) {
+      if (live(r, now)) {
+        out.emplace_back(k, r);
+      }
+    }
+    return out;
+  }
+  const std::map<std::string, model_record>& raw() const { return m_; }
+
+ private:
+  std::map<std::string, model_record> m_;
+};
+
+std::string make_value(test::rng& r) {
+  const auto roll = r.uniform(0, 999);
+  std::size_t n = 0;
+  if (roll < 700) {
+    n = r.uniform(1, 100);
+  } else if (roll < 950) {
+    n = r.uniform(100, 3000);
+  } else if (roll < 995) {
+    n = r.uniform(3000, 40000);
+  } else {
+    n = r.uniform(40000, 1 << 20);
+  }
+  return r.bytes(n, 26);
+}
+
+std::string make_key(test::rng& r, std::size_t space) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "key%07llu", static_cast<unsigned long long>(r.uniform(0, space)));
+  std::string k = buf;
+  if (r.chance(0.05)) {
+    k.append(r.uniform(1, 600), 'x');  // long keys share long prefixes
+  }
+  return k;
+}
+
+template <typename Store>
+void check_against_model(Store& store, const table_ident& t, const model& m, std::uint64_t now,
+                         test::rng& r) {
+  std::string problem;
+  const error v = store.verify(t, problem);
+  INFO("verify: " << problem);
+  CHECK((v == error::ok || v == error::not_found));
+  const auto vis = m.visible(now);
+  // Full scan through the lazy range.
+  std::size_t i = 0;
+  auto range = store.scan(t, {}, {}, 1 + r.uniform(0, 300));
+  bool same = true;
+  ranges::for_each(range, [&](const kv_entry& e) {
+    if (i >= vis.size() || e.key != vis[i].first || e.value != vis[i].second.value ||
+        e.timestamp != vis[i].second.ts) {
+      same = false;
+    }
+    ++i;
+  });
+  CHECK(range.status() == error::ok);
+  CHECK(same);
+  CHECK(i == vis.size());
+  // Point reads and floors of present and absent keys.
+  for (int q = 0; q < 40; ++q) {
+    std::string key = vis.empty() || r.chance(0.4)
+                          ? make_key(r, 5000)
+                          : vis[r.uniform(0, vis.size() - 1)].first;
+    const auto got = store.get(t, key);
+    const auto mit = m.raw().find(key);
+    const bool present = mit != m.raw().end() && model::live(mit->second, now);
+    CAPTURE(key);
+    CHECK(got.ok() == present);
+    if (present && got.ok()) {
+      CHECK(got->value == mit->second.value);
+      CHECK(got->timestamp == mit->second.ts);
+      CHECK(got->expire_ts == mit->second.expire_ts);
+    } else if (!present) {
+      CHECK(got.status() == error::not_found);
+    }
+    const auto fl = store.floor(t, key);
+    auto ub = std::upper_bound(vis.begin(), vis.end(), key,
+                               [](const std::string& k, const auto& e) { return k < e.first; });
+    if (ub == vis.begin()) {
+      CHECK(fl.status() == error::not_found);
+    } else {
+      --ub;
+      REQUIRE(fl.ok());
+      CHECK(fl->key == ub->first);
+      CHECK(fl->value == ub->second.value);
+    }
+  }
+  // A paginated scan with an entry and byte limit, continued with exclusive begins.
+  scan_request req;
+  std::string begin = vis.empty() ? std::string() : vis[r.uniform(0, vis.size() - 1)].first;
+  req.set_args(t, begin, {}, true);
+  req.set_pagination(r.uniform(1, 50), r.chance(0.5) ? r.uniform(1, 20000) : 0);
+  auto lb = std::lower_bound(vis.begin(), vis.end(), begin,
+                             [](const auto& e, const std::string& k) { return e.first < k; });
+  for (int pages = 0; pages < 10000; ++pages) {
+    const error e = store.exec_sync(req);
+    if (e == error::not_found) {
+      CHECK(vis.empty());
+      break;
+    }
+    REQUIRE(e == error::ok);
+    if (!req.has_remaining()) {
+      // A final page may be empty only when nothing remains.
+    } else {
+      CHECK(!req.entries().empty());
+    }
+    for (const kv_entry& got : req.entries()) {
+      REQUIRE(lb != vis.end());
+      CHECK(got.key == lb->first);
+      ++lb;
+    }
+    if (!req.has_remaining()) {
+      break;
+    }
+    req.set_args(t, req.entries().back().key, {}, false);
+  }
+  CHECK(lb == vis.end());
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("engine: random batches agree with a std::map model", Fixture,
+                   test::memory_fixture, test::pread_fixture) {
+  for (std::uint64_t seed : {1u, 2u}) {
+    CAPTURE(seed);
+    Fixture fx;
+    fx.opts.manifest_limit = 64 << 10;  // roll the manifest over often
+    test::rng r(seed);
+    std::atomic<std::uint64_t> now{1'000'000};
+    auto store = fx.make();
+    store->set_clock([&] { return now.load(); });
+    REQUIRE(store->start() == error::ok);
+    const table_ident t{"model", static_cast<std::uint32_t>(seed)};
+    model m;
+    std::uint64_t ts = 1;
+    for (int round = 0; round < 60; ++round) {
+      CAPTURE(round);
+      now += r.uniform(0, 50);
+      const auto action = r.uniform(0, 99);
+      if (action < 80) {
+        std::map<std::string, write_entry> batch;
+        const std::size_t n = r.chance(0.1) ? r.uniform(200, 2000) : r.uniform(1, 60);
+        for (std::size_t i = 0; i < n; ++i) {
+          write_entry w;
+          w.key = make_key(r, 5000);
+          w.op = r.chance(0.25) ? write_op::erase : write_op::upsert;
+          w.value = w.op == write_op::upsert ? make_value(r) : std::string();
+          w.timestamp = r.chance(0.1) ? r.uniform(0, ts) : ts + r.uniform(0, 3);
+          w.expire_ts = r.chance(0.15) ? now + r.uniform(0, 200) - 20 : 0;
+          batch[w.key] = std::move(w);
+        }
+        ts += 4;
+        std::vector<write_entry> b;
+        for (auto& [k, w] : batch) {
+          b.push_back(std::move(w));
+        }
+        std::shuffle(b.begin(), b.end(), r.engine());  // the engine sorts
+        m.apply(b, now);
+        REQUIRE(store->write(t, b) == error::ok);
+      } else if (action < 86) {
+        const std::string from = make_key(r, 5000);
+        m.erase_range(from, {});
+        REQUIRE(store->truncate(t, from) == error::ok);
+      } else if (action < 93) {
+        std::string a = make_key(r, 5000);
+        std::string b = make_key(r, 5000);
+        if (b < a) {
+          std::swap(a, b);
+        }
+        m.erase_range(a, b);
+        REQUIRE(store->delete_range(t, a, b) == error::ok);
+      } else if (action < 95) {
+        m.clear();
+        REQUIRE(store->truncate(t) == error::ok);
+      } else {
+        store->stop();
+        REQUIRE(store->start() == error::ok);
+      }
+      check_against_model(*store, t, m, now, r);
+    }
+    store->stop();
+  }
+}
+
+TEST_CASE_TEMPLATE("engine: data survives many restarts and the manifest rolls over", Fixture,
+                   test::memory_fixture, test::pread_fixture) {
+  Fixture fx;
+  fx.opts.manifest_limit = 16 << 10;
+  test::rng r(42);
+  std::map<std::string, std::string> expect;
+  for (int cycle = 0; cycle < 12; ++cycle) {
+    CAPTURE(cycle);
+    auto store = fx.make();
+    REQUIRE(store->start() == error::ok);
+    for (std::uint32_t part = 0; part < 3; ++part) {
+      const table_ident t{"persist", part};
+      std::vector<write_entry> b;
+      for (int i = 0; i < 300; ++i) {
+        write_entry w{make_key(r, 100000), r.bytes(r.uniform(1, 300), 26),
+                      static_cast<std::uint64_t>(cycle), write_op::upsert, 0};
+        expect[std::to_string(part) + "/" + w.key] = w.value;
+        b.push_back(std::move(w));
+      }
+      std::sort(b.begin(), b.end(), [](auto& a, auto& c) { return a.key < c.key; });
+      b.erase(std::unique(b.begin(), b.end(), [](auto& a, auto& c) { return a.key == c.key; }),
+              b.end());
+      for (auto& w : b) {
+        expect[std::to_string(part) + "/" + w.key] = w.value;
+      }
+      REQUIRE(store->write(t, b) == error::ok);
+    }
+    store->stop();
+    auto again = fx.make();
+    REQUIRE(again->start() == error::ok);
+    std::size_t checked = 0;
+    for (const auto& [k, v] : expect) {
+      const auto slash = k.find('/');
+      const table_ident t{"persist", static_cast<std::uint32_t>(std::stoul(k.substr(0, slash)))};
+      const auto got = again->get(t, k.substr(slash + 1));
+      REQUIRE(got.ok());
+      CHECK(got->value == v);
+      ++checked;
+    }
+    CHECK(checked == expect.size());
+    again->stop();
+  }
+}
+
+TEST_CASE_TEMPLATE("engine: bad input is rejected and changes nothing", Fixture,
+                   test::memory_fixture, test::pread_fixture) {
+  Fixture fx;
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  const table_ident t{"bad", 0};
+  REQUIRE(store->put(t, "a", "1", 1) == error::ok);
+  CHECK(store->put(t, "", "x") == error::invalid_args);
+  CHECK(store->put(t, std::string(2049, 'k'), "x") == error::invalid_args);
+  CHECK(store->put(t, std::string(2048, 'k'), "x") == error::ok);
+  CHECK(store->write(t, {{"b", "1", 1, write_op::upsert, 0}, {"b", "2", 1, write_op::upsert, 0}}) ==
+        error::invalid_args);
+  CHECK(store->get(t, "b").status() == error::not_found);
+  CHECK(store->put(table_ident{"", 0}, "a", "1") == error::invalid_args);
+  CHECK(store->put(table_ident{"a/b", 0}, "a", "1") == error::invalid_args);
+  CHECK(store->get(table_ident{"nothing", 9}, "a").status() == error::not_found);
+  scan_request s;
+  s.set_args(table_ident{"nothing", 9}, {}, {});
+  CHECK(store->exec_sync(s) == error::not_found);
+  CHECK(store->get(t, "a")->value == "1");
+  // Unsorted batches are sorted by the engine.
+  CHECK(store->write(t, {{"z", "1", 1, write_op::upsert, 0}, {"c", "2", 1, write_op::upsert, 0}}) ==
+        error::ok);
+  CHECK(store->get(t, "c")->value == "2");
+  store->stop();
+  read_request rr;
+  rr.set_args(t, "a");
+  CHECK(store->exec_sync(rr) == error::not_running);
+  CHECK_FALSE(store->exec_async(rr));
+}
+
+TEST_CASE("engine: invalid options are refused at start") {
+  test::memory_fixture fx;
+  fx.opts.data_page_size = 8192;  // differs from the traits' page size
+  auto store = fx.make();
+  CHECK(store->start() == error::invalid_args);
+  test::memory_fixture fx2;
+  fx2.opts.num_threads = 0;
+  auto store2 = fx2.make();
+  CHECK(store2->start() == error::invalid_args);
+}
+
+TEST_CASE_TEMPLATE("engine: last writer wins, ties to the newer write", Fixture,
+                   test::memory_fixture, test::pread_fixture) {
+  Fixture fx;
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  const table_ident t{"lww", 1};
+  REQUIRE(store->put(t, "k", "v10", 10) == error::ok);
+  REQUIRE(store->put(t, "k", "v5", 5) == error::ok);
+  CHECK(store->get(t, "k")->value == "v10");
+  REQUIRE(store->put(t, "k", "v10b", 10) == error::ok);
+  CHECK(store->get(t, "k")->value == "v10b");
+  REQUIRE(store->erase(t, "k", 9) == error::ok);
+  CHECK(store->get(t, "k").ok());
+  REQUIRE(store->erase(t, "k", 11) == error::ok);
+  CHECK(store->get(t, "k").status() == error::not_found);
+}
+
+TEST_CASE_TEMPLATE("engine: expired records are never returned and are purged", Fixture,
+                   test::memory_fixture, test::pread_fixture) {
+  Fixture fx;
+  std::atomic<std::uint64_t> now{5000};
+  auto store = fx.make();
+  store->set_clock([&] { return now.load(); });
+  REQUIRE(store->start() == error::ok);
+  const table_ident t{"ttl", 0};
+  std::vector<write_entry> b;
+  for (int i = 0; i < 500; ++i) {
+    b.push_back({"k" + std::to_string(1000 + i), "v", 1, write_op::upsert,
+                 i % 2 == 0 ? 6000 + static_cast<std::uint64_t>(i) : 0});
+  }
+  REQUIRE(store->write(t, b) == error::ok);
+  CHECK(store->get(t, "k1000").ok());
+  now = 6100;  // expires k1000..k1100 (even ones)
+  CHECK(store->get(t, "k1000").status() == error::not_found);
+  CHECK(store->get(t, "k1001").ok());
+  std::size_t n = 0;
+  ranges::for_each(store->scan(t), [&](const kv_entry&) { ++n; });
+  CHECK(n == 500 - 51);
+  CHECK(store->floor(t, "k1000")->key != "k1000");
+  // A write triggers the purge through the TTL tree; clean_expired does it on demand.
+  REQUIRE(store->put(t, "zz", "v", 1) == error::ok);
+  REQUIRE(store->clean_expired(t) == error::ok);
+  std::string problem;
+  CHECK(store->verify(t, problem) == error::ok);
+  INFO(problem);
+  now = 100000;
+  REQUIRE(store->clean_expired(t) == error::ok);
+  n = 0;
+  ranges::for_each(store->scan(t), [&](const kv_entry&) { ++n; });
+  CHECK(n == 251);
+  CHECK(store->verify(t, problem) == error::ok);
+  store->stop();
+  REQUIRE(store->start() == error::ok);
+  n = 0;
+  ranges::for_each(store->scan(t), [&](const kv_entry&) { ++n; });
+  CHECK(n == 251);
+}
+
+TEST_CASE_TEMPLATE("engine: reverse scans and lazy ranges", Fixture, test::memory_fixture,
+                   test::pread_fixture) {
+  Fixture fx;
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  const table_ident t{"rev", 3};
+  std::vector<write_entry> b;
+  for (int i = 0; i < 3000; ++i) {
+    char k[16];
+    std::snprintf(k, sizeof k, "%06d", i);
+    b.push_back({k, std::string(50, 'v'), 1, write_op::upsert, 0});
+  }
+  REQUIRE(store->write(t, b) == error::ok);
+  int expect = 2499;
+  ranges::for_each(store->scan_reverse(t, "001000", "002500", 37), [&](const kv_entry& e) {
+    char k[16];
+    std::snprintf(k, sizeof k, "%06d", expect--);
+    CHECK(e.key == k);
+  });
+  CHECK(expect == 999);
+  int taken = 0;
+  ranges::for_each(store->scan(t, "000100") | ranges::views::take(5), [&](const kv_entry&) { ++taken; });
+  CHECK(taken == 5);
+}
+
+TEST_CASE_TEMPLATE("engine: drop table empties every partition of that table", Fixture,
+                   test::memory_fixture, test::pread_fixture) {
+  Fixture fx;
+  fx.opts.num_threads = 2;
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  for (std::uint32_t p = 0; p < 5; ++p) {
+    REQUIRE(store->put({"drop", p}, "k", "v") == error::ok);
+    REQUIRE(store->put({"keep", p}, "k", "v") == error::ok);
+  }
+  CHECK(store->drop_table("drop") == error::ok);
+  for (std::uint32_t p = 0; p < 5; ++p) {
+    CHECK(store->get({"drop", p}, "k").status() == error::not_found);
+    CHECK(store->get({"keep", p}, "k").ok());
+  }
+}
+
+TEST_CASE_TEMPLATE("engine: async requests from several threads on several partitions", Fixture,
+                   test::memory_fixture, test::pread_fixture) {
+  Fixture fx;
+  fx.opts.num_threads = 3;
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  constexpr int clients = 4;
+  constexpr int batches = 40;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      std::vector<batch_write_request> reqs(batches);
+      std::atomic<int> done{0};
+      for (int i = 0; i < batches; ++i) {
+        reqs[i].set_args({"async", static_cast<std::uint32_t>(c)},
+                         {{"k" + std::to_string(i % 7), std::to_string(i),
+                           static_cast<std::uint64_t>(i), write_op::upsert, 0}});
+        store->exec_async(reqs[i], static_cast<std::uint64_t>(i), [&](request& r) {
+          if (r.status() != error::ok) {
+            ++failures;
+          }
+          ++done;
+        });
+      }
+      while (done.load() < batches) {
+        std::this_thread::yield();
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  CHECK(failures.load() == 0);
+  for (int c = 0; c < clients; ++c) {
+    for (int k = 0; k < 7; ++k) {
+      // FIFO per partition: the last batch touching key k wins.
+      int last = -1;
+      for (int i = 0; i < batches; ++i) {
+        if (i % 7 == k) {
+          last = i;
+        }
+      }
+      const auto got = store->get({"async", static_cast<std::uint32_t>(c)}, "k" + std::to_string(k));
+      REQUIRE(got.ok());
+      CHECK(got->value == std::to_string(last));
+    }
+  }
+}

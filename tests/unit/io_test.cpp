@@ -1,0 +1,602 @@
+// I/O backends: the io_backend contract over memory_io and pread_io, memory_io's crash model,
+// pread_io's store paths and descriptor cache, and faulty_io's seeded faults and crashes.
+#include <stdlib.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include <eloqstore/error.hpp>
+#include <eloqstore/io/faulty.hpp>
+#include <eloqstore/io/memory.hpp>
+#include <eloqstore/io/pread.hpp>
+#include <eloqstore/table_ident.hpp>
+
+using namespace eloqstore;
+
+namespace {
+
+std::span<const char> bytes(std::string_view s) {
+  return {s.data(), s.size()};
+}
+
+// A fresh directory under /tmp, removed with everything in it when the test ends.
+class temp_dir {
+ public:
+  temp_dir() {
+    std::string pattern = "/tmp/eloqstore_io_test_XXXXXX";
+    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+    path_ = pattern;
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Makes fresh backends of one kind; a pread_io gets store paths inside its own temp_dir.
+template <typename B>
+struct backend_env;
+
+template <>
+struct backend_env<memory_io> {
+  std::unique_ptr<memory_io> make(std::size_t /*store_path_count*/ = 1) {
+    return std::make_unique<memory_io>();
+  }
+};
+
+template <>
+struct backend_env<pread_io> {
+  temp_dir dir;
+  std::vector<std::string> paths(std::size_t store_path_count) const {
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < store_path_count; ++i) {
+      out.push_back(dir.path() + "/disk" + std::to_string(i));
+    }
+    return out;
+  }
+  std::unique_ptr<pread_io> make(std::size_t store_path_count = 1) {
+    return std::make_unique<pread_io>(paths(store_path_count));
+  }
+};
+
+template <typename B>
+std::string read_whole(B& io, const table_ident& t, std::string_view name) {
+  std::string out;
+  REQUIRE(io.read_file(t, name, out) == error::ok);
+  return out;
+}
+
+template <typename B>
+std::vector<std::string> sorted_list(B& io, const table_ident& t) {
+  std::vector<std::string> names;
+  REQUIRE(io.list(t, names) == error::ok);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+const table_ident table_a{"orders", 1};
+const table_ident table_b{"orders", 2};
+
+}  // namespace
+
+// ---- the io_backend contract, for every backend ----------------------------------------------
+
+TEST_CASE_TEMPLATE("io: write and read at offsets; a gap reads as zeros", B, memory_io, pread_io) {
+  backend_env<B> env;
+  auto io = env.make();
+  REQUIRE(io->open() == error::ok);
+
+  REQUIRE(io->write(table_a, "f", 0, bytes("hello")) == error::ok);
+  REQUIRE(io->write(table_a, "f", 10, bytes("world")) == error::ok);
+  CHECK(read_whole(*io, table_a, "f") == std::string("hello\0\0\0\0\0world", 15));
+
+  std::string buf(4, 'x');
+  REQUIRE(io->read(table_a, "f", 3, std::span<char>(buf.data(), buf.size())) == error::ok);
+  CHECK(buf == std::string("lo\0\0", 4));
+
+  REQUIRE(io->write(table_a, "f", 4, bytes("OOOOOO")) == error::ok);  // overwrite the middle
+  CHECK(read_whole(*io, table_a, "f") == "hellOOOOOOworld");
+  REQUIRE(io->read(table_a, "f", 10, std::span<char>(buf.data(), buf.size())) == error::ok);
+  CHECK(buf == "worl");
+
+  REQUIRE(io->write(table_a, "empty", 0, bytes("")) == error::ok);  // creates an empty file
+  CHECK(read_whole(*io, table_a, "empty").empty());
+  CHECK(io->sync(table_a, "f") == error::ok);
+  CHECK(io->sync_dir(table_a) == error::ok);
+  io->close();
+}
+
+TEST_CASE_TEMPLATE("io: missing files are not_found; reads past the end are end_of_file", B,
+                   memory_io, pread_io) {
+  backend_env<B> env;
+  auto io = env.make();
+  REQUIRE(io->open() == error::ok);
+  std::string buf(5, '\0');
+  const std::span<char> five(buf.data(), 5);
+  std::string out;
+  std::vector<std::string> names;
+
+  CHECK(io->read(table_a, "f", 0, five) == error::not_found);
+  CHECK(io->read_file(table_a, "f", out) == error::not_found);
+  CHECK(io->sync(table_a, "f") == error::not_found);
+  CHECK(io->remove(table_a, "f") == error::not_found);
+  CHECK(io->list(table_a, names) == error::not_found);
+  CHECK(io->sync_dir(table_a) == error::not_found);
+
+  REQUIRE(io->write(table_a, "f", 0, bytes("abcd")) == error::ok);
+  CHECK(io->read(table_a, "g", 0, five) == error::not_found);  // the directory exists now
+  CHECK(io->read(table_a, "f", 0, five) == error::end_of_file);
+  CHECK(io->read(table_a, "f", 4, five.first(1)) == error::end_of_file);
+  CHECK(io->read(table_a, "f", 100, five) == error::end_of_file);
+  CHECK(io->read(table_a, "f", 4, five.first(0)) == error::ok);
+  CHECK(io->read(table_a, "f", 5, five.first(0)) == error::end_of_file);
+  CHECK(io->read(table_a, "f", 0, five.first(4)) == error::ok);
+  CHECK(io->read(table_b, "f", 0, five.first(1)) == error::not_found);
+}
+
+TEST_CASE_TEMPLATE("io: invalid names and calls before open()", B, memory_io, pread_io) {
+  backend_env<B> env;
+  auto io = env.make();
+  std::string out;
+  std::vector<table_ident> tables;
+  CHECK(io->read_file(table_a, "f", out) == error::not_running);
+  CHECK(io->write(table_a, "f", 0, bytes("x")) == error::not_running);
+  CHECK(io->list_partitions(tables) == error::not_running);
+
+  REQUIRE(io->open() == error::ok);
+  for (const std::string_view bad :
+       {std::string_view(""), std::string_view("."), std::string_view(".."),
+        std::string_view("a/b"), std::string_view("a\0b", 3)}) {
+    CHECK(io->write(table_a, bad, 0, bytes("x")) == error::invalid_args);
+    CHECK(io->write_file_atomic(table_a, bad, bytes("x")) == error::invalid_args);
+  }
+  CHECK(io->write(table_ident{"bad/table", 0}, "f", 0, bytes("x")) == error::invalid_args);
+  CHECK(io->write(table_ident{"", 0}, "f", 0, bytes("x")) == error::invalid_args);
+  CHECK(io->list_partitions(tables) == error::ok);
+  CHECK(tables.empty());
+
+  io->close();
+  CHECK(io->read_file(table_a, "f", out) == error::not_running);
+}
+
+TEST_CASE_TEMPLATE("io: list and list_partitions", B, memory_io, pread_io) {
+  backend_env<B> env;
+  auto io = env.make();
+  REQUIRE(io->open() == error::ok);
+  const table_ident dotted{"a.b.c", 7};
+  REQUIRE(io->write(table_a, "data_1_0", 0, bytes("1")) == error::ok);
+  REQUIRE(io->write(table_a, "data_0_0", 0, bytes("0")) == error::ok);
+  REQUIRE(io->write_file_atomic(table_a, "manifest_0", bytes("m")) == error::ok);
+  REQUIRE(io->write(table_b, "data_0_0", 0, bytes("b")) == error::ok);
+  REQUIRE(io->write_file_atomic(dotted, "manifest_0", bytes("d")) == error::ok);
+
+  CHECK(sorted_list(*io, table_a) ==
+        std::vector<std::string>{"data_0_0", "data_1_0", "manifest_0"});
+  CHECK(sorted_list(*io, table_b) == std::vector<std::string>{"data_0_0"});
+  CHECK(sorted_list(*io, dotted) == std::vector<std::string>{"manifest_0"});
+
+  std::vector<table_ident> tables{table_ident{"stale", 9}};  // replaced, not appended to
+  REQUIRE(io->list_partitions(tables) == error::ok);
+  std::vector<std::string> texts;
+  for (const table_ident& t : tables) {
+    texts.push_back(t.to_string());
+  }
+  std::sort(texts.begin(), texts.end());
+  CHECK(texts == std::vector<std::string>{"a.b.c.7", "orders.1", "orders.2"});
+}
+
+TEST_CASE_TEMPLATE("io: remove", B, memory_io, pread_io) {
+  backend_env<B> env;
+  auto io = env.make();
+  REQUIRE(io->open() == error::ok);
+  REQUIRE(io->write(table_a, "f", 0, bytes("abc")) == error::ok);
+  REQUIRE(io->write(table_a, "g", 0, bytes("xyz")) == error::ok);
+  CHECK(read_whole(*io, table_a, "f") == "abc");  // caches a descriptor in pread_io
+
+  CHECK(io->remove(table_a, "f") == error::ok);
+  CHECK(io->sync_dir(table_a) == error::ok);
+  std::string out;
+  CHECK(io->read_file(table_a, "f", out) == error::not_found);
+  CHECK(io->remove(table_a, "f") == error::not_found);
+  CHECK(sorted_list(*io, table_a) == std::vector<std::string>{"g"});
+
+  REQUIRE(io->write(table_a, "f", 2, bytes("n")) == error::ok);  // a new file, not the old one
+  CHECK(read_whole(*io, table_a, "f") == std::string("\0\0n", 3));
+
+  CHECK(io->remove(table_a, "f") == error::ok);
+  CHECK(io->remove(table_a, "g") == error::ok);
+  CHECK(sorted_list(*io, table_a).empty());  // the directory stays
+}
+
+TEST_CASE_TEMPLATE("io: write_file_atomic creates and replaces", B, memory_io, pread_io) {
+  backend_env<B> env;
+  auto io = env.make();
+  REQUIRE(io->open() == error::ok);
+  REQUIRE(io->write_file_atomic(table_a, "manifest_0", bytes("first version")) == error::ok);
+  CHECK(read_whole(*io, table_a, "manifest_0") == "first version");
+
+  std::string buf(5, '\0');
+  REQUIRE(io->read(table_a, "manifest_0", 0, std::span<char>(buf.data(), 5)) == error::ok);
+  REQUIRE(io->write_file_atomic(table_a, "manifest_0", bytes("second")) == error::ok);
+  CHECK(read_whole(*io, table_a, "manifest_0") == "second");
+  REQUIRE(io->read(table_a, "manifest_0", 0, std::span<char>(buf.data(), 5)) == error::ok);
+  CHECK(buf == "secon");
+
+  REQUIRE(io->write_file_atomic(table_a, "manifest_0", bytes("")) == error::ok);
+  CHECK(read_whole(*io, table_a, "manifest_0").empty());
+  CHECK(sorted_list(*io, table_a) == std::vector<std::string>{"manifest_0"});  // no .tmp left
+}
+
+TEST_CASE_TEMPLATE("io: close then open keeps the files", B, memory_io, pread_io) {
+  backend_env<B> env;
+  auto io = env.make();
+  REQUIRE(io->open() == error::ok);
+  REQUIRE(io->write(table_a, "f", 0, bytes("kept")) == error::ok);
+  REQUIRE(io->sync(table_a, "f") == error::ok);
+  REQUIRE(io->sync_dir(table_a) == error::ok);
+  io->close();
+  REQUIRE(io->open() == error::ok);
+  CHECK(read_whole(*io, table_a, "f") == "kept");
+  REQUIRE(io->open() == error::ok);  // open() while open
+  CHECK(read_whole(*io, table_a, "f") == "kept");
+}
+
+TEST_CASE_TEMPLATE("io: partitions spread over two store paths", B, memory_io, pread_io) {
+  backend_env<B> env;
+  auto io = env.make(2);
+  REQUIRE(io->open() == error::ok);
+  for (std::uint32_t p = 0; p < 6; ++p) {
+    const table_ident t{"t", p};
+    REQUIRE(io->write(t, "f", 0, bytes(t.to_string())) == error::ok);
+  }
+  for (std::uint32_t p = 0; p < 6; ++p) {
+    const table_ident t{"t", p};
+    CHECK(read_whole(*io, t, "f") == t.to_string());
+  }
+  std::vector<table_ident> tables;
+  REQUIRE(io->list_partitions(tables) == error::ok);
+  CHECK(tables.size() == 6);
+
+  if constexpr (std::is_same_v<B, pread_io>) {
+    const auto paths = env.paths(2);
+    for (std::uint32_t p = 0; p < 6; ++p) {
+      const std::string dir = "/t." + std::to_string(p);
+      CHECK(std::filesystem::is_regular_file(paths[p % 2] + dir + "/f"));
+      CHECK_FALSE(std::filesystem::exists(paths[(p + 1) % 2] + dir));
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("io: different partitions from several threads at once", B, memory_io,
+                   pread_io) {
+  backend_env<B> env;
+  auto io = env.make(2);
+  REQUIRE(io->open() == error::ok);
+  constexpr std::uint32_t thread_count = 4;
+  std::vector<int> failures(thread_count, 0);
+  std::vector<std::thread> threads;
+  for (std::uint32_t i = 0; i < thread_count; ++i) {
+    threads.emplace_back([&io, &failures, i] {
+      const table_ident t{"mt", i};
+      for (int round = 0; round < 100; ++round) {
+        const std::string name = "f" + std::to_string(round % 5);
+        const std::string data = t.to_string() + "/" + std::to_string(round);
+        std::string out;
+        const bool ok =
+            io->write(t, name, 0, bytes(data)) == error::ok && io->sync(t, name) == error::ok &&
+            io->read_file(t, name, out) == error::ok && out.substr(0, data.size()) == data;
+        failures[i] += ok ? 0 : 1;
+      }
+    });
+  }
+  for (std::thread& thread : threads) {
+    thread.join();
+  }
+  CHECK(failures == std::vector<int>(thread_count, 0));
+}
+
+// ---- memory_io -------------------------------------------------------------------------------
+
+TEST_CASE("io: memory_io crash keeps exactly what is durable") {
+  memory_io io;
+  REQUIRE(io.open() == error::ok);
+  // synced: data and name durable, then an unsynced overwrite and append.
+  REQUIRE(io.write(table_a, "synced", 0, bytes("durable")) == error::ok);
+  REQUIRE(io.sync(table_a, "synced") == error::ok);
+  REQUIRE(io.sync_dir(table_a) == error::ok);
+  REQUIRE(io.write(table_a, "synced", 0, bytes("LOST DATA")) == error::ok);
+  // named: its name is durable but its data never synced.
+  REQUIRE(io.write(table_a, "named", 0, bytes("unsynced")) == error::ok);
+  REQUIRE(io.sync_dir(table_a) == error::ok);
+  // unnamed: data synced, but the directory never synced after its creation.
+  REQUIRE(io.write(table_b, "unnamed", 0, bytes("x")) == error::ok);
+  REQUIRE(io.sync(table_b, "unnamed") == error::ok);
+  // removed without a directory sync: comes back. removed and synced: stays gone.
+  REQUIRE(io.write(table_a, "back", 0, bytes("back")) == error::ok);
+  REQUIRE(io.write(table_a, "gone", 0, bytes("gone")) == error::ok);
+  REQUIRE(io.sync(table_a, "back") == error::ok);
+  REQUIRE(io.sync_dir(table_a) == error::ok);
+  REQUIRE(io.remove(table_a, "gone") == error::ok);
+  REQUIRE(io.sync_dir(table_a) == error::ok);
+  REQUIRE(io.remove(table_a, "back") == error::ok);
+  // atomic: durable on return, even with no other sync.
+  REQUIRE(io.write_file_atomic(table_b, "manifest_0", bytes("atomic")) == error::ok);
+  CHECK(io.file_count() == 4);
+
+  io.crash();
+  CHECK(read_whole(io, table_a, "synced") == "durable");
+  CHECK(read_whole(io, table_a, "named").empty());
+  CHECK(read_whole(io, table_a, "back") == "back");
+  std::string out;
+  CHECK(io.read_file(table_a, "gone", out) == error::not_found);
+  CHECK(read_whole(io, table_b, "manifest_0") == "atomic");
+  // The atomic write synced table_b's directory, which made "unnamed" durable as well.
+  CHECK(read_whole(io, table_b, "unnamed") == "x");
+  CHECK(io.file_count() == 5);
+  CHECK(sorted_list(io, table_a) == std::vector<std::string>{"back", "named", "synced"});
+}
+
+TEST_CASE("io: memory_io crash drops a new name whose directory was never synced") {
+  memory_io io;
+  REQUIRE(io.open() == error::ok);
+  REQUIRE(io.write(table_a, "f", 0, bytes("data")) == error::ok);
+  REQUIRE(io.sync(table_a, "f") == error::ok);
+  REQUIRE(io.write(table_a, "g", 0, bytes("data")) == error::ok);
+  CHECK(io.file_count() == 2);
+  io.crash();
+  CHECK(io.file_count() == 0);
+  CHECK(sorted_list(io, table_a).empty());
+
+  // A re-created name after a durable remove: the crash restores the old inode's bytes.
+  REQUIRE(io.write(table_a, "f", 0, bytes("old")) == error::ok);
+  REQUIRE(io.sync(table_a, "f") == error::ok);
+  REQUIRE(io.sync_dir(table_a) == error::ok);
+  REQUIRE(io.remove(table_a, "f") == error::ok);
+  REQUIRE(io.write(table_a, "f", 0, bytes("new")) == error::ok);
+  REQUIRE(io.sync(table_a, "f") == error::ok);
+  io.crash();
+  CHECK(read_whole(io, table_a, "f") == "old");
+}
+
+TEST_CASE("io: memory_io corrupt_byte damages both copies") {
+  memory_io io;
+  REQUIRE(io.open() == error::ok);
+  REQUIRE(io.write(table_a, "f", 0, bytes("abc")) == error::ok);
+  REQUIRE(io.sync(table_a, "f") == error::ok);
+  REQUIRE(io.sync_dir(table_a) == error::ok);
+  CHECK(io.corrupt_byte(table_a, "f", 1, 0x20));
+  CHECK(read_whole(io, table_a, "f") == "aBc");
+  io.crash();
+  CHECK(read_whole(io, table_a, "f") == "aBc");
+  CHECK_FALSE(io.corrupt_byte(table_a, "f", 3, 1));
+  CHECK_FALSE(io.corrupt_byte(table_a, "missing", 0, 1));
+}
+
+// ---- pread_io --------------------------------------------------------------------------------
+
+TEST_CASE("io: pread_io store paths must be directories") {
+  temp_dir dir;
+  const std::string file = dir.path() + "/plain";
+  std::ofstream(file) << "not a directory";
+  CHECK(pread_io({file}).open() == error::invalid_args);
+  CHECK(pread_io({file + "/below"}).open() == error::invalid_args);
+  CHECK(pread_io({dir.path() + "/ok", file}).open() == error::invalid_args);
+  CHECK(pread_io(std::vector<std::string>{}).open() == error::invalid_args);
+  CHECK(pread_io({""}).open() == error::invalid_args);
+
+  pread_io nested({dir.path() + "/x/y/z"});
+  CHECK(nested.open() == error::ok);
+  CHECK(std::filesystem::is_directory(dir.path() + "/x/y/z"));
+}
+
+TEST_CASE("io: pread_io ignores entries of a store path that are not partitions") {
+  temp_dir dir;
+  pread_io io({dir.path()});
+  REQUIRE(io.open() == error::ok);
+  REQUIRE(io.write(table_a, "f", 0, bytes("x")) == error::ok);
+  std::filesystem::create_directory(dir.path() + "/lost+found");
+  std::ofstream(dir.path() + "/file.3") << "a file, not a partition";
+  std::vector<table_ident> tables;
+  REQUIRE(io.list_partitions(tables) == error::ok);
+  REQUIRE(tables.size() == 1);
+  CHECK(tables[0] == table_a);
+}
+
+TEST_CASE("io: pread_io stays correct with a tiny descriptor cache") {
+  for (const std::size_t open_files_max : {std::size_t{0}, std::size_t{1}, std::size_t{3}}) {
+    temp_dir dir;
+    pread_io io({dir.path()}, open_files_max);
+    REQUIRE(io.open() == error::ok);
+    for (int round = 0; round < 2; ++round) {
+      for (int i = 0; i < 10; ++i) {
+        const std::string name = "f" + std::to_string(i);
+        const std::string data = name + ":" + std::to_string(round);
+        REQUIRE(io.write(table_a, name, 0, bytes(data)) == error::ok);
+      }
+      for (int i = 9; i >= 0; --i) {
+        const std::string name = "f" + std::to_string(i);
+        CHECK(read_whole(io, table_a, name) == name + ":" + std::to_string(round));
+        CHECK(io.sync(table_a, name) == error::ok);
+      }
+    }
+    REQUIRE(io.write_file_atomic(table_a, "f9", bytes("replaced")) == error::ok);
+    CHECK(read_whole(io, table_a, "f9") == "replaced");
+  }
+}
+
+// ---- faulty_io -------------------------------------------------------------------------------
+
+namespace {
+
+// Runs a fixed script of calls and returns every result plus the files left behind.
+std::vector<std::string> run_script(std::uint64_t seed) {
+  faulty_io<memory_io> io(seed);
+  REQUIRE(io.open() == error::ok);
+  faulty_io<memory_io>::faults f;
+  f.read_error = 0.2;
+  f.write_error = 0.2;
+  f.sync_error = 0.2;
+  f.short_write = 0.2;
+  f.torn_write = 0.2;
+  io.set_faults(f);
+  std::vector<std::string> trace;
+  const std::string payload = "0123456789abcdefghijklmnopqrstuvwxyz";
+  for (int i = 0; i < 200; ++i) {
+    const std::string name = "f" + std::to_string(i % 7);
+    const auto offset = static_cast<std::uint64_t>(i % 5) * 8;
+    std::string out;
+    trace.push_back(
+        std::to_string(static_cast<int>(io.write(table_a, name, offset, bytes(payload)))));
+    trace.push_back(std::to_string(static_cast<int>(io.sync(table_a, name))));
+    trace.push_back(std::to_string(static_cast<int>(io.read_file(table_a, name, out))));
+  }
+  for (int i = 0; i < 7; ++i) {
+    std::string out;
+    const error e = io.inner().read_file(table_a, "f" + std::to_string(i), out);
+    trace.push_back(std::to_string(static_cast<int>(e)) + ":" + out);
+  }
+  return trace;
+}
+
+}  // namespace
+
+TEST_CASE("io: faulty_io is deterministic for a seed") {
+  const auto first = run_script(42);
+  CHECK(first == run_script(42));
+  CHECK(first != run_script(43));
+  // Every kind of outcome happened.
+  for (const error e : {error::ok, error::io_fail, error::try_again}) {
+    CHECK(std::count(first.begin(), first.end(), std::to_string(static_cast<int>(e))) > 0);
+  }
+}
+
+TEST_CASE("io: faulty_io returns the configured error codes") {
+  faulty_io<memory_io> io(1);
+  REQUIRE(io.open() == error::ok);
+  REQUIRE(io.write(table_a, "f", 0, bytes("abc")) == error::ok);
+  faulty_io<memory_io>::faults f;
+  f.write_error = 1;
+  f.write_error_code = error::out_of_space;
+  f.read_error = 1;
+  f.sync_error = 1;
+  io.set_faults(f);
+  std::string out;
+  std::string buf(1, '\0');
+  CHECK(io.write(table_a, "f", 0, bytes("XYZ")) == error::out_of_space);
+  CHECK(io.write_file_atomic(table_a, "g", bytes("XYZ")) == error::out_of_space);
+  CHECK(io.read(table_a, "f", 0, std::span<char>(buf.data(), 1)) == error::io_fail);
+  CHECK(io.read_file(table_a, "f", out) == error::io_fail);
+  CHECK(io.sync(table_a, "f") == error::io_fail);
+  CHECK(io.sync_dir(table_a) == error::io_fail);
+  CHECK(io.remove(table_a, "f") == error::ok);  // removal has no injected fault but crashes
+  CHECK(io.mutations() == 6);
+  CHECK(io.inner().file_count() == 0);  // the failed atomic write created nothing
+
+  io.set_faults({});
+  CHECK(io.write(table_a, "f", 0, bytes("abc")) == error::ok);
+  CHECK(io.read_file(table_a, "f", out) == error::ok);
+  CHECK(out == "abc");
+}
+
+TEST_CASE("io: faulty_io short and torn writes leave a proper prefix") {
+  const std::string data(64, 'd');
+  for (const bool torn : {false, true}) {
+    for (std::uint64_t seed = 0; seed < 20; ++seed) {
+      faulty_io<memory_io> io(seed);
+      REQUIRE(io.open() == error::ok);
+      faulty_io<memory_io>::faults f;
+      (torn ? f.torn_write : f.short_write) = 1;
+      io.set_faults(f);
+      CHECK(io.write(table_a, "f", 0, bytes(data)) == (torn ? error::io_fail : error::try_again));
+      std::string out;
+      REQUIRE(io.inner().read_file(table_a, "f", out) == error::ok);
+      CHECK(out.size() < data.size());
+      CHECK(out == data.substr(0, out.size()));
+    }
+  }
+}
+
+TEST_CASE("io: faulty_io crash_after_mutations stops everything until recover()") {
+  faulty_io<memory_io> io(7);
+  REQUIRE(io.open() == error::ok);
+  faulty_io<memory_io>::faults f;
+  f.crash_after_mutations = 4;
+  io.set_faults(f);
+  REQUIRE(io.write(table_a, "f", 0, bytes("durable")) == error::ok);  // 1
+  REQUIRE(io.sync(table_a, "f") == error::ok);                        // 2
+  REQUIRE(io.sync_dir(table_a) == error::ok);                         // 3
+  REQUIRE(io.write(table_a, "f", 0, bytes("LOST")) == error::ok);     // 4
+  CHECK(io.mutations() == 4);
+  CHECK_FALSE(io.crashed());
+
+  CHECK(io.sync(table_a, "f") == error::io_fail);  // the fifth mutation crashes
+  CHECK(io.crashed());
+  std::string out;
+  std::string buf(1, '\0');
+  std::vector<std::string> names;
+  std::vector<table_ident> tables;
+  CHECK(io.read_file(table_a, "f", out) == error::io_fail);
+  CHECK(io.read(table_a, "f", 0, std::span<char>(buf.data(), 1)) == error::io_fail);
+  CHECK(io.list(table_a, names) == error::io_fail);
+  CHECK(io.list_partitions(tables) == error::io_fail);
+  CHECK(io.write_file_atomic(table_a, "g", bytes("x")) == error::io_fail);
+  CHECK(io.remove(table_a, "f") == error::io_fail);
+  CHECK(io.open() == error::io_fail);
+  CHECK(io.mutations() == 4);
+  CHECK(io.inner().file_count() == 1);  // nothing reached the inner backend
+
+  io.recover();
+  CHECK_FALSE(io.crashed());
+  CHECK(io.mutations() == 0);
+  io.set_faults({});
+  CHECK(io.read_file(table_a, "f", out) == error::ok);
+  CHECK(out == "durable");  // the unsynced "LOST" was dropped by memory_io::crash()
+}
+
+TEST_CASE("io: faulty_io crash_after_mutations of zero refuses the first mutation") {
+  faulty_io<memory_io> io(3);
+  REQUIRE(io.open() == error::ok);
+  faulty_io<memory_io>::faults f;
+  f.crash_after_mutations = 0;
+  io.set_faults(f);
+  std::vector<table_ident> tables;
+  CHECK(io.list_partitions(tables) == error::ok);  // reads are not mutations
+  CHECK(io.write_file_atomic(table_a, "m", bytes("x")) == error::io_fail);
+  CHECK(io.crashed());
+  CHECK(io.inner().file_count() == 0);
+}
+
+TEST_CASE("io: faulty_io over pread_io forwards its constructor arguments") {
+  temp_dir dir;
+  faulty_io<pread_io> io(5, std::vector<std::string>{dir.path()}, std::size_t{2});
+  REQUIRE(io.open() == error::ok);
+  faulty_io<pread_io>::faults f;
+  f.crash_after_mutations = 1;
+  io.set_faults(f);
+  REQUIRE(io.write(table_a, "f", 0, bytes("on disk")) == error::ok);
+  CHECK(io.sync(table_a, "f") == error::io_fail);
+  io.recover();  // pread_io has no crash(): its files stay as they are
+  std::string out;
+  CHECK(io.read_file(table_a, "f", out) == error::ok);
+  CHECK(out == "on disk");
+  io.close();
+}
