@@ -180,11 +180,11 @@ class tree_writer {
     if (dirty_.empty() && log_.change_count() == 0 && !truncated_all_) {
       return error::ok;  // nothing changed: no manifest write
     }
-    stats_.chunks_copied = mapping_.chunks_copied();
     std::vector<std::uint64_t> allocated;
     std::set<std::uint64_t> files;
     bool new_file = false;
     error e = write_dirty_pages(allocated, files, new_file);
+    stats_.chunks_copied = mapping_.chunks_copied();
     if (e == error::ok) {
       e = sync_files(files, new_file);
     }
