@@ -413,7 +413,9 @@ class EloqStore {
 
   // Finds or loads a partition's state. A partition without a manifest is "absent" (loaded,
   // has_manifest false) and becomes real with its first write.
-  error partition(shard& s, const table_ident& t, detail::partition_state*& out) {
+  // With `create` false, an absent partition is not remembered (reads of unknown partitions
+  // must not fill the shard's memory): error::not_found.
+  error partition(shard& s, const table_ident& t, bool create, detail::partition_state*& out) {
     auto it = s.partitions.find(t);
     if (it != s.partitions.end()) {
       out = it->second.get();
@@ -425,6 +427,9 @@ class EloqStore {
     const error e = io_->read_file(t, detail::manifest_file_name(term_), bytes);
     if (e != error::ok && e != error::not_found) {
       return e;
+    }
+    if (e == error::not_found && !create) {
+      return error::not_found;
     }
     if (e == error::ok) {
       detail::replay_result r;
@@ -460,7 +465,7 @@ class EloqStore {
 
   void handle(shard& s, request& req) {
     detail::partition_state* p = nullptr;
-    error e = partition(s, req.table(), p);
+    error e = partition(s, req.table(), !req.read_only(), p);
     if (e == error::ok) {
       e = req.read_only() ? handle_read(s, *p, req) : handle_write(s, *p, req);
     }

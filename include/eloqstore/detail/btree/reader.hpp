@@ -89,21 +89,23 @@ class tree_reader {
         return e;
       }
       data_page_iter it(page);
-      // Walk the page up to the floor, remembering the last live entry.
-      bool found = false;
+      // Walk the page up to the floor, remembering the position of the last live entry; its
+      // value (maybe an overflow chain) is resolved once, at the end.
+      std::size_t live = 0;
+      std::size_t n = 0;
       for (it.seek_to_first(); it.valid() && cmp_.compare(it.key(), key) <= 0; it.next()) {
-        if (!is_expired(it.expire_ts(), now_ms_)) {
-          found = true;
-          if (const error e = fill(it, out); e != error::ok) {
-            return e;
-          }
-        }
+        ++n;
+        live = is_expired(it.expire_ts(), now_ms_) ? live : n;
       }
       if (it.status() != error::ok) {
         return it.status();
       }
-      if (found) {
-        return error::ok;
+      if (live != 0) {
+        it.seek_to_first();
+        for (std::size_t i = 1; i < live; ++i) {
+          it.next();
+        }
+        return fill(it, out);
       }
       leaf = page.prev();
       if (leaf.is_none()) {
