@@ -104,15 +104,17 @@ void reads_scan_small(const std::string& dir, std::uint64_t keys) {
       b.push_back({key_of(g() % keys), value, 2, write_op::upsert, 0});
     }
     std::sort(b.begin(), b.end(), [](auto& a, auto& c) { return a.key < c.key; });
-    b.erase(std::unique(b.begin(), b.end(), [](auto& a, auto& c) { return a.key == c.key; }), b.end());
+    b.erase(std::unique(b.begin(), b.end(), [](auto& a, auto& c) { return a.key == c.key; }),
+            b.end());
     if (store.write(t, std::move(b)) != error::ok) {
       std::exit(1);
     }
     chunks += store.last_write_stats().mapping_chunks_copied;
   }
   s = since(start);
-  std::printf("small 10-key batch:       %8.1f us/batch durable, %.1f mapping chunks copied/batch\n",
-              s / rounds * 1e6, static_cast<double>(chunks) / rounds);
+  std::printf(
+      "small 10-key batch:       %8.1f us/batch durable, %.1f mapping chunks copied/batch\n",
+      s / rounds * 1e6, static_cast<double>(chunks) / rounds);
 }
 
 void mapping_copy() {
@@ -140,8 +142,9 @@ void mapping_copy() {
     sink += copy[0];
   }
   const double whole = since(start) / rounds;
-  std::printf("mapping 1M pages, 10-page batch: chunked %.1f us, whole-table %.1f us (%.0fx) [%llu]\n",
-              chunked * 1e6, whole * 1e6, whole / chunked, static_cast<unsigned long long>(sink % 10));
+  std::printf(
+      "mapping 1M pages, 10-page batch: chunked %.1f us, whole-table %.1f us (%.0fx) [%llu]\n",
+      chunked * 1e6, whole * 1e6, whole / chunked, static_cast<unsigned long long>(sink % 10));
 }
 
 }  // namespace
@@ -149,8 +152,9 @@ void mapping_copy() {
 int main(int argc, char** argv) {
   const std::string dir = argc > 1 ? argv[1] : "/tmp/eloqstore-bench";
   const std::uint64_t keys = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 1000000;
-  std::printf("eloqstore engine_bench: pread_io, 1 shard, %llu keys of 16 B + 1000 B, index cache 1 MiB\n",
-              static_cast<unsigned long long>(keys));
+  std::printf(
+      "eloqstore engine_bench: pread_io, 1 shard, %llu keys of 16 B + 1000 B, index cache 1 MiB\n",
+      static_cast<unsigned long long>(keys));
   load(dir, keys, 1000);
   load(dir, keys, 20000);
   reads_scan_small(dir, keys);

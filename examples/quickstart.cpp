@@ -64,8 +64,8 @@ int main(int argc, char** argv) {
 
   eloqstore::EloqStore<eloqstore::default_traits> store(opts);
   if (const auto e = store.start(); e != eloqstore::error::ok) {
-    std::fprintf(stderr, "start failed: %s (%s)\n", std::string(eloqstore::error_message(e)).c_str(),
-                 store.last_message().c_str());
+    std::fprintf(stderr, "start failed: %s (%s)\n",
+                 std::string(eloqstore::error_message(e)).c_str(), store.last_message().c_str());
     return 1;
   }
   if (const auto e = store.truncate(table); e != eloqstore::error::ok) {
@@ -88,8 +88,9 @@ int main(int argc, char** argv) {
   double s = seconds_since(start);
   const double mb = static_cast<double>(keys * (16 + value_bytes)) / 1e6;
   std::printf("wrote %llu keys (%.1f MB) in batches of %llu: %.2f s, %.0f keys/s, %.1f MB/s\n",
-              static_cast<unsigned long long>(keys), mb, static_cast<unsigned long long>(batch_keys),
-              s, static_cast<double>(keys) / s, mb / s);
+              static_cast<unsigned long long>(keys), mb,
+              static_cast<unsigned long long>(batch_keys), s, static_cast<double>(keys) / s,
+              mb / s);
 
   // 2. Point reads of a sample.
   start = bench_clock::now();

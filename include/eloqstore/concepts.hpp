@@ -44,9 +44,9 @@ struct options;
 //   may come from different threads at once; calls for one partition come from one thread.
 template <typename B>
 concept io_backend = requires(B& io, const table_ident& t, std::string_view name,
-                              std::uint64_t offset, std::span<char> buf,
-                              std::span<const char> data, std::string& out,
-                              std::vector<std::string>& names, std::vector<table_ident>& tables) {
+                              std::uint64_t offset, std::span<char> buf, std::span<const char> data,
+                              std::string& out, std::vector<std::string>& names,
+                              std::vector<table_ident>& tables) {
   { io.open() } -> std::same_as<error>;
   { io.close() } -> std::same_as<void>;
   { io.read(t, name, offset, buf) } -> std::same_as<error>;

@@ -227,9 +227,7 @@ class drop_table_request final : public request {
 class clean_expired_request final : public request {
  public:
   void set_args(table_ident t) { table_ = std::move(t); }
-  [[nodiscard]] request_type type() const noexcept override {
-    return request_type::clean_expired;
-  }
+  [[nodiscard]] request_type type() const noexcept override { return request_type::clean_expired; }
 };
 
 }  // namespace eloqstore

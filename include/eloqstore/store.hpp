@@ -283,8 +283,8 @@ class EloqStore {
   class scan_range;
   // A lazy range over [begin, end) that fetches `page_entries` records at a time. Iterate it
   // once; afterwards status() tells whether it ended because of an error.
-  [[nodiscard]] scan_range scan(const table_ident& t, std::string begin = {},
-                                std::string end = {}, std::size_t page_entries = 256) {
+  [[nodiscard]] scan_range scan(const table_ident& t, std::string begin = {}, std::string end = {},
+                                std::size_t page_entries = 256) {
     return scan_range(this, t, std::move(begin), std::move(end), false, page_entries);
   }
   // The same range in descending key order.
@@ -371,7 +371,8 @@ class EloqStore {
 
   struct shard {
     shard(io_type& io, const options& o, std::size_t cache_pages)
-        : pages(io, Traits::page_size, o.pages_per_file_shift, cache_pages, !o.skip_verify_checksum) {}
+        : pages(io, Traits::page_size, o.pages_per_file_shift, cache_pages,
+                !o.skip_verify_checksum) {}
     std::thread thread;
     std::mutex mu;
     std::condition_variable cv;
@@ -494,9 +495,10 @@ class EloqStore {
         auto& r = static_cast<scan_request&>(req);
         r.entries_.clear();
         const detail::scan_limits limits{r.max_entries_, r.max_bytes_};
-        return r.reverse_ ? reader.scan_reverse(r.begin_, r.end_, limits, r.entries_, r.has_remaining_)
-                          : reader.scan(r.begin_, r.end_, r.begin_inclusive_, limits, r.entries_,
-                                        r.has_remaining_);
+        return r.reverse_
+                   ? reader.scan_reverse(r.begin_, r.end_, limits, r.entries_, r.has_remaining_)
+                   : reader.scan(r.begin_, r.end_, r.begin_inclusive_, limits, r.entries_,
+                                 r.has_remaining_);
       }
       default:
         return error::invalid_args;

@@ -29,8 +29,9 @@ concept store_traits = requires(const options& o) {
   typename T::scheduler_type;
   { T::page_size } -> std::convertible_to<std::size_t>;
   { T::make_io(o) } -> std::same_as<std::unique_ptr<typename T::io_type>>;
-} && key_comparator<typename T::comparator> && io_backend<typename T::io_type> &&
-                       scheduler<typename T::scheduler_type>;
+}
+&&key_comparator<typename T::comparator>&& io_backend<typename T::io_type>&&
+    scheduler<typename T::scheduler_type>;
 
 // Local files through pread/pwrite, bytewise keys, 4 KiB pages, run-to-completion shards.
 struct default_traits {

@@ -126,9 +126,8 @@ void check_against_model(Store& store, const table_ident& t, const model& m, std
   CHECK(i == vis.size());
   // Point reads and floors of present and absent keys.
   for (int q = 0; q < 40; ++q) {
-    std::string key = vis.empty() || r.chance(0.4)
-                          ? make_key(r, 5000)
-                          : vis[r.uniform(0, vis.size() - 1)].first;
+    std::string key =
+        vis.empty() || r.chance(0.4) ? make_key(r, 5000) : vis[r.uniform(0, vis.size() - 1)].first;
     const auto got = store.get(t, key);
     const auto mit = m.raw().find(key);
     const bool present = mit != m.raw().end() && model::live(mit->second, now);
@@ -415,7 +414,8 @@ TEST_CASE_TEMPLATE("engine: reverse scans and lazy ranges", Fixture, test::memor
   });
   CHECK(expect == 999);
   int taken = 0;
-  ranges::for_each(store->scan(t, "000100") | ranges::views::take(5), [&](const kv_entry&) { ++taken; });
+  ranges::for_each(store->scan(t, "000100") | ranges::views::take(5),
+                   [&](const kv_entry&) { ++taken; });
   CHECK(taken == 5);
 }
 
@@ -479,7 +479,8 @@ TEST_CASE_TEMPLATE("engine: async requests from several threads on several parti
           last = i;
         }
       }
-      const auto got = store->get({"async", static_cast<std::uint32_t>(c)}, "k" + std::to_string(k));
+      const auto got =
+          store->get({"async", static_cast<std::uint32_t>(c)}, "k" + std::to_string(k));
       REQUIRE(got.ok());
       CHECK(got->value == std::to_string(last));
     }
@@ -497,8 +498,8 @@ TEST_CASE_TEMPLATE("engine: values from 1 byte to 8 MiB, overwritten and deleted
   for (int round = 0; round < 2; ++round) {
     std::vector<write_entry> b;
     for (std::size_t i = 0; i < sizes.size(); ++i) {
-      b.push_back({"v" + std::to_string(i), r.bytes(sizes[i], 26), static_cast<std::uint64_t>(round),
-                   write_op::upsert, 0});
+      b.push_back({"v" + std::to_string(i), r.bytes(sizes[i], 26),
+                   static_cast<std::uint64_t>(round), write_op::upsert, 0});
     }
     REQUIRE(store->write(t, b) == error::ok);
     for (const auto& w : b) {

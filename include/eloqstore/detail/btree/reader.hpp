@@ -158,9 +158,8 @@ class tree_reader {
 
   // Like scan, but from the last key below `end` down to `begin` (inclusive), so
   // `begin_inclusive` does not apply; continue a page with end = last returned key.
-  [[nodiscard]] error scan_reverse(std::string_view begin, std::string_view end,
-                                   scan_limits limits, std::vector<kv_entry>& out,
-                                   bool& has_more) {
+  [[nodiscard]] error scan_reverse(std::string_view begin, std::string_view end, scan_limits limits,
+                                   std::vector<kv_entry>& out, bool& has_more) {
     has_more = false;
     if (version_->root.is_none()) {
       return error::ok;
@@ -199,8 +198,7 @@ class tree_reader {
 
   // Descends from `root` to the data page whose range holds `key` (the last one if
   // `rightmost`). error::not_found for an empty tree.
-  [[nodiscard]] error find_leaf(page_id root, std::string_view key, bool rightmost,
-                                page_id& leaf) {
+  [[nodiscard]] error find_leaf(page_id root, std::string_view key, bool rightmost, page_id& leaf) {
     if (root.is_none()) {
       return error::not_found;
     }
@@ -267,8 +265,8 @@ class tree_reader {
     return resolve_value(it, out.value);
   }
 
-  [[nodiscard]] error emit(const data_page_iter& it, scan_limits limits,
-                           std::vector<kv_entry>& out, std::size_t& bytes, bool& has_more) {
+  [[nodiscard]] error emit(const data_page_iter& it, scan_limits limits, std::vector<kv_entry>& out,
+                           std::size_t& bytes, bool& has_more) {
     kv_entry e;
     if (const error err = fill(it, e); err != error::ok) {
       return err;

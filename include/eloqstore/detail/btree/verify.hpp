@@ -145,8 +145,8 @@ class tree_verifier {
     std::string prev;
     data_page_iter it(page);
     for (it.seek_to_first(); it.valid(); it.next()) {
-      const bool in_range = (lo.empty() || compare(it.key(), lo) >= 0) &&
-                            (hi.empty() || compare(it.key(), hi) < 0);
+      const bool in_range =
+          (lo.empty() || compare(it.key(), lo) >= 0) && (hi.empty() || compare(it.key(), hi) < 0);
       const bool ascending = prev.empty() || compare(prev, it.key()) < 0;
       if (!in_range || !ascending || it.key().empty()) {
         return fail("key out of order or out of bounds in data page " + std::to_string(id.value()));

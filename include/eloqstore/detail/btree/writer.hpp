@@ -165,8 +165,9 @@ class tree_writer {
       }
       ttl_changes_.push_back(write_entry{t.key, {}, 0, write_op::erase, 0});
     }
-    std::sort(purge.begin(), purge.end(),
-              [&](const write_entry& a, const write_entry& b) { return cmp_.compare(a.key, b.key) < 0; });
+    std::sort(purge.begin(), purge.end(), [&](const write_entry& a, const write_entry& b) {
+      return cmp_.compare(a.key, b.key) < 0;
+    });
     purge.erase(std::unique(purge.begin(), purge.end(),
                             [&](const write_entry& a, const write_entry& b) {
                               return cmp_.compare(a.key, b.key) == 0;
@@ -358,8 +359,8 @@ class tree_writer {
     if (root.is_none()) {
       std::vector<record> none;
       std::vector<child_ref> leaves;
-      if (const error e = build_leaves(none, batch, page_id::none(), page_id::none(),
-                                       page_id::none(), leaves);
+      if (const error e =
+              build_leaves(none, batch, page_id::none(), page_id::none(), page_id::none(), leaves);
           e != error::ok) {
         return e;
       }
@@ -378,13 +379,12 @@ class tree_writer {
 
   // The slice of `batch` whose keys fall in [lo, hi) (lo empty = -inf, hi empty = +inf).
   [[nodiscard]] std::span<const write_entry> slice(std::span<const write_entry> batch,
-                                                   std::string_view lo,
-                                                   std::string_view hi) const {
+                                                   std::string_view lo, std::string_view hi) const {
     const auto below = [&](const write_entry& w, std::string_view k) {
       return compare(w.key, k) < 0;
     };
-    const auto first = lo.empty() ? batch.begin()
-                                  : std::lower_bound(batch.begin(), batch.end(), lo, below);
+    const auto first =
+        lo.empty() ? batch.begin() : std::lower_bound(batch.begin(), batch.end(), lo, below);
     const auto last = hi.empty() ? batch.end() : std::lower_bound(first, batch.end(), hi, below);
     return {first, last};
   }
@@ -403,8 +403,8 @@ class tree_writer {
       return apply_leaf(c.id, changes, rep);
     }
     return rewrite_index(c.id, c.key, hi, depth + 1, rep,
-                         [&](const child_ref& cc, std::string_view chi, bool cleaf,
-                             std::size_t d, std::vector<child_ref>& crep) {
+                         [&](const child_ref& cc, std::string_view chi, bool cleaf, std::size_t d,
+                             std::vector<child_ref>& crep) {
                            return batch_child(cc, chi, cleaf, changes, d, crep);
                          });
   }
@@ -439,7 +439,8 @@ class tree_writer {
     bool changed = false;
     std::vector<child_ref> rep;
     for (std::size_t i = 0; i < children.size(); ++i) {
-      const std::string_view child_hi = i + 1 < children.size() ? std::string_view(children[i + 1].key) : hi;
+      const std::string_view child_hi =
+          i + 1 < children.size() ? std::string_view(children[i + 1].key) : hi;
       rep.clear();
       if (const error e = visit(children[i], child_hi, leaf, depth, rep); e != error::ok) {
         return e;
@@ -468,27 +469,42 @@ class tree_writer {
     return pack_index(next, leaf, id, out);
   }
 
-  // Merges a data page with its changes and rebuilds it (possibly as several pages).
-  [[nodiscard]] error apply_leaf(page_id id, std::span<const write_entry> changes,
-                                 std::vector<child_ref>& out) {
+  // A data page decoded into records. `bytes` owns the page; the records' values view it and
+  // their keys live in held_.
+  struct leaf_contents {
     std::vector<char> bytes;
-    if (const error e = load(id, bytes); e != error::ok) {
+    std::vector<record> records;
+    page_id prev;
+    page_id next;
+  };
+
+  [[nodiscard]] error load_leaf(page_id id, leaf_contents& leaf) {
+    if (const error e = load(id, leaf.bytes); e != error::ok) {
       return e;
     }
     data_page page;
-    if (data_page::open(bytes, page) != error::ok) {
+    if (data_page::open(leaf.bytes, page) != error::ok) {
       return error::corrupted;
     }
-    std::vector<record> existing;
+    leaf.prev = page.prev();
+    leaf.next = page.next();
+    leaf.records.clear();
     data_page_iter it(page);
     for (it.seek_to_first(); it.valid(); it.next()) {
-      existing.push_back(record{keep(it.key()), it.value(), it.timestamp(), it.expire_ts(),
-                                it.is_overflow(), it.compression()});
+      leaf.records.push_back(record{keep(it.key()), it.value(), it.timestamp(), it.expire_ts(),
+                                    it.is_overflow(), it.compression()});
     }
-    if (it.status() != error::ok) {
-      return error::corrupted;
+    return it.status() == error::ok ? error::ok : error::corrupted;
+  }
+
+  // Merges a data page with its changes and rebuilds it (possibly as several pages).
+  [[nodiscard]] error apply_leaf(page_id id, std::span<const write_entry> changes,
+                                 std::vector<child_ref>& out) {
+    leaf_contents leaf;
+    if (const error e = load_leaf(id, leaf); e != error::ok) {
+      return e;
     }
-    return build_leaves(existing, changes, id, page.prev(), page.next(), out);
+    return build_leaves(leaf.records, changes, id, leaf.prev, leaf.next, out);
   }
 
   // Stable storage for keys decoded from pages (iterator keys are reused buffers).
@@ -501,8 +517,8 @@ class tree_writer {
   // writes the result as data pages linked between prev and next. The first page reuses `id`
   // when there is one.
   [[nodiscard]] error build_leaves(const std::vector<record>& existing,
-                                   std::span<const write_entry> changes, page_id id,
-                                   page_id prev, page_id next, std::vector<child_ref>& out) {
+                                   std::span<const write_entry> changes, page_id id, page_id prev,
+                                   page_id next, std::vector<child_ref>& out) {
     std::vector<record> merged;
     if (const error e = merge(existing, changes, merged); e != error::ok) {
       return e;
@@ -531,7 +547,8 @@ class tree_writer {
       data_builder_.reset();
       for (std::size_t i = starts[j]; i < starts[j + 1]; ++i) {
         const record& r = merged[i];
-        const bool ok = data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression);
+        const bool ok =
+            data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression);
         assert(ok);
         (void)ok;
       }
@@ -539,8 +556,8 @@ class tree_writer {
       const page_id after = j + 1 < ids.size() ? ids[j + 1] : next;
       const auto page = data_builder_.finish(before, after);
       dirty_[ids[j].value()].assign(page.begin(), page.end());
-      const std::string key = j == 0 ? std::string()
-                                     : separator(merged[starts[j] - 1].key, merged[starts[j]].key);
+      const std::string key =
+          j == 0 ? std::string() : separator(merged[starts[j] - 1].key, merged[starts[j]].key);
       out.push_back(child_ref{key, ids[j]});
     }
     // Neighbours outside this run now see its last (or first) page.
@@ -694,7 +711,8 @@ class tree_writer {
         children.size(), [&] { index_builder_.reset(); },
         [&](std::size_t i) {
           // The first child of a page is its leftmost pointer: its key is not stored.
-          const std::string_view key = index_builder_.empty() ? std::string_view{} : children[i].key;
+          const std::string_view key =
+              index_builder_.empty() ? std::string_view{} : children[i].key;
           return index_builder_.add(key, children[i].id, leaf);
         },
         [&] { return index_builder_.current_size_bytes(); });
@@ -780,9 +798,9 @@ class tree_writer {
   // ---- range delete --------------------------------------------------------------------
 
   [[nodiscard]] error range_child(const child_ref& c, std::string_view hi, bool leaf,
-                                  std::string_view begin, std::string_view end,
-                                  std::size_t depth, std::vector<child_ref>& rep) {
-    const bool below = !hi.empty() && compare(hi, begin) <= 0;           // child ends before
+                                  std::string_view begin, std::string_view end, std::size_t depth,
+                                  std::vector<child_ref>& rep) {
+    const bool below = !hi.empty() && compare(hi, begin) <= 0;  // child ends before
     const bool above = !end.empty() && !c.key.empty() && compare(c.key, end) >= 0;  // after
     if (below || above) {
       rep = {c};
@@ -798,8 +816,8 @@ class tree_writer {
       return trim_leaf(c.id, begin, end, rep);
     }
     return rewrite_index(c.id, c.key, hi, depth + 1, rep,
-                         [&](const child_ref& cc, std::string_view chi, bool cleaf,
-                             std::size_t d, std::vector<child_ref>& crep) {
+                         [&](const child_ref& cc, std::string_view chi, bool cleaf, std::size_t d,
+                             std::vector<child_ref>& crep) {
                            return range_child(cc, chi, cleaf, begin, end, d, crep);
                          });
   }
@@ -807,39 +825,24 @@ class tree_writer {
   // Removes the records of one data page that fall in [begin, end).
   [[nodiscard]] error trim_leaf(page_id id, std::string_view begin, std::string_view end,
                                 std::vector<child_ref>& out) {
-    std::vector<char> bytes;
-    if (const error e = load(id, bytes); e != error::ok) {
+    leaf_contents leaf;
+    if (const error e = load_leaf(id, leaf); e != error::ok) {
       return e;
     }
-    data_page page;
-    if (data_page::open(bytes, page) != error::ok) {
-      return error::corrupted;
-    }
     std::vector<record> kept;
-    bool removed = false;
-    data_page_iter it(page);
-    for (it.seek_to_first(); it.valid(); it.next()) {
-      const record r{keep(it.key()), it.value(), it.timestamp(), it.expire_ts(),
-                     it.is_overflow(), it.compression()};
-      const bool in_range =
-          compare(r.key, begin) >= 0 && (end.empty() || compare(r.key, end) < 0);
-      if (in_range) {
-        removed = true;
-        if (const error e = drop(r); e != error::ok) {
-          return e;
-        }
-      } else {
+    for (const record& r : leaf.records) {
+      const bool in_range = compare(r.key, begin) >= 0 && (end.empty() || compare(r.key, end) < 0);
+      if (!in_range) {
         kept.push_back(r);
+      } else if (const error e = drop(r); e != error::ok) {
+        return e;
       }
     }
-    if (it.status() != error::ok) {
-      return error::corrupted;
-    }
-    if (!removed) {
+    if (kept.size() == leaf.records.size()) {
       out = {child_ref{{}, id}};
       return error::ok;
     }
-    return build_leaves(kept, {}, id, page.prev(), page.next(), out);
+    return build_leaves(kept, {}, id, leaf.prev, leaf.next, out);
   }
 
   // Frees a whole subtree: every page, every overflow chain, and the TTL entries of its
@@ -848,28 +851,22 @@ class tree_writer {
     if (depth >= descent_depth_max) {
       return error::corrupted;
     }
-    std::vector<char> bytes;
-    if (const error e = load(id, bytes); e != error::ok) {
-      return e;
-    }
     if (leaf) {
-      data_page page;
-      if (data_page::open(bytes, page) != error::ok) {
-        return error::corrupted;
+      leaf_contents contents;
+      if (const error e = load_leaf(id, contents); e != error::ok) {
+        return e;
       }
-      data_page_iter it(page);
-      for (it.seek_to_first(); it.valid(); it.next()) {
-        const record r{keep(it.key()), it.value(), it.timestamp(), it.expire_ts(),
-                       it.is_overflow(), it.compression()};
+      for (const record& r : contents.records) {
         if (const error e = drop(r); e != error::ok) {
           return e;
         }
       }
-      if (it.status() != error::ok) {
-        return error::corrupted;
-      }
       free_page(id);
-      return unlink(page.prev(), page.next());
+      return unlink(contents.prev, contents.next);
+    }
+    std::vector<char> bytes;
+    if (const error e = load(id, bytes); e != error::ok) {
+      return e;
     }
     index_page page;
     if (index_page::open(bytes, page) != error::ok) {

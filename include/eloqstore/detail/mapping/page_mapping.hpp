@@ -70,7 +70,8 @@ class mapping_table {
     if (!free_head_.is_none()) {
       const page_id id = free_head_;
       const std::uint64_t link = get(id);
-      free_head_ = tag_of(link) == mapping_tag::free_link ? decode_free_link(link) : page_id::none();
+      free_head_ =
+          tag_of(link) == mapping_tag::free_link ? decode_free_link(link) : page_id::none();
       --free_count_;
       set(id, mapping_invalid_value);
       return id;

@@ -44,7 +44,7 @@ struct partition_version {
 
 struct partition_state {
   table_ident id;
-  bool loaded = false;    // the manifest was read (or found absent)
+  bool loaded = false;  // the manifest was read (or found absent)
   bool has_manifest = false;
   std::shared_ptr<partition_version> current = std::make_shared<partition_version>();
   std::deque<std::shared_ptr<partition_version>> retired;
@@ -85,8 +85,8 @@ struct partition_state {
 template <io_backend IO>
 class page_access {
  public:
-  page_access(IO& io, std::size_t page_size, unsigned pages_per_file_shift,
-              std::size_t cache_pages, bool verify_checksums)
+  page_access(IO& io, std::size_t page_size, unsigned pages_per_file_shift, std::size_t cache_pages,
+              bool verify_checksums)
       : io_(io),
         page_size_(page_size),
         shift_(pages_per_file_shift),
