@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -115,35 +116,45 @@ class EloqStore {
       last_message_ = "the I/O backend failed to open the store paths";
       return e;
     }
-    shards_.clear();
+    std::vector<std::unique_ptr<shard>> shards;
     const std::size_t cache_pages = opts_.buffer_pool_size / Traits::page_size;
     for (std::size_t i = 0; i < opts_.num_threads; ++i) {
-      shards_.push_back(std::make_unique<shard>(*io_, opts_, cache_pages));
+      shards.push_back(std::make_unique<shard>(*io_, opts_, cache_pages));
     }
-    running_.store(true, std::memory_order_release);
-    for (auto& s : shards_) {
+    for (auto& s : shards) {
       s->thread = std::thread([this, sh = s.get()] { run_shard(*sh); });
     }
+    std::unique_lock lock_shards(shards_mu_);
+    shards_ = std::move(shards);
+    running_.store(true, std::memory_order_release);
     return error::ok;
   }
 
-  // Drains queued requests, joins the shard threads and closes the backend.
+  // Drains queued requests, joins the shard threads and closes the backend. Called from a
+  // shard thread (a callback), it does nothing: a shard cannot join itself.
   void stop() {
+    if (on_shard_thread()) {
+      return;
+    }
     std::lock_guard lock(lifecycle_mu_);
     if (!running()) {
       return;
     }
     running_.store(false, std::memory_order_release);
-    for (auto& s : shards_) {
-      {
+    {
+      std::shared_lock lock_shards(shards_mu_);
+      for (auto& s : shards_) {
         std::lock_guard ql(s->mu);
         s->stopping = true;
+        s->cv.notify_all();
       }
-      s->cv.notify_all();
     }
+    // Only start/stop change shards_, and both hold lifecycle_mu_: joining without
+    // shards_mu_ lets callbacks on the shard threads still submit (and be refused).
     for (auto& s : shards_) {
       s->thread.join();
     }
+    std::unique_lock lock_shards(shards_mu_);  // waits for submitters still inside
     shards_.clear();
     io_->close();
   }
@@ -152,41 +163,66 @@ class EloqStore {
   [[nodiscard]] const std::string& last_message() const noexcept { return last_message_; }
 
   // Submits `req`; false (request untouched) if the store is stopped. The callback, if any,
-  // runs on the shard thread once the request is done.
+  // runs once the request is done: on the shard thread, or on the calling thread when the
+  // request fails before reaching a shard (invalid table, store stopping) and for
+  // drop_table, which runs on the calling thread. Do not call drop_table or exec_sync from a
+  // callback (the shard would wait for itself).
   bool exec_async(request& req, std::uint64_t user_data = 0, request::callback_type cb = {}) {
-    if (!running()) {
-      return false;
-    }
-    req.prepare(user_data, std::move(cb));
     if (req.type() == request_type::drop_table) {
+      if (!running()) {
+        return false;
+      }
+      req.prepare(user_data, std::move(cb));
       req.set_done(drop_table(static_cast<drop_table_request&>(req).table_name_));
       return true;
     }
-    if (!req.table().valid()) {
-      req.set_done(error::invalid_args);
-      return true;
-    }
-    shard& s = *shards_[req.table().shard_index(shards_.size())];
+    error immediate = error::ok;
     {
-      std::lock_guard ql(s.mu);
-      if (s.stopping) {
-        req.set_done(error::not_running);
-        return true;
+      std::shared_lock lock_shards(shards_mu_);
+      if (!running() || shards_.empty()) {
+        return false;
       }
-      s.queue.push_back(&req);
+      req.prepare(user_data, std::move(cb));
+      if (!req.table().valid()) {
+        immediate = error::invalid_args;
+      } else {
+        shard& s = *shards_[req.table().shard_index(shards_.size())];
+        std::lock_guard ql(s.mu);
+        if (s.stopping) {
+          immediate = error::not_running;
+        } else {
+          s.queue.push_back(&req);
+          s.cv.notify_one();
+        }
+      }
     }
-    s.cv.notify_one();
+    if (immediate != error::ok) {
+      req.set_done(immediate);  // outside the locks: the callback may submit again
+    }
     return true;
   }
 
   // Runs `req` and waits for it; error::not_running if the store is stopped.
   error exec_sync(request& req) {
-    if (!exec_async(req)) {
+    // The waiter lives here, not in the request: the completing thread touches it last
+    // under the mutex, so `req` may be destroyed as soon as this returns.
+    struct waiter {
+      std::mutex mu;
+      std::condition_variable cv;
+      bool done = false;
+    } w;
+    const bool submitted = exec_async(req, 0, [&w](request&) {
+      std::lock_guard lock(w.mu);
+      w.done = true;
+      w.cv.notify_one();
+    });
+    if (!submitted) {
       req.prepare(0, {});
       req.set_done(error::not_running);
       return error::not_running;
     }
-    req.wait();
+    std::unique_lock lock(w.mu);
+    w.cv.wait(lock, [&] { return w.done; });
     return req.status();
   }
 
@@ -248,8 +284,14 @@ class EloqStore {
       return error::invalid_args;
     }
     std::vector<table_ident> parts;
-    if (const error e = io_->list_partitions(parts); e != error::ok) {
-      return e;
+    {
+      std::shared_lock lock_shards(shards_mu_);
+      if (!running()) {
+        return error::not_running;
+      }
+      if (const error e = io_->list_partitions(parts); e != error::ok) {
+        return e;
+      }
     }
     error first = error::ok;
     for (const table_ident& t : parts) {
@@ -392,7 +434,14 @@ class EloqStore {
                                           .count());
   }
 
+  static bool& shard_thread_flag() {
+    static thread_local bool flag = false;
+    return flag;
+  }
+  static bool on_shard_thread() { return shard_thread_flag(); }
+
   void run_shard(shard& s) {
+    shard_thread_flag() = true;
     for (;;) {
       request* req = nullptr;
       {
@@ -407,6 +456,12 @@ class EloqStore {
       s.sched.run([&] { handle(s, *req); });
     }
     for (auto& [id, p] : s.partitions) {
+      // A manifest write that failed may still reach the disk later (it sat in the page
+      // cache): replace the manifest with the committed state so it cannot resurface.
+      if (p->force_snapshot) {
+        detail::tree_writer<io_type, comparator_type> w(s.pages, *p, cmp_, writer_cfg(), now_ms());
+        (void)w.commit();
+      }
       s.pages.invalidate_all(*p);
     }
     s.partitions.clear();
@@ -465,6 +520,10 @@ class EloqStore {
   }
 
   void handle(shard& s, request& req) {
+    if (auto* v = dynamic_cast<verify_request*>(&req); v != nullptr) {
+      req.set_done(handle_verify(s, *v));
+      return;
+    }
     detail::partition_state* p = nullptr;
     error e = partition(s, req.table(), !req.read_only(), p);
     if (e == error::ok) {
@@ -530,14 +589,6 @@ class EloqStore {
   }
 
   error handle_write(shard& s, detail::partition_state& p, request& req) {
-    if (req.type() == request_type::compact) {
-      auto& r = static_cast<verify_request&>(req);
-      if (!p.has_manifest) {
-        return error::not_found;
-      }
-      detail::tree_verifier<io_type, comparator_type> v(s.pages, p, *p.current, cmp_);
-      return v.run(r.problem);
-    }
     detail::tree_writer<io_type, comparator_type> w(s.pages, p, cmp_, writer_cfg(), now_ms());
     error e = error::ok;
     switch (req.type()) {
@@ -587,6 +638,18 @@ class EloqStore {
     return e;
   }
 
+  error handle_verify(shard& s, verify_request& r) {
+    detail::partition_state* p = nullptr;
+    if (const error e = partition(s, r.table(), false, p); e != error::ok) {
+      return e;
+    }
+    if (!p->has_manifest) {
+      return error::not_found;
+    }
+    detail::tree_verifier<io_type, comparator_type> v(s.pages, *p, *p->current, cmp_);
+    return v.run(r.problem);
+  }
+
   // Write-triggered expiry purge (after the request that triggered it has completed).
   void purge_expired(shard& s, detail::partition_state& p) {
     detail::tree_writer<io_type, comparator_type> w(s.pages, p, cmp_, writer_cfg(), now_ms());
@@ -608,6 +671,7 @@ class EloqStore {
   std::vector<std::unique_ptr<shard>> shards_;
   std::atomic<bool> running_{false};
   std::mutex lifecycle_mu_;
+  std::shared_mutex shards_mu_;  // guards shards_ against start/stop while submitting
   std::string last_message_;
   std::uint64_t term_ = 0;
   mutable std::mutex stats_mu_;

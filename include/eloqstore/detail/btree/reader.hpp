@@ -169,7 +169,7 @@ class tree_reader {
       return e;
     }
     std::size_t bytes = 0;
-    std::vector<kv_entry> page_records;
+    std::vector<raw_entry> page_records;
     for (std::size_t hops = 0; hops <= version_->mapping.size() && !leaf.is_none(); ++hops) {
       data_page page;
       if (const error e = load_data(leaf, page); e != error::ok) {
@@ -182,14 +182,23 @@ class tree_reader {
         if (!begin.empty() && cmp_.compare(r->key, begin) < 0) {
           return error::ok;
         }
-        const std::size_t size = r->key.size() + r->value.size() + 16;
-        if ((limits.max_entries != 0 && out.size() >= limits.max_entries) ||
-            (limits.max_bytes != 0 && bytes > 0 && bytes + size > limits.max_bytes)) {
+        if (limits.max_entries != 0 && out.size() >= limits.max_entries) {
+          has_more = true;
+          return error::ok;
+        }
+        // Values (overflow chains) are assembled only for entries that may be returned.
+        kv_entry e{std::move(r->key), {}, r->ts, r->expire_ts};
+        if (const error err = resolve_raw(r->value, r->overflow, r->compression, e.value);
+            err != error::ok) {
+          return err;
+        }
+        const std::size_t size = e.key.size() + e.value.size() + 16;
+        if (limits.max_bytes != 0 && bytes > 0 && bytes + size > limits.max_bytes) {
           has_more = true;
           return error::ok;
         }
         bytes += size;
-        out.push_back(std::move(*r));
+        out.push_back(std::move(e));
       }
       leaf = page.prev();
     }
@@ -232,16 +241,22 @@ class tree_reader {
 
   // Resolves the stored value of the entry under `it` (assembling overflow chains).
   [[nodiscard]] error resolve_value(const data_page_iter& it, std::string& out) {
-    if (it.compression() != compression_kind::none) {
+    return resolve_raw(it.value(), it.is_overflow(), it.compression(), out);
+  }
+
+  // Resolves a stored value: inline bytes, or the head of an overflow chain.
+  [[nodiscard]] error resolve_raw(std::string_view stored, bool overflow,
+                                  compression_kind compression, std::string& out) {
+    if (compression != compression_kind::none) {
       return error::corrupted;  // compressed values are not supported by this build yet
     }
-    if (!it.is_overflow()) {
-      out.assign(it.value());
+    if (!overflow) {
+      out.assign(stored);
       return error::ok;
     }
     std::vector<char> buf;
     return read_overflow_value(
-        it.value(),
+        stored,
         [&](page_id id, std::span<const char>& page) {
           const error e = pages_.read(partition_, version_->mapping, id, buf);
           page = buf;
@@ -267,6 +282,10 @@ class tree_reader {
 
   [[nodiscard]] error emit(const data_page_iter& it, scan_limits limits, std::vector<kv_entry>& out,
                            std::size_t& bytes, bool& has_more) {
+    if (limits.max_entries != 0 && out.size() >= limits.max_entries) {
+      has_more = true;  // decided before assembling a value that would not be returned
+      return error::ok;
+    }
     kv_entry e;
     if (const error err = fill(it, e); err != error::ok) {
       return err;
@@ -282,23 +301,30 @@ class tree_reader {
     return error::ok;
   }
 
-  // The live records of a page with key < end (all if end is empty), in key order.
+  // A record as stored: the value is inline bytes or an overflow chain's head.
+  struct raw_entry {
+    std::string key;
+    std::string value;
+    std::uint64_t ts = 0;
+    std::uint64_t expire_ts = 0;
+    bool overflow = false;
+    compression_kind compression = compression_kind::none;
+  };
+
+  // The live records of a page with key < end (all if end is empty), in key order, values
+  // unresolved.
   [[nodiscard]] error collect_below(const data_page& page, std::string_view end,
-                                    std::vector<kv_entry>& out) {
+                                    std::vector<raw_entry>& out) {
     out.clear();
     data_page_iter it(page);
     for (it.seek_to_first(); it.valid(); it.next()) {
       if (!end.empty() && cmp_.compare(it.key(), end) >= 0) {
         break;
       }
-      if (is_expired(it.expire_ts(), now_ms_)) {
-        continue;
+      if (!is_expired(it.expire_ts(), now_ms_)) {
+        out.push_back(raw_entry{std::string(it.key()), std::string(it.value()), it.timestamp(),
+                                it.expire_ts(), it.is_overflow(), it.compression()});
       }
-      kv_entry e;
-      if (const error err = fill(it, e); err != error::ok) {
-        return err;
-      }
-      out.push_back(std::move(e));
     }
     return it.status();
   }

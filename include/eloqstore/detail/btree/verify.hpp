@@ -176,15 +176,16 @@ class tree_verifier {
       if (guard > seen_.size()) {
         return fail("overflow chain loops");
       }
+      // Every page of the group is read: its checksum and structure must hold.
+      overflow_page page;
       for (std::size_t i = 0; i < count; ++i) {
         if (const error e = visit(ids[i]); e != error::ok) {
           return e;
         }
-      }
-      overflow_page page;
-      if (pages_.read(p_, v_.mapping, ids[count - 1], bytes) != error::ok ||
-          overflow_page::open(bytes, page) != error::ok) {
-        return fail("overflow page unreadable");
+        if (pages_.read(p_, v_.mapping, ids[i], bytes) != error::ok ||
+            overflow_page::open(bytes, page) != error::ok) {
+          return fail("overflow page " + std::to_string(ids[i].value()) + " unreadable");
+        }
       }
       count = page.pointer_count();
       for (std::size_t j = 0; j < count; ++j) {

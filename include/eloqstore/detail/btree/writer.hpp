@@ -178,7 +178,13 @@ class tree_writer {
 
   // Writes dirty pages, syncs data files, writes the manifest, then publishes the version.
   [[nodiscard]] error commit() {
-    if (dirty_.empty() && log_.change_count() == 0 && !truncated_all_) {
+    if (corrupt_) {
+      return error::corrupted;  // a page named an id the mapping does not hold
+    }
+    if (dirty_.empty() && log_.change_count() == 0 && !truncated_all_ && !p_.force_snapshot) {
+      if (purged_) {
+        p_.next_expire_ts = purge_next_;  // nothing had expired: remember the next expiry
+      }
       return error::ok;  // nothing changed: no manifest write
     }
     std::vector<std::uint64_t> allocated;
@@ -235,7 +241,17 @@ class tree_writer {
     return id.value() <= child_page_id_max ? error::ok : error::out_of_space;
   }
 
+  // Frees a logical page. Ids come from pages on disk, so an id that is not a mapped page
+  // marks the write corrupt (reported at commit) instead of damaging the free list.
   void free_page(page_id id) {
+    if (id.value() >= mapping_.size() || tag_of(mapping_.get(id)) == mapping_tag::free_link ||
+        mapping_.get(id) == mapping_invalid_value) {
+      if (dirty_.erase(id.value()) == 0) {
+        corrupt_ = true;
+        return;
+      }
+      // A page allocated by this writer and not yet written: it has no file page.
+    }
     const file_page_id fp = mapping_.file_page(id);
     if (!fp.is_none()) {
       freed_fps_.push_back(fp.value());
@@ -532,6 +548,9 @@ class tree_writer {
       return error::ok;
     }
     const auto starts = split_data(merged);
+    if (starts.empty()) {
+      return error::corrupted;
+    }
     std::vector<page_id> ids;
     for (std::size_t j = 0; j + 1 < starts.size(); ++j) {
       page_id pid = id;
@@ -547,10 +566,9 @@ class tree_writer {
       data_builder_.reset();
       for (std::size_t i = starts[j]; i < starts[j + 1]; ++i) {
         const record& r = merged[i];
-        const bool ok =
-            data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression);
-        assert(ok);
-        (void)ok;
+        if (!data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression)) {
+          return error::corrupted;  // split_points measured this page: it must fit
+        }
       }
       const page_id before = j == 0 ? prev : ids[j - 1];
       const page_id after = j + 1 < ids.size() ? ids[j + 1] : next;
@@ -671,7 +689,9 @@ class tree_writer {
         [&] { return data_builder_.current_size_bytes(); });
   }
 
-  // Greedy page filling plus the 1/4-3/4 rebalance of the last two pages.
+  // Greedy page filling plus the 1/4-3/4 rebalance of the last two pages. Returns the start
+  // index of each page plus a final n; empty if an item does not fit an empty page (which the
+  // callers' inputs rule out, so it is reported as corruption).
   template <typename Reset, typename Add, typename Size>
   [[nodiscard]] std::vector<std::size_t> split_points(std::size_t n, Reset&& reset, Add&& add,
                                                       Size&& size) {
@@ -683,21 +703,31 @@ class tree_writer {
         sizes.push_back(size());
         starts.push_back(i);
         reset();
-        const bool ok = add(i);  // every item fits an empty page
-        assert(ok);
-        (void)ok;
+        if (!add(i)) {
+          return {};
+        }
       }
     }
     sizes.push_back(size());
     const std::size_t k = sizes.size();
     if (k >= 2 && sizes[k - 1] < cfg_.page_size / 4 && sizes[k - 2] > cfg_.page_size * 3 / 4) {
+      // Move the boundary back until the first page holds about half; keep the move only if
+      // the second page, rebuilt from the new boundary, still fits (prefix compression and
+      // restart points change the encoded sizes).
       const std::size_t half = (sizes[k - 2] + sizes[k - 1]) / 2;
       std::size_t m = starts[k - 2];
       reset();
       while (m < n && size() < half && add(m)) {
         ++m;
       }
-      starts[k - 1] = m;
+      reset();
+      bool fits = m > starts[k - 2];
+      for (std::size_t i = m; fits && i < n; ++i) {
+        fits = add(i);
+      }
+      if (fits) {
+        starts[k - 1] = m;
+      }
     }
     starts.push_back(n);
     return starts;
@@ -716,6 +746,9 @@ class tree_writer {
           return index_builder_.add(key, children[i].id, leaf);
         },
         [&] { return index_builder_.current_size_bytes(); });
+    if (starts.empty()) {
+      return error::corrupted;
+    }
     out.clear();
     for (std::size_t j = 0; j + 1 < starts.size(); ++j) {
       page_id pid = id;
@@ -727,9 +760,9 @@ class tree_writer {
       index_builder_.reset();
       for (std::size_t i = starts[j]; i < starts[j + 1]; ++i) {
         const std::string_view key = i == starts[j] ? std::string_view{} : children[i].key;
-        const bool ok = index_builder_.add(key, children[i].id, leaf);
-        assert(ok);
-        (void)ok;
+        if (!index_builder_.add(key, children[i].id, leaf)) {
+          return error::corrupted;  // split_points measured this page: it must fit
+        }
       }
       const auto page = index_builder_.finish();
       dirty_[pid.value()].assign(page.begin(), page.end());
@@ -1020,6 +1053,7 @@ class tree_writer {
   bool ttl_mode_ = false;
   bool truncated_all_ = false;
   bool purged_ = false;
+  bool corrupt_ = false;
 };
 
 }  // namespace eloqstore::detail
