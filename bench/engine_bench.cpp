@@ -3,6 +3,8 @@
 //   read      random point reads of a partition whose index exceeds the index cache budget
 //   scan      full forward scan (entries/s)
 //   small     a 10-key batch into the large partition (latency per durable batch)
+//   clients   64 client threads, single-key durable writes to one partition, with and
+//             without group commit
 //   mapping   copy-on-write cost of one small batch in a 1M-page mapping: chunked (ours)
 //             vs copying the whole table (the reference engine)
 //
@@ -10,6 +12,7 @@
 // Data pages are read through the OS page cache (pread_io has no O_DIRECT); the uring backend
 // benchmark measures device reads.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -17,6 +20,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <range/v3/algorithm/for_each.hpp>
@@ -117,6 +121,41 @@ void reads_scan_small(const std::string& dir, std::uint64_t keys) {
       s / rounds * 1e6, static_cast<double>(chunks) / rounds);
 }
 
+void small_writes(const std::string& dir, bool group_commit) {
+  std::filesystem::remove_all(dir);
+  options o = make_options(dir);
+  o.group_commit = group_commit;
+  store_type store(o);
+  if (store.start() != error::ok) {
+    std::exit(1);
+  }
+  const table_ident t{"clients", 0};
+  constexpr int clients = 64;
+  constexpr int per_client = 50;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  const auto start = bench_clock::now();
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      for (int i = 0; i < per_client; ++i) {
+        if (store.put(t, key_of(static_cast<std::uint64_t>(c) * 1000 + i), "value", 1) !=
+            error::ok) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  const double s = since(start);
+  std::printf(
+      "clients 64 x 1-key durable writes, group commit %-3s: %8.0f writes/s (largest group "
+      "%zu)%s\n",
+      group_commit ? "on" : "off", clients * per_client / s, store.largest_group(),
+      failures.load() != 0 ? " FAILURES" : "");
+}
+
 void mapping_copy() {
   constexpr std::size_t pages = 1 << 20;
   std::vector<std::uint64_t> values(pages, detail::encode_file_page(detail::file_page_id(1)));
@@ -158,6 +197,8 @@ int main(int argc, char** argv) {
   load(dir, keys, 1000);
   load(dir, keys, 20000);
   reads_scan_small(dir, keys);
+  small_writes(dir, false);
+  small_writes(dir, true);
   mapping_copy();
   std::filesystem::remove_all(dir);
   return 0;

@@ -97,6 +97,10 @@ struct options {
   bool prewarm_cloud_cache = false;      // cloud: download files into the cache at start
   std::uint16_t prewarm_task_count = 3;  // cloud: prewarm coroutines per shard
   std::size_t mapping_arena_size = 128;  // recycled mapping-table vectors kept per shard
+  // Ours, not the reference's: write requests queued for one partition while it is busy are
+  // applied in one copy-on-write pass and one sync chain, each completing on its own.
+  bool group_commit = true;
+  std::uint32_t group_commit_max = 256;  // requests per group
   // Which partitions this instance owns for prewarm and global archive; empty = all.
   std::function<bool(const table_ident&)> partition_filter;
 

@@ -419,6 +419,7 @@ class EloqStore {
     std::mutex mu;
     std::condition_variable cv;
     std::deque<request*> queue;
+    std::vector<request*> group;  // the requests being executed (reused)
     bool stopping = false;
     detail::page_access<io_type> pages;
     std::unordered_map<table_ident, std::unique_ptr<detail::partition_state>> partitions;
@@ -434,6 +435,60 @@ class EloqStore {
                                           .count());
   }
 
+  // Group commit: moves from the queue the batch writes of group[0]'s partition that follow
+  // it, stopping at any other request of that partition (a read must not see a write queued
+  // after it; a truncate must keep its place). REQUIRES: s.mu held.
+  void take_group(shard& s, std::vector<request*>& group) {
+    const table_ident& t = group[0]->table();
+    for (auto it = s.queue.begin(); it != s.queue.end() && group.size() < opts_.group_commit_max;) {
+      if (!((*it)->table() == t)) {
+        ++it;
+        continue;
+      }
+      if ((*it)->type() != request_type::batch_write) {
+        break;
+      }
+      group.push_back(*it);
+      it = s.queue.erase(it);
+    }
+  }
+
+  // Applies a group of batch writes to one partition in one pass and one commit. A batch
+  // with bad input fails alone; any other error fails the whole group and changes nothing.
+  void handle_group(shard& s, std::vector<request*>& group) {
+    detail::partition_state* p = nullptr;
+    error e = partition(s, group[0]->table(), true, p);
+    // A request is touched no more once completed (its owner may reuse it at once): the
+    // ones that failed alone are set to null here.
+    if (e == error::ok) {
+      detail::tree_writer<io_type, comparator_type> w(s.pages, *p, cmp_, writer_cfg(), now_ms());
+      for (request*& r : group) {
+        auto& b = static_cast<batch_write_request&>(*r);
+        if (const error bad = prepare_batch(b.entries_); bad != error::ok) {
+          std::exchange(r, nullptr)->set_done(bad);
+          continue;
+        }
+        if (!b.entries_.empty()) {
+          e = w.apply(b.entries_);
+        }
+        if (e != error::ok) {
+          break;
+        }
+      }
+      if (e == error::ok) {
+        e = w.commit();
+      }
+    }
+    for (request* r : group) {
+      if (r != nullptr) {
+        r->set_done(e);
+      }
+    }
+    if (e == error::ok && p->next_expire_ts != 0 && p->next_expire_ts <= now_ms()) {
+      purge_expired(s, *p);
+    }
+  }
+
   static bool& shard_thread_flag() {
     static thread_local bool flag = false;
     return flag;
@@ -443,17 +498,29 @@ class EloqStore {
   void run_shard(shard& s) {
     shard_thread_flag() = true;
     for (;;) {
-      request* req = nullptr;
+      std::vector<request*>& group = s.group;
+      group.clear();
       {
         std::unique_lock ql(s.mu);
         s.cv.wait(ql, [&] { return s.stopping || !s.queue.empty(); });
         if (s.queue.empty()) {
           break;  // stopping and drained
         }
-        req = s.queue.front();
+        group.push_back(s.queue.front());
         s.queue.pop_front();
+        if (opts_.group_commit && group[0]->type() == request_type::batch_write) {
+          take_group(s, group);
+        }
       }
-      s.sched.run([&] { handle(s, *req); });
+      std::size_t seen = largest_group_.load(std::memory_order_relaxed);
+      while (group.size() > seen &&
+             !largest_group_.compare_exchange_weak(seen, group.size(), std::memory_order_relaxed)) {
+      }
+      if (group.size() == 1) {
+        s.sched.run([&] { handle(s, *group[0]); });
+      } else {
+        s.sched.run([&] { handle_group(s, group); });
+      }
     }
     for (auto& [id, p] : s.partitions) {
       // A manifest write that failed may still reach the disk later (it sat in the page
@@ -657,6 +724,10 @@ class EloqStore {
   }
 
  public:
+  // The most write requests committed together so far (group commit).
+  [[nodiscard]] std::size_t largest_group() const noexcept {
+    return largest_group_.load(std::memory_order_relaxed);
+  }
   [[nodiscard]] write_stats last_write_stats() const {
     std::lock_guard lock(stats_mu_);
     return last_stats_;
@@ -675,6 +746,7 @@ class EloqStore {
   std::string last_message_;
   std::uint64_t term_ = 0;
   mutable std::mutex stats_mu_;
+  std::atomic<std::size_t> largest_group_{0};
   write_stats last_stats_;
 };
 

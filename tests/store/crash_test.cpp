@@ -1228,3 +1228,68 @@ TEST_CASE("crash: a deep tree shrinks by range deletes and truncates and grows a
   REQUIRE(s->start() == error::ok);
   check_all("after the last restart");
 }
+
+TEST_CASE("crash: group commit applies queued batches together, bad ones fail alone") {
+  options o;
+  o.num_threads = 1;
+  faulty_traits::io_type io(7);
+  faulty_store store(o, io);
+  REQUIRE(store.start() == error::ok);
+  const table_ident t{"group", 0};
+  constexpr int n = 128;
+  std::vector<batch_write_request> reqs(n);
+  std::atomic<int> done{0};
+  std::vector<error> results(n, error::ok);
+  for (int i = 0; i < n; ++i) {
+    std::vector<write_entry> b;
+    for (int k = 0; k < 5; ++k) {
+      b.push_back({"k" + std::to_string(k), std::to_string(i), static_cast<std::uint64_t>(i),
+                   write_op::upsert, 0});
+    }
+    if (i % 10 == 3) {
+      b.push_back(b.front());  // duplicate key: invalid, must fail alone
+    }
+    reqs[i].set_args(t, std::move(b));
+    REQUIRE(store.exec_async(reqs[i], static_cast<std::uint64_t>(i), [&, i](request& r) {
+      results[i] = r.status();
+      ++done;
+    }));
+  }
+  while (done.load() < n) {
+    std::this_thread::yield();
+  }
+  for (int i = 0; i < n; ++i) {
+    CAPTURE(i);
+    CHECK(results[i] == (i % 10 == 3 ? error::invalid_args : error::ok));
+  }
+  for (int k = 0; k < 5; ++k) {
+    CHECK(store.get(t, "k" + std::to_string(k))->value == std::to_string(n - 1));
+  }
+  CHECK(store.largest_group() > 1);  // queued batches were committed together
+  // An I/O failure fails every batch of its group and changes nothing.
+  faulty_traits::io_type::faults f;
+  f.write_error = 1.0;
+  io.set_faults(f);
+  done = 0;
+  for (int i = 0; i < 16; ++i) {
+    reqs[i].set_args(t,
+                     {{"k0", "lost", static_cast<std::uint64_t>(1000 + i), write_op::upsert, 0}});
+    REQUIRE(store.exec_async(reqs[i], 0, [&, i](request& r) {
+      results[i] = r.status();
+      ++done;
+    }));
+  }
+  while (done.load() < 16) {
+    std::this_thread::yield();
+  }
+  for (int i = 0; i < 16; ++i) {
+    CHECK(results[i] != error::ok);
+  }
+  io.set_faults({});
+  CHECK(store.get(t, "k0")->value == std::to_string(n - 1));
+  std::string problem;
+  CHECK(store.verify(t, problem) == error::ok);
+  store.stop();
+  REQUIRE(store.start() == error::ok);
+  CHECK(store.get(t, "k0")->value == std::to_string(n - 1));
+}
