@@ -3,7 +3,7 @@
 # tests. Installs missing Debian packages first (scripts/install-deps.sh).
 #
 # Usage: scripts/test.sh [--quick]
-#   --quick   skip the sanitizer build
+#   --quick   skip the sanitizer builds
 # Environment: JOBS (default 2), BUILD_DIR (default build), SAN_BUILD_DIR (default build-asan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,13 +11,14 @@ cd "$(dirname "$0")/.."
 jobs=${JOBS:-2}
 build_dir=${BUILD_DIR:-build}
 san_dir=${SAN_BUILD_DIR:-build-asan}
+tsan_dir=${TSAN_BUILD_DIR:-build-tsan}
 
 bash scripts/install-deps.sh
 
 echo "== default build (${build_dir})"
 cmake -S . -B "${build_dir}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "${build_dir}" -j "${jobs}"
-ctest --test-dir "${build_dir}" --output-on-failure -j "${jobs}"
+ctest --test-dir "${build_dir}" --output-on-failure -j "${jobs}" -LE concurrency
 
 if [[ "${1:-}" != "--quick" ]]; then
   echo "== ASan + UBSan build of the tests (${san_dir})"
@@ -25,5 +26,11 @@ if [[ "${1:-}" != "--quick" ]]; then
     -DELOQSTORE_BUILD_BENCH=OFF -DELOQSTORE_BUILD_EXAMPLES=OFF >/dev/null
   cmake --build "${san_dir}" -j "${jobs}"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir "${san_dir}" --output-on-failure -j "${jobs}"
+    ctest --test-dir "${san_dir}" --output-on-failure -j "${jobs}" -LE concurrency
+
+  echo "== ThreadSanitizer build of the concurrency tests (${tsan_dir})"
+  cmake -S . -B "${tsan_dir}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DELOQSTORE_SANITIZE_THREAD=ON \
+    -DELOQSTORE_BUILD_BENCH=OFF -DELOQSTORE_BUILD_EXAMPLES=OFF >/dev/null
+  cmake --build "${tsan_dir}" -j "${jobs}" --target engine_tests crash_tests
+  TSAN_OPTIONS=halt_on_error=1 ctest --test-dir "${tsan_dir}" --output-on-failure -L concurrency
 fi
