@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -117,6 +118,7 @@ class EloqStore {
       return e;
     }
     std::vector<std::unique_ptr<shard>> shards;
+    shards_count_ = opts_.num_threads;
     const std::size_t cache_pages = opts_.buffer_pool_size / Traits::page_size;
     for (std::size_t i = 0; i < opts_.num_threads; ++i) {
       shards.push_back(std::make_unique<shard>(*io_, opts_, cache_pages));
@@ -423,6 +425,9 @@ class EloqStore {
     bool stopping = false;
     detail::page_access<io_type> pages;
     std::unordered_map<table_ident, std::unique_ptr<detail::partition_state>> partitions;
+    std::list<table_ident> lru;                  // most recently used first
+    std::size_t meta_bytes = 0;                  // root-meta bytes of the cached partitions
+    detail::partition_state* touched = nullptr;  // the partition of the current request
     typename Traits::scheduler_type sched;
   };
 
@@ -521,6 +526,7 @@ class EloqStore {
       } else {
         s.sched.run([&] { handle_group(s, group); });
       }
+      enforce_meta_budget(s);
     }
     for (auto& [id, p] : s.partitions) {
       // A manifest write that failed may still reach the disk later (it sat in the page
@@ -532,6 +538,8 @@ class EloqStore {
       s.pages.invalidate_all(*p);
     }
     s.partitions.clear();
+    s.lru.clear();
+    s.meta_bytes = 0;
   }
 
   // Finds or loads a partition's state. A partition without a manifest is "absent" (loaded,
@@ -542,6 +550,8 @@ class EloqStore {
     auto it = s.partitions.find(t);
     if (it != s.partitions.end()) {
       out = it->second.get();
+      s.lru.splice(s.lru.begin(), s.lru, out->lru_pos);
+      s.touched = out;
       return error::ok;
     }
     auto p = std::make_unique<detail::partition_state>();
@@ -571,8 +581,43 @@ class EloqStore {
     }
     p->loaded = true;
     out = p.get();
+    s.lru.push_front(t);
+    p->lru_pos = s.lru.begin();
+    s.touched = out;
     s.partitions.emplace(t, std::move(p));
     return error::ok;
+  }
+
+  // Counts the partition the last request used and evicts least recently used partitions
+  // while the shard is over its share of root_meta_cache_size (never the last one). A
+  // partition whose last manifest write failed first rewrites its manifest; if that fails
+  // it stays.
+  void enforce_meta_budget(shard& s) {
+    if (s.touched != nullptr) {
+      const std::size_t now_bytes = s.touched->meta_bytes();
+      s.meta_bytes = s.meta_bytes - s.touched->accounted_bytes + now_bytes;
+      s.touched->accounted_bytes = now_bytes;
+      s.touched = nullptr;
+    }
+    const std::size_t budget = opts_.root_meta_cache_size / shards_count_;
+    for (std::size_t tries = 0; s.meta_bytes > budget && s.lru.size() > 1 && tries < s.lru.size();
+         ++tries) {
+      const auto victim = std::prev(s.lru.end());
+      auto it = s.partitions.find(*victim);
+      detail::partition_state& p = *it->second;
+      if (p.force_snapshot) {
+        detail::tree_writer<io_type, comparator_type> w(s.pages, p, cmp_, writer_cfg(), now_ms());
+        if (w.commit() != error::ok) {
+          s.lru.splice(s.lru.begin(), s.lru, victim);  // keep it; try the next one
+          continue;
+        }
+      }
+      s.meta_bytes -= p.accounted_bytes;
+      s.pages.invalidate_all(p);
+      s.lru.erase(victim);
+      s.partitions.erase(it);
+      ++evictions_;
+    }
   }
 
   [[nodiscard]] detail::writer_config writer_cfg() const {
@@ -724,6 +769,10 @@ class EloqStore {
   }
 
  public:
+  // Partitions evicted from the root-meta caches so far.
+  [[nodiscard]] std::size_t meta_evictions() const noexcept {
+    return evictions_.load(std::memory_order_relaxed);
+  }
   // The most write requests committed together so far (group commit).
   [[nodiscard]] std::size_t largest_group() const noexcept {
     return largest_group_.load(std::memory_order_relaxed);
@@ -747,6 +796,8 @@ class EloqStore {
   std::uint64_t term_ = 0;
   mutable std::mutex stats_mu_;
   std::atomic<std::size_t> largest_group_{0};
+  std::atomic<std::size_t> evictions_{0};
+  std::size_t shards_count_ = 1;
   write_stats last_stats_;
 };
 

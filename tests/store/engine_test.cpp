@@ -553,3 +553,31 @@ TEST_CASE_TEMPLATE("engine: a rebalanced split never overflows the last page", F
   std::string problem;
   CHECK(store->verify(t, problem) == error::ok);
 }
+
+TEST_CASE_TEMPLATE("engine: the root-meta cache evicts idle partitions within its budget", Fixture,
+                   test::memory_fixture, test::pread_fixture) {
+  Fixture fx;
+  fx.opts.root_meta_cache_size = 512 << 10;  // about sixty small partitions
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  constexpr std::uint32_t parts = 600;
+  for (std::uint32_t p = 0; p < parts; ++p) {
+    REQUIRE(store->put({"meta", p}, "k", std::to_string(p), 1) == error::ok);
+  }
+  CHECK(store->meta_evictions() > 0);
+  for (std::uint32_t p = 0; p < parts; ++p) {
+    const auto got = store->get({"meta", p}, "k");
+    REQUIRE(got.ok());
+    CHECK(got->value == std::to_string(p));
+  }
+  // Writes to evicted partitions reload them and keep appending to their manifests.
+  for (std::uint32_t p = 0; p < parts; p += 7) {
+    REQUIRE(store->put({"meta", p}, "k2", "again", 2) == error::ok);
+  }
+  store->stop();
+  REQUIRE(store->start() == error::ok);
+  for (std::uint32_t p = 0; p < parts; p += 7) {
+    CHECK(store->get({"meta", p}, "k2")->value == "again");
+    CHECK(store->get({"meta", p}, "k")->value == std::to_string(p));
+  }
+}

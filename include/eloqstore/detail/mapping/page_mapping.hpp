@@ -24,7 +24,9 @@
 
 namespace eloqstore::detail {
 
-inline constexpr std::size_t mapping_chunk_shift = 12;
+// 1024 entries (8 KiB) per chunk: small partitions stay small, and a write into a 1M-page
+// partition copies 1024 chunk pointers plus the chunks it changes.
+inline constexpr std::size_t mapping_chunk_shift = 10;
 inline constexpr std::size_t mapping_chunk_entries = std::size_t{1} << mapping_chunk_shift;
 
 struct mapping_chunk {
@@ -35,6 +37,10 @@ class mapping_table {
  public:
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] std::size_t free_count() const noexcept { return free_count_; }
+  // Bytes held by this table's chunks (shared chunks counted in full).
+  [[nodiscard]] std::size_t memory_bytes() const noexcept {
+    return chunks_.size() * (sizeof(mapping_chunk) + sizeof(chunks_[0]));
+  }
   // Logical pages in use (both trees of the partition).
   [[nodiscard]] std::size_t live_count() const noexcept { return size_ - free_count_; }
   // Chunks cloned by set() since construction or the last reset of the counter.

@@ -55,6 +55,15 @@ struct partition_state {
   std::uint64_t next_expire_ts = 0;  // smallest expiry that may be live; 0 = none
   bool force_snapshot = false;       // after a failed manifest write, rewrite it whole
   std::size_t leaked_fps = 0;        // file pages held back after a failed manifest write
+  // Root-meta cache bookkeeping of the owning shard (position in its LRU, bytes counted).
+  std::list<table_ident>::iterator lru_pos;
+  std::size_t accounted_bytes = 0;
+
+  // What this state costs in the shard's root-meta budget: the mapping table's chunks and
+  // the dictionary, plus a fixed overhead.
+  [[nodiscard]] std::size_t meta_bytes() const noexcept {
+    return current->mapping.memory_bytes() + dictionary.size() + 512;
+  }
 
   [[nodiscard]] bool empty() const noexcept {
     return current->root.is_none() && current->ttl_root.is_none();
