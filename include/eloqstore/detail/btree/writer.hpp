@@ -270,6 +270,14 @@ class tree_writer {
     return pages_.read(p_, mapping_, id, out);
   }
 
+  // Loads an index page into `bytes` and opens it.
+  [[nodiscard]] error load_index(page_id id, std::vector<char>& bytes, index_page& page) {
+    if (const error e = load(id, bytes); e != error::ok) {
+      return e;
+    }
+    return index_page::open(bytes, page) == error::ok ? error::ok : error::corrupted;
+  }
+
   // A dirty copy of a data page, loaded on first use, for sibling-link updates.
   [[nodiscard]] error set_link(page_id id, std::size_t offset, page_id value) {
     auto it = dirty_.find(id.value());
@@ -435,12 +443,9 @@ class tree_writer {
       return error::corrupted;
     }
     std::vector<char> bytes;
-    if (const error e = load(id, bytes); e != error::ok) {
-      return e;
-    }
     index_page page;
-    if (index_page::open(bytes, page) != error::ok) {
-      return error::corrupted;
+    if (const error e = load_index(id, bytes, page); e != error::ok) {
+      return e;
     }
     const bool leaf = page.is_leaf_index();
     std::vector<child_ref> children;
@@ -785,12 +790,9 @@ class tree_writer {
     root = result[0].id;
     std::vector<char> bytes;
     for (std::size_t depth = 0; depth < descent_depth_max; ++depth) {
-      if (const error e = load(root, bytes); e != error::ok) {
-        return e;
-      }
       index_page page;
-      if (index_page::open(bytes, page) != error::ok) {
-        return error::corrupted;
+      if (const error e = load_index(root, bytes, page); e != error::ok) {
+        return e;
       }
       if (page.is_leaf_index() || page.area().restart_count != 0) {
         return error::ok;
@@ -898,12 +900,9 @@ class tree_writer {
       return unlink(contents.prev, contents.next);
     }
     std::vector<char> bytes;
-    if (const error e = load(id, bytes); e != error::ok) {
-      return e;
-    }
     index_page page;
-    if (index_page::open(bytes, page) != error::ok) {
-      return error::corrupted;
+    if (const error e = load_index(id, bytes, page); e != error::ok) {
+      return e;
     }
     std::vector<page_id> children;
     const bool child_leaf = page.is_leaf_index();
