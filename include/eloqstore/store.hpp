@@ -422,6 +422,7 @@ class EloqStore {
     std::condition_variable cv;
     std::deque<request*> queue;
     std::vector<request*> group;  // the requests being executed (reused)
+    std::vector<error> verdicts;  // per-request results of a group (reused)
     bool stopping = false;
     detail::page_access<io_type> pages;
     std::unordered_map<table_ident, std::unique_ptr<detail::partition_state>> partitions;
@@ -463,31 +464,25 @@ class EloqStore {
   void handle_group(shard& s, std::vector<request*>& group) {
     detail::partition_state* p = nullptr;
     error e = partition(s, group[0]->table(), true, p);
-    // A request is touched no more once completed (its owner may reuse it at once): the
-    // ones that failed alone are set to null here.
+    // Each request's own verdict (bad input), completed in submission order after the
+    // commit; an untouched slot takes the group's result.
+    std::vector<error>& verdict = s.verdicts;
+    verdict.assign(group.size(), error::ok);
     if (e == error::ok) {
       detail::tree_writer<io_type, comparator_type> w(s.pages, *p, cmp_, writer_cfg(), now_ms());
-      for (request*& r : group) {
-        auto& b = static_cast<batch_write_request&>(*r);
-        if (const error bad = prepare_batch(b.entries_); bad != error::ok) {
-          std::exchange(r, nullptr)->set_done(bad);
-          continue;
-        }
-        if (!b.entries_.empty()) {
+      for (std::size_t i = 0; i < group.size() && e == error::ok; ++i) {
+        auto& b = static_cast<batch_write_request&>(*group[i]);
+        verdict[i] = prepare_batch(b.entries_);
+        if (verdict[i] == error::ok && !b.entries_.empty()) {
           e = w.apply(b.entries_);
-        }
-        if (e != error::ok) {
-          break;
         }
       }
       if (e == error::ok) {
         e = w.commit();
       }
     }
-    for (request* r : group) {
-      if (r != nullptr) {
-        r->set_done(e);
-      }
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      group[i]->set_done(verdict[i] != error::ok ? verdict[i] : e);
     }
     if (e == error::ok && p->next_expire_ts != 0 && p->next_expire_ts <= now_ms()) {
       purge_expired(s, *p);
