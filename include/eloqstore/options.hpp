@@ -101,6 +101,9 @@ struct options {
   // applied in one copy-on-write pass and one sync chain, each completing on its own.
   bool group_commit = true;
   std::uint32_t group_commit_max = 256;  // requests per group
+  // Ours: requests a shard queues before exec_async blocks its caller (callbacks running on
+  // a shard thread are never blocked).
+  std::uint32_t request_queue_capacity = 65536;
   // Which partitions this instance owns for prewarm and global archive; empty = all.
   std::function<bool(const table_ident&)> partition_filter;
 

@@ -149,6 +149,7 @@ class EloqStore {
         std::lock_guard ql(s->mu);
         s->stopping = true;
         s->cv.notify_all();
+        s->not_full.notify_all();
       }
     }
     // Only start/stop change shards_, and both hold lifecycle_mu_: joining without
@@ -189,7 +190,13 @@ class EloqStore {
         immediate = error::invalid_args;
       } else {
         shard& s = *shards_[req.table().shard_index(shards_.size())];
-        std::lock_guard ql(s.mu);
+        std::unique_lock ql(s.mu);
+        // Back-pressure: a full queue blocks the caller (never a shard thread, which could be
+        // the one that has to drain it).
+        const std::size_t capacity = std::max<std::uint32_t>(1, opts_.request_queue_capacity);
+        if (!on_shard_thread()) {
+          s.not_full.wait(ql, [&] { return s.stopping || s.queue.size() < capacity; });
+        }
         if (s.stopping) {
           immediate = error::not_running;
         } else {
@@ -420,6 +427,7 @@ class EloqStore {
     std::thread thread;
     std::mutex mu;
     std::condition_variable cv;
+    std::condition_variable not_full;
     std::deque<request*> queue;
     std::vector<request*> group;  // the requests being executed (reused)
     std::vector<error> verdicts;  // per-request results of a group (reused)
@@ -512,6 +520,7 @@ class EloqStore {
           take_group(s, group);
         }
       }
+      s.not_full.notify_all();
       std::size_t seen = largest_group_.load(std::memory_order_relaxed);
       while (group.size() > seen &&
              !largest_group_.compare_exchange_weak(seen, group.size(), std::memory_order_relaxed)) {
