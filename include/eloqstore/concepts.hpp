@@ -60,4 +60,13 @@ concept io_backend = requires(B& io, const table_ident& t, std::string_view name
   { io.list_partitions(tables) } -> std::same_as<error>;
 };
 
+// scheduler: runs a shard's tasks. Contract: run(f) executes f on the calling (shard) thread;
+// `can_suspend` tells whether tasks may park on I/O (then a task may interleave with others
+// of the same shard at its suspension points, and must re-check invariants after each).
+template <typename S>
+concept scheduler = requires(S& s) {
+  { S::can_suspend } -> std::convertible_to<bool>;
+  s.run([] {});
+};
+
 }  // namespace eloqstore

@@ -3,19 +3,11 @@
 // scheduler (Boost.Context) replaces it where requests must overlap their I/O.
 #pragma once
 
-#include <concepts>
 #include <utility>
 
-namespace eloqstore {
+#include <eloqstore/concepts.hpp>
 
-// scheduler: runs a shard's tasks. Contract: run(f) executes f on the calling (shard) thread;
-// `can_suspend` tells whether tasks may park on I/O (then a task may interleave with others
-// of the same shard at its suspension points, and must re-check invariants after each).
-template <typename S>
-concept scheduler = requires(S& s) {
-  { S::can_suspend } -> std::convertible_to<bool>;
-  s.run([] {});
-};
+namespace eloqstore {
 
 struct inline_scheduler {
   static constexpr bool can_suspend = false;

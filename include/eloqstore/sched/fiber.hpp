@@ -1,0 +1,245 @@
+// fiber_scheduler: stackful coroutines on Boost.Context for one shard thread.
+//
+// Tasks are Boost.Context fibers on pooled stacks of a fixed size. A round runs every ready
+// task once, then low-priority tasks until the low-priority queue is empty or the round's
+// time budget is spent, so long writes and background work (which yield to the
+// low-priority queue between steps) cannot starve reads. Tasks suspend only at the calls
+// below, each of which says so in its name: yield(), yield_low_priority(), park(), and the
+// waiting_zone / fiber_mutex helpers built on park().
+//
+// Thread affinity: one scheduler per shard thread; every call comes from that thread. A
+// task body must not throw (an exception cannot cross a context switch): it is the task's
+// job to turn failures into error values.
+//
+// Bounds: live tasks are limited by `tasks_max` (spawn fails beyond it), the pool keeps at
+// most `stacks_pooled` stacks.
+#pragma once
+
+#include <boost/context/fiber.hpp>
+#include <boost/context/pooled_fixedsize_stack.hpp>
+#include <boost/intrusive/list.hpp>
+
+#include <cassert>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include <eloqstore/concepts.hpp>
+
+namespace eloqstore {
+
+class fiber_scheduler {
+ public:
+  struct config {
+    std::size_t stack_bytes = 32 * 1024;  // per task; a multiple of the OS page size
+    std::size_t stacks_pooled = 64;       // stacks kept for reuse
+    std::size_t tasks_max = 65536;        // live tasks at once
+    std::chrono::microseconds low_priority_budget{50};
+  };
+
+  // A suspended or runnable task. Opaque to users except as a handle for wake().
+  class task : public boost::intrusive::list_base_hook<> {
+   private:
+    friend class fiber_scheduler;
+    boost::context::fiber self;  // the task's context while it is not running
+    boost::context::fiber back;  // the scheduler's context while the task runs
+    std::function<void()> body;
+    bool done = false;
+    bool queued = false;
+  };
+
+  static constexpr bool can_suspend = true;
+
+  fiber_scheduler() : fiber_scheduler(config{}) {}
+  explicit fiber_scheduler(config c)
+      : cfg_(c), stacks_(c.stack_bytes, c.stacks_pooled == 0 ? 1 : c.stacks_pooled) {}
+  fiber_scheduler(const fiber_scheduler&) = delete;
+  fiber_scheduler& operator=(const fiber_scheduler&) = delete;
+  // Unfinished tasks are destroyed: Boost.Context unwinds each one's stack (a
+  // forced_unwind exception runs its destructors), so task bodies must not swallow it with
+  // catch (...).
+  ~fiber_scheduler() {
+    ready_.clear();
+    low_.clear();
+    for (task* t : all_) {
+      delete t;
+    }
+  }
+
+  // Queues `f` as a new task; it first runs in the next round. False if tasks_max are live.
+  template <typename F>
+  bool spawn(F&& f) {
+    if (live_ >= cfg_.tasks_max) {
+      return false;
+    }
+    auto* t = new task;
+    t->body = std::forward<F>(f);
+    t->self =
+        boost::context::fiber(std::allocator_arg, stacks_, [this, t](boost::context::fiber&& back) {
+          t->back = std::move(back);
+          t->body();
+          t->done = true;
+          return std::move(t->back);
+        });
+    ++live_;
+    all_.insert(t);
+    push_ready(*t);
+    return true;
+  }
+
+  // Runs `f` as a task and every task until none is left (the `scheduler` concept's run).
+  template <typename F>
+  void run(F&& f) {
+    spawn(std::forward<F>(f));
+    while (run_round()) {
+    }
+  }
+
+  // The running task, or nullptr outside tasks.
+  [[nodiscard]] task* current() const noexcept { return current_; }
+  [[nodiscard]] std::size_t live_tasks() const noexcept { return live_; }
+  [[nodiscard]] bool idle() const noexcept { return ready_.empty() && low_.empty(); }
+
+  // Suspends the running task to the end of the ready queue. REQUIRES: in a task.
+  void yield() {
+    push_ready(*current_);
+    suspend();
+  }
+  // Suspends the running task to the low-priority queue. REQUIRES: in a task.
+  void yield_low_priority() {
+    task& t = *current_;
+    t.queued = true;
+    low_.push_back(t);
+    suspend();
+  }
+  // Suspends the running task until someone calls wake() on it. REQUIRES: in a task.
+  void park() { suspend(); }
+  // Makes a parked task runnable. Waking a queued or running task does nothing.
+  void wake(task& t) {
+    if (!t.queued && &t != current_) {
+      push_ready(t);
+    }
+  }
+
+  // One round: every task ready at its start runs once, then low-priority tasks until their
+  // queue is empty or the budget is spent. Returns whether runnable tasks remain.
+  bool run_round() {
+    for (std::size_t n = ready_.size(); n > 0 && !ready_.empty(); --n) {
+      task& t = ready_.front();
+      ready_.pop_front();
+      t.queued = false;
+      resume(t);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + cfg_.low_priority_budget;
+    for (std::size_t n = low_.size(); n > 0 && !low_.empty(); --n) {
+      task& t = low_.front();
+      low_.pop_front();
+      t.queued = false;
+      resume(t);
+      if (std::chrono::steady_clock::now() >= deadline) {
+        break;
+      }
+    }
+    return !idle();
+  }
+
+ private:
+  void push_ready(task& t) {
+    t.queued = true;
+    ready_.push_back(t);
+  }
+
+  void suspend() {
+    task& t = *current_;
+    t.back = std::move(t.back).resume();
+  }
+
+  void resume(task& t) {
+    current_ = &t;
+    t.self = std::move(t.self).resume();
+    current_ = nullptr;
+    if (t.done) {
+      --live_;
+      all_.erase(&t);
+      delete &t;  // its fiber has returned: the stack goes back to the pool
+    }
+  }
+
+  using task_list = boost::intrusive::list<task>;
+
+  config cfg_;
+  boost::context::pooled_fixedsize_stack stacks_;
+  task_list ready_;
+  task_list low_;
+  std::unordered_set<task*> all_;  // every live task, for the destructor
+  task* current_ = nullptr;
+  std::size_t live_ = 0;
+};
+
+// A FIFO of parked tasks (the reference's WaitingZone).
+class waiting_zone {
+ public:
+  // Parks the running task until woken. REQUIRES: in a task of `s`.
+  void wait(fiber_scheduler& s) {
+    waiters_.push_back(s.current());
+    s.park();
+  }
+  void wake_one(fiber_scheduler& s) {
+    if (head_ < waiters_.size()) {
+      s.wake(*waiters_[head_++]);
+      compact();
+    }
+  }
+  void wake_all(fiber_scheduler& s) {
+    while (head_ < waiters_.size()) {
+      s.wake(*waiters_[head_++]);
+    }
+    compact();
+  }
+  [[nodiscard]] bool empty() const noexcept { return head_ == waiters_.size(); }
+
+ private:
+  void compact() {
+    if (head_ == waiters_.size()) {
+      waiters_.clear();
+      head_ = 0;
+    }
+  }
+  std::vector<fiber_scheduler::task*> waiters_;
+  std::size_t head_ = 0;
+};
+
+// A mutex between tasks of one scheduler; lock() may suspend, FIFO hand-over.
+class fiber_mutex {
+ public:
+  // May suspend. REQUIRES: in a task of `s`.
+  void lock(fiber_scheduler& s) {
+    if (!locked_) {
+      locked_ = true;
+      return;
+    }
+    waiters_.wait(s);  // ownership is handed over by unlock()
+  }
+  void unlock(fiber_scheduler& s) {
+    if (waiters_.empty()) {
+      locked_ = false;
+      return;
+    }
+    waiters_.wake_one(s);  // stays locked: the woken task now owns it
+  }
+  [[nodiscard]] bool locked() const noexcept { return locked_; }
+
+ private:
+  bool locked_ = false;
+  waiting_zone waiters_;
+};
+
+static_assert(scheduler<fiber_scheduler>);
+
+}  // namespace eloqstore
