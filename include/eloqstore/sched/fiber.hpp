@@ -32,6 +32,11 @@
 
 #include <eloqstore/concepts.hpp>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define ELOQSTORE_FIBER_ASAN 1
+#endif
+
 namespace eloqstore {
 
 class fiber_scheduler {
@@ -47,6 +52,8 @@ class fiber_scheduler {
   class task : public boost::intrusive::list_base_hook<> {
    private:
     friend class fiber_scheduler;
+    boost::context::stack_context stack;  // recorded for sanitizer annotations
+    void* fake_stack = nullptr;
     boost::context::fiber self;  // the task's context while it is not running
     boost::context::fiber back;  // the scheduler's context while the task runs
     std::function<void()> body;
@@ -61,14 +68,15 @@ class fiber_scheduler {
       : cfg_(c), stacks_(c.stack_bytes, c.stacks_pooled == 0 ? 1 : c.stacks_pooled) {}
   fiber_scheduler(const fiber_scheduler&) = delete;
   fiber_scheduler& operator=(const fiber_scheduler&) = delete;
-  // Unfinished tasks are destroyed: Boost.Context unwinds each one's stack (a
-  // forced_unwind exception runs its destructors), so task bodies must not swallow it with
+  // Unfinished tasks are unwound: each is resumed once more and its suspension point throws
+  // an internal exception that runs its destructors, so task bodies must not swallow it with
   // catch (...).
   ~fiber_scheduler() {
     ready_.clear();
     low_.clear();
-    for (task* t : all_) {
-      delete t;
+    unwinding_ = true;
+    while (!all_.empty()) {
+      resume(**all_.begin());
     }
   }
 
@@ -80,13 +88,19 @@ class fiber_scheduler {
     }
     auto* t = new task;
     t->body = std::forward<F>(f);
-    t->self =
-        boost::context::fiber(std::allocator_arg, stacks_, [this, t](boost::context::fiber&& back) {
-          t->back = std::move(back);
-          t->body();
-          t->done = true;
-          return std::move(t->back);
-        });
+    t->self = boost::context::fiber(std::allocator_arg, recording_stack{stacks_, &t->stack},
+                                    [this, t](boost::context::fiber&& back) {
+                                      t->back = std::move(back);
+                                      arrived(nullptr);
+                                      try {
+                                        t->body();
+                                      } catch (const unwind_signal&) {
+                                        // the scheduler is being destroyed
+                                      }
+                                      t->done = true;
+                                      leaving(nullptr);  // this fiber ends
+                                      return std::move(t->back);
+                                    });
     ++live_;
     all_.insert(t);
     push_ready(*t);
@@ -108,18 +122,23 @@ class fiber_scheduler {
 
   // Suspends the running task to the end of the ready queue. REQUIRES: in a task.
   void yield() {
+    stop_if_unwinding();
     push_ready(*current_);
     suspend();
   }
   // Suspends the running task to the low-priority queue. REQUIRES: in a task.
   void yield_low_priority() {
+    stop_if_unwinding();
     task& t = *current_;
     t.queued = true;
     low_.push_back(t);
     suspend();
   }
   // Suspends the running task until someone calls wake() on it. REQUIRES: in a task.
-  void park() { suspend(); }
+  void park() {
+    stop_if_unwinding();
+    suspend();
+  }
   // Makes a parked task runnable. Waking a queued or running task does nothing.
   void wake(task& t) {
     if (!t.queued && &t != current_) {
@@ -155,14 +174,63 @@ class fiber_scheduler {
     ready_.push_back(t);
   }
 
+  struct unwind_signal {};
+
+  // Wraps the pooled stacks to remember each task's stack bounds.
+  struct recording_stack {
+    boost::context::pooled_fixedsize_stack pool;
+    boost::context::stack_context* record;
+    boost::context::stack_context allocate() {
+      *record = pool.allocate();
+      return *record;
+    }
+    void deallocate(boost::context::stack_context& sc) noexcept { pool.deallocate(sc); }
+  };
+
+  // Sanitizer bookkeeping around every switch between a task and the scheduler (no-ops in
+  // other builds): announce the stack being switched to, then confirm arrival on it.
+  void leaving(void** fake_stack) noexcept {
+#ifdef ELOQSTORE_FIBER_ASAN
+    __sanitizer_start_switch_fiber(fake_stack, scheduler_stack_bottom_, scheduler_stack_bytes_);
+#else
+    (void)fake_stack;
+#endif
+  }
+  void arrived(void* fake_stack) noexcept {
+#ifdef ELOQSTORE_FIBER_ASAN
+    __sanitizer_finish_switch_fiber(fake_stack, &scheduler_stack_bottom_, &scheduler_stack_bytes_);
+#else
+    (void)fake_stack;
+#endif
+  }
+
+  // While the scheduler is being destroyed a task may not suspend again (nor enter a
+  // queue): it unwinds instead.
+  void stop_if_unwinding() {
+    if (unwinding_) {
+      throw unwind_signal{};
+    }
+  }
+
   void suspend() {
     task& t = *current_;
+    leaving(&t.fake_stack);
     t.back = std::move(t.back).resume();
+    arrived(t.fake_stack);
+    stop_if_unwinding();
   }
 
   void resume(task& t) {
     current_ = &t;
+#ifdef ELOQSTORE_FIBER_ASAN
+    void* fake = nullptr;
+    __sanitizer_start_switch_fiber(&fake, static_cast<char*>(t.stack.sp) - t.stack.size,
+                                   t.stack.size);
     t.self = std::move(t.self).resume();
+    __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#else
+    t.self = std::move(t.self).resume();
+#endif
     current_ = nullptr;
     if (t.done) {
       --live_;
@@ -178,6 +246,9 @@ class fiber_scheduler {
   task_list ready_;
   task_list low_;
   std::unordered_set<task*> all_;  // every live task, for the destructor
+  const void* scheduler_stack_bottom_ = nullptr;
+  std::size_t scheduler_stack_bytes_ = 0;
+  bool unwinding_ = false;
   task* current_ = nullptr;
   std::size_t live_ = 0;
 };
