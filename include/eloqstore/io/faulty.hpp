@@ -109,11 +109,8 @@ class faulty_io {
   [[nodiscard]] error write(const table_ident& t, std::string_view name, std::uint64_t offset,
                             std::span<const char> data) {
     const std::lock_guard lock(mutex_);
-    if (!admit_mutation()) {
-      return error::io_fail;
-    }
-    if (roll(faults_.write_error)) {
-      return faults_.write_error_code;
+    if (const error e = write_fault(); e != error::ok) {
+      return e;
     }
     if (roll(faults_.short_write)) {
       return write_prefix(t, name, offset, data, error::try_again);
@@ -151,11 +148,8 @@ class faulty_io {
   [[nodiscard]] error write_file_atomic(const table_ident& t, std::string_view name,
                                         std::span<const char> data) {
     const std::lock_guard lock(mutex_);
-    if (!admit_mutation()) {
-      return error::io_fail;
-    }
-    if (roll(faults_.write_error)) {
-      return faults_.write_error_code;
+    if (const error e = write_fault(); e != error::ok) {
+      return e;
     }
     return inner_.write_file_atomic(t, name, data);
   }
@@ -181,6 +175,15 @@ class faulty_io {
  private:
   // Counts a mutation, or crashes when crash_after_mutations have gone ahead already; false
   // when the backend is (now) crashed. REQUIRES: mutex_ held.
+  // A write-type call: counts as a mutation (may crash) and may fail with the configured
+  // write error. REQUIRES: mutex_ held.
+  [[nodiscard]] error write_fault() {
+    if (!admit_mutation()) {
+      return error::io_fail;
+    }
+    return roll(faults_.write_error) ? faults_.write_error_code : error::ok;
+  }
+
   [[nodiscard]] bool admit_mutation() {
     if (!crashed_ && mutations_ >= faults_.crash_after_mutations) {
       crashed_ = true;

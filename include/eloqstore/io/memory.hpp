@@ -34,6 +34,7 @@
 #include <vector>
 
 #include <eloqstore/concepts.hpp>
+#include <eloqstore/detail/io/io_args.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/table_ident.hpp>
 
@@ -263,23 +264,9 @@ class memory_io {
     directory durable_names;  // what a crash leaves
   };
 
-  // A file name is one directory entry: not empty, not "." or "..", no '/' and no NUL.
-  [[nodiscard]] static bool valid_file_name(std::string_view name) noexcept {
-    return !name.empty() && name != "." && name != ".." &&
-           name.find_first_of(std::string_view("/\0", 2)) == std::string_view::npos;
-  }
-
-  [[nodiscard]] error check(const table_ident& t) const {
-    if (!open_) {
-      return error::not_running;
-    }
-    return t.valid() ? error::ok : error::invalid_args;
-  }
+  [[nodiscard]] error check(const table_ident& t) const { return detail::check_io_args(open_, t); }
   [[nodiscard]] error check(const table_ident& t, std::string_view name) const {
-    if (const error e = check(t); e != error::ok) {
-      return e;
-    }
-    return valid_file_name(name) ? error::ok : error::invalid_args;
+    return detail::check_io_args(open_, t, name);
   }
 
   // REQUIRES: mutex_ held.

@@ -44,6 +44,7 @@
 #include <vector>
 
 #include <eloqstore/concepts.hpp>
+#include <eloqstore/detail/io/io_args.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/table_ident.hpp>
 
@@ -261,23 +262,11 @@ class pread_io {
     return rc;
   }
 
-  // A file name is one directory entry: not empty, not "." or "..", no '/' and no NUL.
-  [[nodiscard]] static bool valid_file_name(std::string_view name) noexcept {
-    return !name.empty() && name != "." && name != ".." &&
-           name.find_first_of(std::string_view("/\0", 2)) == std::string_view::npos;
-  }
-
   [[nodiscard]] error check(const table_ident& t) const {
-    if (roots_.empty()) {
-      return error::not_running;
-    }
-    return t.valid() ? error::ok : error::invalid_args;
+    return detail::check_io_args(!roots_.empty(), t);
   }
   [[nodiscard]] error check(const table_ident& t, std::string_view name) const {
-    if (const error e = check(t); e != error::ok) {
-      return e;
-    }
-    return valid_file_name(name) ? error::ok : error::invalid_args;
+    return detail::check_io_args(!roots_.empty(), t, name);
   }
 
   // REQUIRES: open.
