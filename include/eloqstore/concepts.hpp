@@ -60,6 +60,22 @@ concept io_backend = requires(B& io, const table_ident& t, std::string_view name
   { io.list_partitions(tables) } -> std::same_as<error>;
 };
 
+// One page-aligned write of a batch (see batched_io).
+struct page_write {
+  std::string_view name;
+  std::uint64_t offset = 0;
+  std::span<const char> data;
+};
+
+// batched_io: an io_backend that can write many pages of one partition in one call (and
+// overlap them). write_pages(t, writes) behaves as write() of each element, in any order;
+// on failure some of them may have been written.
+template <typename B>
+concept batched_io = io_backend<B> &&
+    requires(B& io, const table_ident& t, std::span<const page_write> writes) {
+  { io.write_pages(t, writes) } -> std::same_as<error>;
+};
+
 // scheduler: runs a shard's tasks. Contract: run(f) executes f on the calling (shard) thread;
 // `can_suspend` tells whether tasks may park on I/O (then a task may interleave with others
 // of the same shard at its suspension points, and must re-check invariants after each).

@@ -3,8 +3,10 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -22,6 +24,8 @@
 #include <eloqstore/io/faulty.hpp>
 #include <eloqstore/io/memory.hpp>
 #include <eloqstore/io/pread.hpp>
+#include <eloqstore/io/uring.hpp>
+#include <eloqstore/sched/fiber.hpp>
 #include <eloqstore/table_ident.hpp>
 
 using namespace eloqstore;
@@ -78,6 +82,13 @@ struct backend_env<pread_io> {
   }
 };
 
+template <>
+struct backend_env<uring_io> : backend_env<pread_io> {
+  std::unique_ptr<uring_io> make(std::size_t store_path_count = 1) {
+    return std::make_unique<uring_io>(paths(store_path_count));
+  }
+};
+
 template <typename B>
 std::string read_whole(B& io, const table_ident& t, std::string_view name) {
   std::string out;
@@ -100,7 +111,8 @@ const table_ident table_b{"orders", 2};
 
 // ---- the io_backend contract, for every backend ----------------------------------------------
 
-TEST_CASE_TEMPLATE("io: write and read at offsets; a gap reads as zeros", B, memory_io, pread_io) {
+TEST_CASE_TEMPLATE("io: write and read at offsets; a gap reads as zeros", B, memory_io, pread_io,
+                   uring_io) {
   backend_env<B> env;
   auto io = env.make();
   REQUIRE(io->open() == error::ok);
@@ -126,7 +138,7 @@ TEST_CASE_TEMPLATE("io: write and read at offsets; a gap reads as zeros", B, mem
 }
 
 TEST_CASE_TEMPLATE("io: missing files are not_found; reads past the end are end_of_file", B,
-                   memory_io, pread_io) {
+                   memory_io, pread_io, uring_io) {
   backend_env<B> env;
   auto io = env.make();
   REQUIRE(io->open() == error::ok);
@@ -153,7 +165,7 @@ TEST_CASE_TEMPLATE("io: missing files are not_found; reads past the end are end_
   CHECK(io->read(table_b, "f", 0, five.first(1)) == error::not_found);
 }
 
-TEST_CASE_TEMPLATE("io: invalid names and calls before open()", B, memory_io, pread_io) {
+TEST_CASE_TEMPLATE("io: invalid names and calls before open()", B, memory_io, pread_io, uring_io) {
   backend_env<B> env;
   auto io = env.make();
   std::string out;
@@ -178,7 +190,7 @@ TEST_CASE_TEMPLATE("io: invalid names and calls before open()", B, memory_io, pr
   CHECK(io->read_file(table_a, "f", out) == error::not_running);
 }
 
-TEST_CASE_TEMPLATE("io: list and list_partitions", B, memory_io, pread_io) {
+TEST_CASE_TEMPLATE("io: list and list_partitions", B, memory_io, pread_io, uring_io) {
   backend_env<B> env;
   auto io = env.make();
   REQUIRE(io->open() == error::ok);
@@ -204,7 +216,7 @@ TEST_CASE_TEMPLATE("io: list and list_partitions", B, memory_io, pread_io) {
   CHECK(texts == std::vector<std::string>{"a.b.c.7", "orders.1", "orders.2"});
 }
 
-TEST_CASE_TEMPLATE("io: remove", B, memory_io, pread_io) {
+TEST_CASE_TEMPLATE("io: remove", B, memory_io, pread_io, uring_io) {
   backend_env<B> env;
   auto io = env.make();
   REQUIRE(io->open() == error::ok);
@@ -227,7 +239,7 @@ TEST_CASE_TEMPLATE("io: remove", B, memory_io, pread_io) {
   CHECK(sorted_list(*io, table_a).empty());  // the directory stays
 }
 
-TEST_CASE_TEMPLATE("io: write_file_atomic creates and replaces", B, memory_io, pread_io) {
+TEST_CASE_TEMPLATE("io: write_file_atomic creates and replaces", B, memory_io, pread_io, uring_io) {
   backend_env<B> env;
   auto io = env.make();
   REQUIRE(io->open() == error::ok);
@@ -246,7 +258,7 @@ TEST_CASE_TEMPLATE("io: write_file_atomic creates and replaces", B, memory_io, p
   CHECK(sorted_list(*io, table_a) == std::vector<std::string>{"manifest_0"});  // no .tmp left
 }
 
-TEST_CASE_TEMPLATE("io: close then open keeps the files", B, memory_io, pread_io) {
+TEST_CASE_TEMPLATE("io: close then open keeps the files", B, memory_io, pread_io, uring_io) {
   backend_env<B> env;
   auto io = env.make();
   REQUIRE(io->open() == error::ok);
@@ -260,7 +272,7 @@ TEST_CASE_TEMPLATE("io: close then open keeps the files", B, memory_io, pread_io
   CHECK(read_whole(*io, table_a, "f") == "kept");
 }
 
-TEST_CASE_TEMPLATE("io: partitions spread over two store paths", B, memory_io, pread_io) {
+TEST_CASE_TEMPLATE("io: partitions spread over two store paths", B, memory_io, pread_io, uring_io) {
   backend_env<B> env;
   auto io = env.make(2);
   REQUIRE(io->open() == error::ok);
@@ -276,7 +288,7 @@ TEST_CASE_TEMPLATE("io: partitions spread over two store paths", B, memory_io, p
   REQUIRE(io->list_partitions(tables) == error::ok);
   CHECK(tables.size() == 6);
 
-  if constexpr (std::is_same_v<B, pread_io>) {
+  if constexpr (!std::is_same_v<B, memory_io>) {
     const auto paths = env.paths(2);
     for (std::uint32_t p = 0; p < 6; ++p) {
       const std::string dir = "/t." + std::to_string(p);
@@ -286,8 +298,8 @@ TEST_CASE_TEMPLATE("io: partitions spread over two store paths", B, memory_io, p
   }
 }
 
-TEST_CASE_TEMPLATE("io: different partitions from several threads at once", B, memory_io,
-                   pread_io) {
+TEST_CASE_TEMPLATE("io: different partitions from several threads at once", B, memory_io, pread_io,
+                   uring_io) {
   backend_env<B> env;
   auto io = env.make(2);
   REQUIRE(io->open() == error::ok);
@@ -599,4 +611,162 @@ TEST_CASE("io: faulty_io over pread_io forwards its constructor arguments") {
   CHECK(io.read_file(table_a, "f", out) == error::ok);
   CHECK(out == "on disk");
   io.close();
+}
+
+// ---- uring_io --------------------------------------------------------------------------------
+
+namespace {
+
+// Checks reads and writes of a data file (O_DIRECT) against a model of its bytes: aligned and
+// unaligned buffers, offsets and sizes, and batches of page writes that coalesce into runs.
+void exercise_data_file(uring_io& io, std::uint32_t seed) {
+  const table_ident t{"direct", seed};
+  const std::string name = "data_0";
+  std::string model;
+  std::uint32_t x = seed * 2654435761U + 1;
+  const auto next = [&x] {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return x;
+  };
+  const auto apply = [&model](std::uint64_t off, std::string_view data) {
+    if (model.size() < off + data.size()) {
+      model.resize(off + data.size(), '\0');
+    }
+    model.replace(off, data.size(), data);
+  };
+  // A batch of 64 page writes, mostly contiguous (they coalesce), some scattered.
+  std::vector<std::string> pages;
+  std::vector<page_write> batch;
+  for (std::uint64_t i = 0; i < 64; ++i) {
+    pages.push_back(std::string(4096, static_cast<char>('a' + i % 26)));
+    pages.back()[7] = static_cast<char>(i);
+  }
+  for (std::uint64_t i = 0; i < 64; ++i) {
+    const std::uint64_t page = i < 48 ? i : 100 + (i - 48) * 3;
+    batch.push_back(page_write{name, page * 4096, {pages[i].data(), pages[i].size()}});
+    apply(page * 4096, pages[i]);
+  }
+  REQUIRE(io.write_pages(t, batch) == error::ok);
+  REQUIRE(io.sync(t, name) == error::ok);
+  for (int round = 0; round < 200; ++round) {
+    const bool page_aligned = next() % 2 == 0;
+    const std::uint64_t off = page_aligned ? (next() % 160) * 4096 : next() % (160 * 4096);
+    const std::size_t size = page_aligned ? 4096 * (1 + next() % 3) : 1 + next() % 9000;
+    // Offset the buffer by one byte half the time: an unaligned caller buffer.
+    std::string buf(size + 1, '\0');
+    const std::size_t shift = next() % 2;
+    std::span<char> dst(buf.data() + shift, size);
+    if (next() % 3 == 0) {
+      std::string data(size, static_cast<char>('A' + round % 26));
+      REQUIRE(io.write(t, name, off, {data.data(), data.size()}) == error::ok);
+      apply(off, data);
+      continue;
+    }
+    const error e = io.read(t, name, off, dst);
+    if (off + size > model.size()) {
+      CHECK(e == error::end_of_file);
+    } else {
+      REQUIRE(e == error::ok);
+      CHECK(std::string_view(dst.data(), size) == std::string_view(model).substr(off, size));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("io: uring_io data files, with and without a ring on the thread") {
+  backend_env<uring_io> env;
+  auto io = env.make();
+  REQUIRE(io->open() == error::ok);
+  SUBCASE("system calls") {
+    exercise_data_file(*io, 1);
+  }
+  SUBCASE("a ring on this thread, no scheduler") {
+    auto ring = io->attach(suspend_hooks{});
+    REQUIRE(ring != nullptr);
+    exercise_data_file(*io, 2);
+    CHECK(ring->in_flight() == 1);  // only the armed eventfd read
+  }
+  SUBCASE("a ring on another thread") {
+    std::thread th([&] {
+      auto ring = io->attach(suspend_hooks{});
+      REQUIRE(ring != nullptr);
+      exercise_data_file(*io, 3);
+    });
+    th.join();
+    exercise_data_file(*io, 4);  // this thread has no ring: system calls
+  }
+}
+
+TEST_CASE("io: uring_io suspends fiber tasks and overlaps their reads") {
+  backend_env<uring_io> env;
+  auto io = env.make();
+  REQUIRE(io->open() == error::ok);
+  const table_ident t{"fibers", 0};
+  constexpr std::size_t page_count = 256;
+  std::string file(page_count * 4096, '\0');
+  for (std::size_t i = 0; i < file.size(); ++i) {
+    file[i] = static_cast<char>((i * 7 + i / 4096) & 0xff);
+  }
+  REQUIRE(io->write(t, "data_1", 0, {file.data(), file.size()}) == error::ok);
+  fiber_scheduler sched;
+  auto ring = io->attach(make_suspend_hooks(sched));
+  REQUIRE(ring != nullptr);
+  constexpr int task_count = 64;
+  int done = 0;
+  int bad = 0;
+  std::size_t most_in_flight = 0;
+  for (int k = 0; k < task_count; ++k) {
+    sched.spawn([&, k] {
+      std::vector<char> page(4096);  // unaligned (heap): goes through provided buffers
+      for (int i = 0; i < 20; ++i) {
+        const std::size_t p = (static_cast<std::size_t>(k) * 31 + i * 17) % page_count;
+        const error e = io->read(t, "data_1", p * 4096, page);
+        if (e != error::ok || std::memcmp(page.data(), file.data() + p * 4096, 4096) != 0) {
+          ++bad;
+        }
+      }
+      ++done;
+    });
+  }
+  while (done < task_count) {
+    sched.run_round();
+    most_in_flight = std::max(most_in_flight, ring->in_flight());
+    if (done < task_count) {
+      ring->poll(sched.idle());
+    }
+  }
+  CHECK(bad == 0);
+  CHECK(most_in_flight > 32);  // the tasks' reads were in flight together
+  ring.reset();
+}
+
+TEST_CASE("io: uring_io notify wakes a blocked poll") {
+  backend_env<uring_io> env;
+  auto io = env.make();
+  REQUIRE(io->open() == error::ok);
+  std::atomic<bool> woke{false};
+  std::atomic<uring_io::shard_ring*> shared{nullptr};
+  std::thread th([&] {
+    auto ring = io->attach(suspend_hooks{});
+    REQUIRE(ring != nullptr);
+    shared = ring.get();
+    ring->poll(true);  // returns once notify() arrives
+    woke = true;
+    while (shared.load() != nullptr) {
+      std::this_thread::yield();
+    }
+  });
+  while (shared.load() == nullptr) {
+    std::this_thread::yield();
+  }
+  shared.load()->notify();
+  while (!woke.load()) {
+    std::this_thread::yield();
+  }
+  shared = nullptr;
+  th.join();
+  CHECK(woke.load());
 }

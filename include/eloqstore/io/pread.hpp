@@ -59,6 +59,32 @@ class pread_io {
   explicit pread_io(std::vector<std::string> store_paths,
                     std::size_t open_files_max = open_files_max_default)
       : store_paths_(std::move(store_paths)), open_files_max_(open_files_max) {}
+
+  // An open file for backends layered on this one (uring_io): the fd stays open while any
+  // handle to it is held. `direct` tells whether it was opened with O_DIRECT.
+  struct file_handle {
+    int fd = -1;
+    bool direct = false;
+    explicit file_handle(int f, bool d = false) noexcept : fd(f), direct(d) {}
+    file_handle(const file_handle&) = delete;
+    file_handle& operator=(const file_handle&) = delete;
+    ~file_handle() {
+      if (fd >= 0) {
+        ::close(fd);
+      }
+    }
+  };
+
+  // With `on`, data files (names starting with "data_") are opened with O_DIRECT where the
+  // file system supports it; their reads and writes then need aligned buffers, offsets and
+  // sizes, so only a layered backend that provides them may enable this. Call while closed.
+  void set_direct_data(bool on) noexcept { direct_data_ = on; }
+
+  // The cached handle of `<t>/<name>` (created with its partition directory when `create`).
+  [[nodiscard]] error acquire_file(const table_ident& t, std::string_view name, bool create,
+                                   std::shared_ptr<file_handle>& out) {
+    return acquire(t, name, create, out);
+  }
   pread_io(const pread_io&) = delete;
   pread_io& operator=(const pread_io&) = delete;
   ~pread_io() { close(); }
@@ -234,18 +260,6 @@ class pread_io {
   }
 
  private:
-  // Owns one fd; closes it when destroyed.
-  struct file_handle {
-    int fd = -1;
-    explicit file_handle(int f) noexcept : fd(f) {}
-    file_handle(const file_handle&) = delete;
-    file_handle& operator=(const file_handle&) = delete;
-    ~file_handle() {
-      if (fd >= 0) {
-        ::close(fd);
-      }
-    }
-  };
   struct cache_entry {
     std::shared_ptr<file_handle> handle;
     std::list<std::string>::iterator lru_position;
@@ -301,10 +315,16 @@ class pread_io {
     }
     int fd = -1;
     const int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
-    if (const error e = open_path(t, path, flags, fd); e != error::ok) {
+    bool direct = direct_data_ && name.starts_with("data_");
+    error e = open_path(t, path, flags | (direct ? O_DIRECT : 0), fd);
+    if (e != error::ok && direct && errno == EINVAL) {
+      direct = false;  // the file system has no direct I/O (tmpfs): use the page cache
+      e = open_path(t, path, flags, fd);
+    }
+    if (e != error::ok) {
       return e;
     }
-    out = std::make_shared<file_handle>(fd);
+    out = std::make_shared<file_handle>(fd, direct);
     insert_cached(std::move(path), out);
     return error::ok;
   }
@@ -526,6 +546,7 @@ class pread_io {
   std::vector<std::string> store_paths_;
   std::size_t open_files_max_;
   std::vector<int> roots_;  // one directory fd per store path while open
+  bool direct_data_ = false;
 
   std::mutex cache_mutex_;  // guards cache_ and lru_
   std::unordered_map<std::string, cache_entry> cache_;
