@@ -13,7 +13,7 @@ build_dir=${BUILD_DIR:-build}
 san_dir=${SAN_BUILD_DIR:-build-asan}
 tsan_dir=${TSAN_BUILD_DIR:-build-tsan}
 
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh --bench
 
 echo "== default build (${build_dir})"
 cmake -S . -B "${build_dir}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

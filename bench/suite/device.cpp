@@ -1,0 +1,276 @@
+// fio runs and their parsing (see device.hpp).
+#include "device.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+namespace bench {
+namespace {
+
+std::string ms_arg(double seconds) {
+  return std::to_string(static_cast<long long>(std::llround(seconds * 1000))) + "ms";
+}
+
+latency_summary latency_of(const json& lat_ns) {
+  latency_summary s;
+  const json& pct = lat_ns["percentile"];
+  s.count = static_cast<std::uint64_t>(lat_ns["N"].number_or(0));
+  s.mean_us = lat_ns["mean"].number_or(0) / 1e3;
+  s.max_us = lat_ns["max"].number_or(0) / 1e3;
+  s.p50_us = pct["50.000000"].number_or(0) / 1e3;
+  s.p99_us = pct["99.000000"].number_or(0) / 1e3;
+  s.p999_us = pct["99.900000"].number_or(0) / 1e3;
+  return s;
+}
+
+// Reads one job's figures out of fio's JSON document.
+bool parse_fio(const std::string& text, fio_result& r) {
+  json doc;
+  std::string error;
+  if (!json::parse(text, doc, error)) {
+    r.error = "fio output is not JSON: " + error;
+    return false;
+  }
+  const json& jobs = doc["jobs"];
+  if (jobs.items().empty()) {
+    r.error = "fio output has no jobs";
+    return false;
+  }
+  const json& job = jobs.items().front();
+  if (job["error"].number_or(0) != 0) {
+    r.error = "fio job error " + std::to_string(static_cast<int>(job["error"].number_or(0)));
+    return false;
+  }
+  const bool reads = r.job.rw.find("read") != std::string::npos;
+  const json& dir = job[reads ? "read" : "write"];
+  r.iops = dir["iops"].number_or(0);
+  r.bytes_per_s = dir["bw_bytes"].number_or(0);
+  if (r.job.fdatasync) {
+    r.lat = latency_of(job["sync"]["lat_ns"]);
+  } else {
+    // lat_percentiles=1 gives percentiles of the whole latency (submission + completion).
+    r.lat = latency_of(dir["lat_ns"]["percentile"].is_null() ? dir["clat_ns"] : dir["lat_ns"]);
+  }
+  r.ok = r.iops > 0;
+  if (!r.ok) {
+    r.error = "fio reported no I/O";
+  }
+  return r.ok;
+}
+
+std::vector<std::string> fio_args(const device_params& p, const fio_job& j,
+                                  const std::string& file) {
+  std::vector<std::string> a = {p.fio,
+                                "--output-format=json",
+                                "--name=" + j.name,
+                                "--filename=" + file,
+                                "--size=" + std::to_string(p.file_bytes),
+                                "--rw=" + j.rw,
+                                "--bs=" + std::to_string(j.block_bytes),
+                                "--iodepth=" + std::to_string(j.iodepth),
+                                "--ioengine=" + j.ioengine,
+                                "--direct=" + std::string(j.direct ? "1" : "0"),
+                                "--time_based=1",
+                                "--runtime=" + ms_arg(p.runtime_s),
+                                "--ramp_time=" + ms_arg(p.ramp_s),
+                                "--numjobs=1",
+                                "--randrepeat=0",
+                                "--norandommap=1",
+                                "--lat_percentiles=1",
+                                "--percentile_list=50:99:99.9"};
+  if (j.fdatasync) {
+    a.emplace_back("--fdatasync=1");
+  }
+  if (j.rw == "write" && !j.fdatasync) {
+    a.emplace_back("--end_fsync=1");
+  }
+  if (j.new_file) {
+    a.emplace_back("--fallocate=none");
+  }
+  return a;
+}
+
+}  // namespace
+
+const fio_result* device_run::find(const std::string& name) const {
+  for (const fio_result& r : results) {
+    if (r.job.name == name) {
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+std::vector<fio_job> device_jobs(const device_params& p) {
+  std::vector<int> qds = p.read_queue_depths;
+  std::sort(qds.begin(), qds.end());
+  qds.erase(std::unique(qds.begin(), qds.end()), qds.end());
+  std::vector<fio_job> jobs;
+  for (const int qd : qds) {
+    fio_job j;
+    j.name = "randread-qd" + std::to_string(qd);
+    j.rw = "randread";
+    j.iodepth = qd;
+    j.description = "4 KiB random reads, io_uring, direct, QD " + std::to_string(qd);
+    jobs.push_back(j);
+  }
+  fio_job sr;
+  sr.name = "seqread-256k";
+  sr.rw = "read";
+  sr.block_bytes = 256 * 1024;
+  sr.iodepth = 8;
+  sr.description = "256 KiB sequential reads, io_uring, direct, QD 8";
+  jobs.push_back(sr);
+  fio_job sw = sr;
+  sw.name = "seqwrite-256k";
+  sw.rw = "write";
+  sw.description = "256 KiB sequential writes, io_uring, direct, QD 8, fsync at the end";
+  jobs.push_back(sw);
+  fio_job fs;
+  fs.name = "fdatasync";
+  fs.rw = "write";
+  fs.ioengine = "sync";
+  fs.direct = false;
+  fs.fdatasync = true;
+  fs.description = "4 KiB buffered overwrites, fdatasync after each (latency of the fdatasync)";
+  jobs.push_back(fs);
+  fio_job fa = fs;
+  fa.name = "fdatasync-append";
+  fa.new_file = true;
+  fa.description = "4 KiB buffered writes into a new sparse file, fdatasync after each";
+  jobs.push_back(fa);
+  return jobs;
+}
+
+int run_command(const std::vector<std::string>& argv, std::string& out, double timeout_s,
+                bool keep_stderr) {
+  out.clear();
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return -1;
+  }
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+    return -1;
+  }
+  if (pid == 0) {
+    ::dup2(pipe_fds[1], STDOUT_FILENO);
+    if (!keep_stderr) {
+      const int devnull = ::open("/dev/null", O_WRONLY);
+      ::dup2(devnull, STDERR_FILENO);
+    }
+    std::vector<char*> args;
+    for (const std::string& a : argv) {
+      args.push_back(const_cast<char*>(a.c_str()));
+    }
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(pipe_fds[1]);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  bool killed = false;
+  char buf[65536];
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now())
+                          .count();
+    if (left <= 0) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+      break;
+    }
+    pollfd pfd{pipe_fds[0], POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(std::min<long long>(left, 1000))) <= 0) {
+      continue;
+    }
+    const ssize_t n = ::read(pipe_fds[0], buf, sizeof buf);
+    if (n <= 0) {
+      break;  // EOF: the child closed its stdout
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(pipe_fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (killed || !WIFEXITED(status)) {
+    return -1;
+  }
+  return WEXITSTATUS(status);
+}
+
+device_run run_device_suite(const device_params& p) {
+  device_run d;
+  std::string out;
+  if (run_command({p.fio, "--version"}, out, 10) != 0) {
+    d.note = "fio not found or not runnable (" + p.fio + "); device figures not measured";
+    return d;
+  }
+  d.available = true;
+  d.fio_version = out.substr(0, out.find('\n'));
+  std::filesystem::create_directories(p.dir);
+  const std::string shared_file = p.dir + "/fio-shared.dat";
+  const std::string append_file = p.dir + "/fio-append.dat";
+  // The longest job lays out the file first; allow for a slow device.
+  const double timeout_s = p.runtime_s + p.ramp_s + 120 + static_cast<double>(p.file_bytes) / 20e6;
+  for (const fio_job& j : device_jobs(p)) {
+    fio_result r;
+    r.job = j;
+    std::error_code ec;
+    std::filesystem::remove(append_file, ec);
+    const std::string file = j.new_file ? append_file : shared_file;
+    const int rc = run_command(fio_args(p, j, file), out, timeout_s);
+    if (rc != 0) {
+      r.error = "fio exited with " + std::to_string(rc);
+    } else {
+      (void)parse_fio(out, r);
+    }
+    std::fprintf(stderr, "device %-18s %s\n", j.name.c_str(),
+                 r.ok ? (std::to_string(static_cast<long long>(r.iops)) + " IOPS, " +
+                         std::to_string(static_cast<long long>(r.bytes_per_s / 1e6)) +
+                         " MB/s, p50 " + std::to_string(r.lat.p50_us) + " us")
+                            .c_str()
+                      : r.error.c_str());
+    d.results.push_back(std::move(r));
+  }
+  std::error_code ec;
+  std::filesystem::remove(append_file, ec);
+  return d;
+}
+
+json to_json(const device_run& d) {
+  json o = json::object();
+  o.set("available", d.available);
+  o.set("fio_version", d.fio_version);
+  o.set("note", d.note);
+  json jobs = json::array();
+  for (const fio_result& r : d.results) {
+    json j = json::object();
+    j.set("name", r.job.name);
+    j.set("description", r.job.description);
+    j.set("ok", r.ok);
+    j.set("error", r.error);
+    j.set("iops", r.iops);
+    j.set("bytes_per_s", r.bytes_per_s);
+    j.set("lat_p50_us", r.lat.p50_us);
+    j.set("lat_p99_us", r.lat.p99_us);
+    j.set("lat_p999_us", r.lat.p999_us);
+    j.set("lat_mean_us", r.lat.mean_us);
+    jobs.push(std::move(j));
+  }
+  o.set("jobs", std::move(jobs));
+  return o;
+}
+
+}  // namespace bench

@@ -1,0 +1,531 @@
+// bench_suite: eloqstore beside RocksDB, LMDB and the raw device, in one run.
+//
+//   bench_suite [--out DIR] [--data DIR] [--scale N] [--smoke] [--reps N] [--duration S]
+//               [--warmup S] [--engines a,b] [--workloads a,b] [--threads N]
+//               [--partitions N] [--cache-mib N] [--drop-caches fadvise|vm|none]
+//               [--no-fio] [--fio PATH] [--fio-runtime S] [--fio-file-mib N]
+//               [--gnuplot PATH] [--keep-data]
+//
+// The driver is single-threaded and forks one child per run (workloads.hpp), so the engines'
+// threads never live in the driver and fork() is safe. Exit status: 0 when every run
+// succeeded, 1 when one failed (the report is written all the same), 2 on bad arguments.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine.hpp"
+#include "report.hpp"
+
+namespace bench {
+
+std::unique_ptr<engine> make_engine(std::string_view name) {
+  if (name == "eloqstore") {
+    return make_eloqstore_engine();
+  }
+  if (name == "rocksdb") {
+    return make_rocksdb_engine();
+  }
+  if (name == "lmdb") {
+    return make_lmdb_engine();
+  }
+  return nullptr;
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+constexpr std::size_t settings_bytes_max = 1 << 20;
+
+struct child_output {
+  run_result r;
+  std::string settings;
+};
+
+bool write_all(int fd, const void* data, std::size_t n) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w <= 0) {
+      return false;
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+// Runs the workload in a child process; kills it after timeout_s.
+child_output run_child(const std::string& eng, const workload& w, const run_params& p,
+                       double timeout_s) {
+  child_output out;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    std::snprintf(out.r.error, sizeof out.r.error, "pipe: %s", std::strerror(errno));
+    return out;
+  }
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::string settings;
+    const run_result r = run_workload(eng, w, p, &settings);
+    const std::uint64_t len = std::min(settings.size(), settings_bytes_max);
+    const bool ok = write_all(fds[1], &r, sizeof r) && write_all(fds[1], &len, sizeof len) &&
+                    write_all(fds[1], settings.data(), len);
+    ::_exit(ok ? 0 : 3);
+  }
+  ::close(fds[1]);
+  if (pid < 0) {
+    ::close(fds[0]);
+    std::snprintf(out.r.error, sizeof out.r.error, "fork: %s", std::strerror(errno));
+    return out;
+  }
+  std::string bytes;
+  const auto deadline = clock_type::now() + std::chrono::duration<double>(timeout_s);
+  bool killed = false;
+  char buf[65536];
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now()).count();
+    if (left <= 0) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+      break;
+    }
+    pollfd pfd{fds[0], POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(std::min<long long>(left, 1000))) <= 0) {
+      continue;
+    }
+    const ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n <= 0) {
+      break;
+    }
+    bytes.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  std::uint64_t len = 0;
+  if (killed) {
+    std::snprintf(out.r.error, sizeof out.r.error, "killed after %.0f s (timeout)", timeout_s);
+  } else if (WIFSIGNALED(status)) {
+    std::snprintf(out.r.error, sizeof out.r.error, "child died of signal %d (%s)", WTERMSIG(status),
+                  strsignal(WTERMSIG(status)));
+  } else if (bytes.size() < sizeof(run_result) + sizeof len) {
+    std::snprintf(out.r.error, sizeof out.r.error, "child exited %d without a result",
+                  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  } else {
+    std::memcpy(&out.r, bytes.data(), sizeof(run_result));
+    std::memcpy(&len, bytes.data() + sizeof(run_result), sizeof len);
+    out.settings = bytes.substr(sizeof(run_result) + sizeof len, len);
+  }
+  return out;
+}
+
+// ---- arguments ------------------------------------------------------------------------------
+
+struct args {
+  suite_config cfg;
+  std::set<std::string> only_workloads;
+  bool keep_data = false;
+  bool reps_set = false;
+  bool duration_set = false;
+  bool warmup_set = false;
+  double fio_runtime_s = -1;
+  double fio_file_mib = -1;
+};
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) {
+      out.push_back(item);
+    }
+  }
+  return out;
+}
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: bench_suite [--out DIR] [--data DIR] [--scale N] [--smoke] [--reps N]\n"
+               "                   [--duration S] [--warmup S] [--engines eloqstore,rocksdb,lmdb]\n"
+               "                   [--workloads a,b] [--threads N] [--partitions N]\n"
+               "                   [--cache-mib N] [--drop-caches fadvise|vm|none] [--no-fio]\n"
+               "                   [--fio PATH] [--fio-runtime S] [--fio-file-mib N]\n"
+               "                   [--gnuplot PATH] [--keep-data]\n");
+}
+
+bool parse_args(int argc, char** argv, args& a) {
+  suite_config& c = a.cfg;
+  c.out_dir = "bench-suite-results";
+  c.data_dir = "bench-suite-data";
+  c.engines = {"eloqstore", "rocksdb", "lmdb"};
+  c.threads = std::max(1U, std::thread::hardware_concurrency());
+  c.cache_bytes = std::size_t{64} << 20;
+  for (int i = 0; i < argc; ++i) {
+    if (i > 0) {
+      c.command_line += ' ';
+    }
+    c.command_line += argv[i];
+  }
+  for (int i = 1; i < argc; ++i) {
+    std::string name = argv[i];
+    std::string value;
+    const bool flag = name == "--smoke" || name == "--no-fio" || name == "--keep-data" ||
+                      name == "--help" || name == "-h";
+    if (const auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+    } else if (!flag) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "bench_suite: %s needs a value\n", name.c_str());
+        return false;
+      }
+      value = argv[++i];
+    }
+    const double number = std::strtod(value.c_str(), nullptr);
+    if (name == "--out") {
+      c.out_dir = value;
+    } else if (name == "--data") {
+      c.data_dir = value;
+    } else if (name == "--scale") {
+      c.scale = number;
+    } else if (name == "--smoke") {
+      c.smoke = true;
+    } else if (name == "--reps") {
+      c.repetitions = static_cast<int>(number);
+      a.reps_set = true;
+    } else if (name == "--duration") {
+      c.duration_s = number;
+      a.duration_set = true;
+    } else if (name == "--warmup") {
+      c.warmup_s = number;
+      a.warmup_set = true;
+    } else if (name == "--engines") {
+      c.engines = split_list(value);
+    } else if (name == "--workloads") {
+      for (const std::string& w : split_list(value)) {
+        a.only_workloads.insert(w);
+      }
+    } else if (name == "--threads") {
+      c.threads = static_cast<unsigned>(number);
+    } else if (name == "--partitions") {
+      c.partitions = static_cast<std::size_t>(number);
+    } else if (name == "--cache-mib") {
+      c.cache_bytes = static_cast<std::size_t>(number * 1024 * 1024);
+    } else if (name == "--drop-caches") {
+      c.drop = value == "vm"     ? cache_drop::vm
+               : value == "none" ? cache_drop::none
+                                 : cache_drop::fadvise;
+    } else if (name == "--no-fio") {
+      c.fio = false;
+    } else if (name == "--fio") {
+      c.device.fio = value;
+    } else if (name == "--fio-runtime") {
+      a.fio_runtime_s = number;
+    } else if (name == "--fio-file-mib") {
+      a.fio_file_mib = number;
+    } else if (name == "--gnuplot") {
+      c.gnuplot = value;
+    } else if (name == "--keep-data") {
+      a.keep_data = true;
+    } else {
+      usage();
+      return false;
+    }
+  }
+  if (c.smoke) {
+    c.repetitions = a.reps_set ? c.repetitions : 1;
+    c.duration_s = a.duration_set ? c.duration_s : 0.2;
+    c.warmup_s = a.warmup_set ? c.warmup_s : 0.05;
+    c.device.runtime_s = 0.3;
+    c.device.ramp_s = 0.1;
+    c.device.file_bytes = std::uint64_t{16} << 20;
+  }
+  if (a.fio_runtime_s > 0) {
+    c.device.runtime_s = a.fio_runtime_s;
+  }
+  if (a.fio_file_mib > 0) {
+    c.device.file_bytes = static_cast<std::uint64_t>(a.fio_file_mib * 1024 * 1024);
+  }
+  // Names are checked without constructing engines: RocksDB's default Env may start threads,
+  // and the driver must stay single-threaded to fork.
+  for (const std::string& e : c.engines) {
+    if (e != "eloqstore" && e != "rocksdb" && e != "lmdb") {
+      std::fprintf(stderr, "bench_suite: unknown engine %s\n", e.c_str());
+      return false;
+    }
+  }
+  if (c.engines.empty() || c.repetitions < 1 || c.scale <= 0 || c.duration_s <= 0 ||
+      c.threads == 0 || c.partitions == 0 || c.cache_bytes == 0) {
+    std::fprintf(stderr, "bench_suite: invalid arguments\n");
+    return false;
+  }
+  return true;
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+double seconds_since(clock_type::time_point t) {
+  return std::chrono::duration<double>(clock_type::now() - t).count();
+}
+
+// ---- the run --------------------------------------------------------------------------------
+
+class suite {
+ public:
+  explicit suite(args a) : a_(std::move(a)) { s_.cfg = a_.cfg; }
+
+  int run() {
+    const auto start = clock_type::now();
+    s_.cfg.started_at = utc_now();
+    s_.workloads = select_workloads();
+    if (s_.workloads.empty()) {
+      std::fprintf(stderr, "bench_suite: no workload selected\n");
+      return 2;
+    }
+    fs::create_directories(s_.cfg.out_dir);
+    fs::create_directories(s_.cfg.data_dir);
+    prepare_device_params();
+    print_plan();
+    measure_device();
+    for (std::size_t i = 0; i < s_.workloads.size(); ++i) {
+      for (int rep = 0; rep < s_.cfg.repetitions; ++rep) {
+        for (const std::string& e : s_.cfg.engines) {
+          run_one(e, static_cast<int>(i), rep);
+        }
+      }
+    }
+    measure_device();
+    if (!a_.keep_data) {
+      for (const std::string& e : s_.cfg.engines) {
+        std::error_code ec;
+        fs::remove_all(engine_dir(e), ec);
+      }
+      std::error_code ec;
+      fs::remove_all(s_.cfg.data_dir + "/device", ec);
+    }
+    s_.total_s = seconds_since(start);
+    std::string error;
+    if (!write_reports(s_, error)) {
+      std::fprintf(stderr, "bench_suite: %s\n", error.c_str());
+      return 1;
+    }
+    std::fprintf(stderr, "bench_suite: %d run(s) failed; report in %s/report.md (%.0f s)\n",
+                 failures_, s_.cfg.out_dir.c_str(), s_.total_s);
+    return failures_ == 0 ? 0 : 1;
+  }
+
+ private:
+  std::vector<workload> select_workloads() const {
+    std::vector<workload> out;
+    for (workload& w :
+         standard_workloads(s_.cfg.scale, s_.cfg.smoke, s_.cfg.duration_s, s_.cfg.warmup_s)) {
+      if (a_.only_workloads.empty() || a_.only_workloads.contains(w.name)) {
+        out.push_back(std::move(w));
+      }
+    }
+    return out;
+  }
+
+  void prepare_device_params() {
+    device_params& d = s_.cfg.device;
+    d.dir = s_.cfg.data_dir + "/device";
+    for (const workload& w : s_.workloads) {
+      const bool point_reads =
+          w.kind == workload_kind::readrandom || w.kind == workload_kind::seekrandom ||
+          w.kind == workload_kind::readwhilewriting || w.kind == workload_kind::ycsb;
+      if (point_reads) {
+        d.read_queue_depths.push_back(static_cast<int>(w.clients));
+      }
+    }
+  }
+
+  void print_plan() const {
+    const double per_run = s_.cfg.warmup_s + s_.cfg.duration_s + 1.0;
+    const double runs =
+        static_cast<double>(s_.workloads.size() * s_.cfg.engines.size()) * s_.cfg.repetitions;
+    std::fprintf(stderr,
+                 "bench_suite: %zu workloads x %zu engines x %d repetitions, ~%.0f s of runs "
+                 "plus loads and fio; data in %s, report in %s\n",
+                 s_.workloads.size(), s_.cfg.engines.size(), s_.cfg.repetitions, runs * per_run,
+                 s_.cfg.data_dir.c_str(), s_.cfg.out_dir.c_str());
+  }
+
+  void measure_device() {
+    if (!s_.cfg.fio) {
+      return;
+    }
+    s_.device.push_back(run_device_suite(s_.cfg.device));
+  }
+
+  [[nodiscard]] std::string engine_dir(const std::string& e) const {
+    return s_.cfg.data_dir + "/" + e;
+  }
+
+  engine_config config_for(const std::string& dir, const workload& w) const {
+    engine_config c;
+    c.dir = dir;
+    c.cache_bytes = s_.cfg.cache_bytes;
+    c.threads = s_.cfg.threads;
+    const std::uint64_t record = key_format(w.space, w.key_size).size() + w.value_size;
+    c.logical_bytes_max = 2 * w.dataset_keys * record;
+    c.split_keys = key_format(w.space, w.key_size).split_keys(s_.cfg.partitions, w.dataset_keys);
+    return c;
+  }
+
+  [[nodiscard]] double timeout_for(const workload& w) const {
+    return w.warmup_s + w.duration_s + 300;
+  }
+
+  // Loads w's data set into engine e unless it is there; false if the load failed.
+  bool ensure_dataset(const std::string& e, const workload& w) {
+    const std::string id = w.dataset_id();
+    if (records_.contains({e, id})) {
+      return records_[{e, id}] > 0;
+    }
+    const std::string dir = engine_dir(e) + "/" + id;
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    fs::create_directories(dir);
+    run_params p;
+    p.cfg = config_for(dir, w);
+    p.load = true;
+    p.seed = ++seed_;
+    const workload l = load_workload_for(w);
+    const double timeout = 600 + static_cast<double>(w.dataset_keys) / 1000.0;
+    child_output out = run_child(e, l, p, timeout);
+    remember_settings(e, out.settings, dir);
+    run_record rec{e, -1, id, 0, out.r};
+    log(rec, "load");
+    s_.loads.push_back(rec);
+    records_[{e, id}] = out.r.ok ? w.dataset_keys : 0;
+    if (!out.r.ok) {
+      ++failures_;
+    }
+    return out.r.ok;
+  }
+
+  void remember_settings(const std::string& e, const std::string& text, const std::string& dir) {
+    if (!text.empty() && !s_.settings.contains(e)) {
+      s_.settings[e] = text;
+    }
+    // RocksDB writes its complete option set into OPTIONS-<n>; keep the newest.
+    fs::path newest;
+    std::error_code ec;
+    for (const auto& f : fs::directory_iterator(dir, ec)) {
+      const std::string n = f.path().filename().string();
+      if (n.rfind("OPTIONS-", 0) == 0 && (newest.empty() || n > newest.filename().string())) {
+        newest = f.path();
+      }
+    }
+    if (!newest.empty()) {
+      fs::copy_file(newest, s_.cfg.out_dir + "/" + e + "-OPTIONS.ini",
+                    fs::copy_options::overwrite_existing, ec);
+    }
+  }
+
+  void run_one(const std::string& e, int index, int rep) {
+    const workload& w = s_.workloads[static_cast<std::size_t>(index)];
+    run_params p;
+    p.drop = s_.cfg.drop;
+    p.seed = ++seed_;
+    std::string dir;
+    if (w.fresh()) {
+      dir = engine_dir(e) + "/fill";
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+      fs::create_directories(dir);
+    } else {
+      if (!ensure_dataset(e, w)) {
+        run_record rec{e, index, w.name, rep, {}};
+        std::snprintf(rec.r.error, sizeof rec.r.error, "its data set failed to load");
+        s_.runs.push_back(rec);
+        ++failures_;
+        return;
+      }
+      dir = engine_dir(e) + "/" + w.dataset_id();
+      p.records = records_[{e, w.dataset_id()}];
+    }
+    p.cfg = config_for(dir, w);
+    child_output out = run_child(e, w, p, timeout_for(w));
+    remember_settings(e, out.settings, dir);
+    if (!w.fresh()) {
+      records_[{e, w.dataset_id()}] += out.r.inserted;
+    } else {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+    run_record rec{e, index, w.name, rep, out.r};
+    log(rec, "run");
+    s_.runs.push_back(rec);
+    if (!out.r.ok) {
+      ++failures_;
+    }
+  }
+
+  void log(const run_record& rec, const char* what) {
+    const run_result& r = rec.r;
+    ++done_;
+    if (!r.ok) {
+      std::fprintf(stderr, "[%3d] %s %-16s rep %d %-9s FAILED: %s\n", done_, what,
+                   rec.workload_name.c_str(), rec.repetition, rec.engine.c_str(), r.error);
+      return;
+    }
+    const double ops = r.elapsed_s > 0 ? static_cast<double>(r.ops) / r.elapsed_s : 0;
+    const latency_summary& l =
+        r.read_lat.count > 0 ? r.read_lat : (r.scan_lat.count > 0 ? r.scan_lat : r.write_lat);
+    std::fprintf(stderr,
+                 "[%3d] %s %-16s rep %d %-9s %10.0f ops/s %7.1f MB/s p50 %8.1f us p99 %8.1f us "
+                 "cpu %.2f s rss %ld MiB %s\n",
+                 done_, what, rec.workload_name.c_str(), rec.repetition, rec.engine.c_str(), ops,
+                 r.elapsed_s > 0 ? static_cast<double>(r.bytes) / r.elapsed_s / 1e6 : 0.0, l.p50_us,
+                 l.p99_us, r.cpu_s, static_cast<long>(r.peak_rss_kib / 1024),
+                 r.misses > 0 ? ("misses " + std::to_string(r.misses)).c_str() : "");
+  }
+
+  args a_;
+  suite_results s_;
+  std::map<std::pair<std::string, std::string>, std::uint64_t> records_;  // (engine, data set)
+  std::uint64_t seed_ = 0;
+  int failures_ = 0;
+  int done_ = 0;
+};
+
+}  // namespace
+}  // namespace bench
+
+int main(int argc, char** argv) {
+  bench::args a;
+  if (!bench::parse_args(argc, argv, a)) {
+    return 2;
+  }
+  bench::suite s(std::move(a));
+  return s.run();
+}
