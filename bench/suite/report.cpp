@@ -731,8 +731,10 @@ void workload_section(std::ostringstream& md, const suite_results& s, std::size_
 }
 
 void loads_section(std::ostringstream& md, const suite_results& s) {
-  md << "## Loads\n\nEach data set is loaded once per engine (sequential keys, durable "
-        "batches of 1000, then background work settled) and reused by the workloads after it; "
+  md << "## Loads\n\nEach data set is loaded once per engine (keys in key order, durable "
+        "batches of 1000, then background work settled; YCSB records go in sorted by their "
+        "hashed keys, not in YCSB's hashed insert order, which fillrandom covers) and reused by "
+        "the workloads after it; "
         "the workloads that write change it, in the same order for every engine.\n\n"
      << "| data set | engine | keys/s | MB/s | CPU s per M keys | space amp after load | "
         "device write / logical write |\n|---|---|---|---|---|---|---|\n";
@@ -765,9 +767,11 @@ void method_section(std::ostringstream& md, const suite_results& s) {
         return o;
       }()
      << ", so drift over the run hits all of them alike.\n"
-     << "- Each run is a child process: open the store, warm up (" << num(c.warmup_s)
+     << "- Each run is a child process: drop the page cache of the store's files, open the "
+        "store, warm up ("
+     << num(c.warmup_s)
      << " s of the same operations; readseq warms up with point reads; fills have no warm-up), "
-        "drop the page cache of the store's files, measure for "
+        "drop that cache again, measure for "
      << num(c.duration_s)
      << " s, close. getrusage and /proc/self/io are read around the "
         "measured phase (CPU includes the engines' background threads); peak RSS is the child's "

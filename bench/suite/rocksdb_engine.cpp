@@ -1,9 +1,9 @@
 // The RocksDB adapter (Debian's librocksdb-dev 7.8): one default column family, the WAL on
 // and every write synced (WriteOptions::sync), block-based tables with a bloom filter and an
-// LRU block cache of the suite's cache budget, no compression (the values are random bytes,
-// and the other engines do not compress either). Everything else is RocksDB's default; the
-// full option set RocksDB ends up with is in the OPTIONS file it writes, which the driver
-// copies next to the report.
+// LRU block cache of the suite's cache budget, reads with O_DIRECT (use_direct_reads), no
+// compression (the values are random bytes, and the other engines do not compress either).
+// Everything else is RocksDB's default; the full option set RocksDB ends up with is in the OPTIONS
+// file it writes, which the driver copies next to the report.
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
@@ -128,6 +128,9 @@ class rocksdb_engine final : public engine {
     opts_.IncreaseParallelism(static_cast<int>(threads_));
     opts_.compression = rocksdb::kNoCompression;
     opts_.bottommost_compression = rocksdb::kNoCompression;
+    // Reads bypass the OS page cache, as eloqstore's O_DIRECT data files do: the block cache
+    // is RocksDB's only read cache, within the same budget as eloqstore's.
+    opts_.use_direct_reads = true;
     rocksdb::BlockBasedTableOptions t;
     t.block_cache = rocksdb::NewLRUCache(cache_bytes_);
     t.block_size = block_bytes;

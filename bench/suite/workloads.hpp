@@ -1,10 +1,11 @@
 // The workloads of the suite and the code that runs one of them against one engine.
 //
-// A workload runs in two timed phases on the same open engine: a warm-up (not recorded),
-// then the cache of the engine's files is dropped (see cache_drop) and the measured phase
-// runs for `duration_s` (fills stop earlier once they have written their data set, readseq
-// once it has read it all). The driver runs each (workload, engine, repetition) in a child
-// process, so getrusage and the peak RSS belong to that run alone.
+// A workload runs in two timed phases on the same open engine: the page cache of the
+// engine's files is dropped (see cache_drop), the engine opened, a warm-up runs (not
+// recorded), the cache is dropped again and the measured phase runs for `duration_s` (fills
+// stop earlier once they have written their data set, readseq once it has read it all). The driver
+// runs each (workload, engine, repetition) in a child process, so getrusage and the peak RSS belong
+// to that run alone.
 //
 // Operations counted (the report's ops/s):
 //   fill*, overwrite          keys written (a batch of b keys counts b; latency per batch)
