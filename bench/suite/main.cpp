@@ -4,7 +4,12 @@
 //               [--warmup S] [--engines a,b] [--workloads a,b] [--threads N]
 //               [--partitions N] [--cache-mib N] [--drop-caches fadvise|vm|none]
 //               [--no-fio] [--fio PATH] [--fio-runtime S] [--fio-file-mib N]
-//               [--gnuplot PATH] [--keep-data]
+//               [--gnuplot PATH] [--keep-data] [--set WORKLOAD.FIELD=VALUE ...]
+//
+// --set changes one parameter of one workload (or of all, with "*"): FIELD is key_size,
+// value_size, batch_size, clients, dataset_keys, duration or warmup, e.g.
+// --set readrandom.clients=32 --set '*.value_size=100'. A changed key or value size or data
+// set size gives the workload its own data set.
 //
 // The driver is single-threaded and forks one child per run (workloads.hpp), so the engines'
 // threads never live in the driver and fork() is safe. Exit status: 0 when every run
@@ -15,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -141,9 +147,16 @@ child_output run_child(const std::string& eng, const workload& w, const run_para
 
 // ---- arguments ------------------------------------------------------------------------------
 
+struct override_item {
+  std::string workload;  // or "*"
+  std::string field;
+  double value = 0;
+};
+
 struct args {
   suite_config cfg;
   std::set<std::string> only_workloads;
+  std::vector<override_item> overrides;
   bool keep_data = false;
   bool reps_set = false;
   bool duration_set = false;
@@ -171,7 +184,9 @@ void usage() {
                "                   [--workloads a,b] [--threads N] [--partitions N]\n"
                "                   [--cache-mib N] [--drop-caches fadvise|vm|none] [--no-fio]\n"
                "                   [--fio PATH] [--fio-runtime S] [--fio-file-mib N]\n"
-               "                   [--gnuplot PATH] [--keep-data]\n");
+               "                   [--gnuplot PATH] [--keep-data]\n"
+               "                   [--set WORKLOAD.FIELD=VALUE]  (FIELD: key_size value_size\n"
+               "                    batch_size clients dataset_keys duration warmup)\n");
 }
 
 bool parse_args(int argc, char** argv, args& a) {
@@ -248,6 +263,15 @@ bool parse_args(int argc, char** argv, args& a) {
       c.gnuplot = value;
     } else if (name == "--keep-data") {
       a.keep_data = true;
+    } else if (name == "--set") {
+      const auto dot = value.find('.');
+      const auto eq = value.find('=');
+      if (dot == std::string::npos || eq == std::string::npos || eq < dot) {
+        std::fprintf(stderr, "bench_suite: --set wants WORKLOAD.FIELD=VALUE\n");
+        return false;
+      }
+      a.overrides.push_back({value.substr(0, dot), value.substr(dot + 1, eq - dot - 1),
+                             std::strtod(value.c_str() + eq + 1, nullptr)});
     } else {
       usage();
       return false;
@@ -312,6 +336,8 @@ class suite {
     }
     fs::create_directories(s_.cfg.out_dir);
     fs::create_directories(s_.cfg.data_dir);
+    std::error_code ec;
+    fs::remove(s_.cfg.out_dir + "/runs.jsonl", ec);
     prepare_device_params();
     print_plan();
     measure_device();
@@ -325,10 +351,8 @@ class suite {
     measure_device();
     if (!a_.keep_data) {
       for (const std::string& e : s_.cfg.engines) {
-        std::error_code ec;
         fs::remove_all(engine_dir(e), ec);
       }
-      std::error_code ec;
       fs::remove_all(s_.cfg.data_dir + "/device", ec);
     }
     s_.total_s = seconds_since(start);
@@ -351,7 +375,35 @@ class suite {
         out.push_back(std::move(w));
       }
     }
+    for (const override_item& o : a_.overrides) {
+      for (workload& w : out) {
+        if (o.workload == "*" || o.workload == w.name) {
+          apply_override(w, o);
+        }
+      }
+    }
     return out;
+  }
+
+  static void apply_override(workload& w, const override_item& o) {
+    const auto count = static_cast<std::size_t>(std::max(1.0, o.value));
+    if (o.field == "key_size") {
+      w.key_size = std::max<std::size_t>(count, 8);
+    } else if (o.field == "value_size") {
+      w.value_size = static_cast<std::size_t>(std::max(0.0, o.value));
+    } else if (o.field == "batch_size") {
+      w.batch_size = count;
+    } else if (o.field == "clients") {
+      w.clients = count;
+    } else if (o.field == "dataset_keys") {
+      w.dataset_keys = count;
+    } else if (o.field == "duration") {
+      w.duration_s = std::max(0.01, o.value);
+    } else if (o.field == "warmup") {
+      w.warmup_s = std::max(0.0, o.value);
+    } else {
+      std::fprintf(stderr, "bench_suite: --set: unknown field %s (ignored)\n", o.field.c_str());
+    }
   }
 
   void prepare_device_params() {
@@ -424,6 +476,7 @@ class suite {
     remember_settings(e, out.settings, dir);
     run_record rec{e, -1, id, 0, out.r};
     log(rec, "load");
+    append_jsonl(rec);
     s_.loads.push_back(rec);
     records_[{e, id}] = out.r.ok ? w.dataset_keys : 0;
     if (!out.r.ok) {
@@ -484,9 +537,20 @@ class suite {
     }
     run_record rec{e, index, w.name, rep, out.r};
     log(rec, "run");
+    append_jsonl(rec);
     s_.runs.push_back(rec);
     if (!out.r.ok) {
       ++failures_;
+    }
+  }
+
+  // One line per run, written as it ends: what a crashed or interrupted suite leaves behind.
+  void append_jsonl(const run_record& rec) const {
+    std::FILE* f = std::fopen((s_.cfg.out_dir + "/runs.jsonl").c_str(), "a");
+    if (f != nullptr) {
+      const std::string line = run_to_json(rec).dump(-1);
+      std::fprintf(f, "%s\n", line.c_str());
+      std::fclose(f);
     }
   }
 

@@ -218,6 +218,57 @@ device_match match_device(const suite_results& s, const workload& w) {
   return m;
 }
 
+// The device latency of fio job `job` (the first device run that has it), count 0 if none.
+latency_summary device_latency(const suite_results& s, const std::string& job) {
+  for (const device_run& d : s.device) {
+    if (const fio_result* r = d.find(job); r != nullptr && r->ok) {
+      return r->lat;
+    }
+  }
+  return {};
+}
+
+// "a / b / c" of l's percentiles over the device's, e.g. "2.1x / 1.5x / 1.2x".
+std::string latency_ratios(const spread (&l)[3], const latency_summary& dev) {
+  return times(ratio(l[0].median, dev.p50_us)) + " / " + times(ratio(l[1].median, dev.p99_us)) +
+         " / " + times(ratio(l[2].median, dev.p999_us));
+}
+
+// One sentence per figure of the first engine against the matching device figure.
+void device_lines(std::ostringstream& md, const suite_results& s, const workload& w,
+                  const cell& c) {
+  const std::string& me = s.cfg.engines.front();
+  const device_match dm = match_device(s, w);
+  if (!std::isfinite(dm.value)) {
+    md << "- " << me << " against the device: not measured (fio missing or failed).\n";
+    return;
+  }
+  const double mine = dm.bytes ? c.mb.median : c.ops.median;
+  md << "- " << me << " throughput: " << percent(ratio(mine, dm.value)) << " of the device's "
+     << dm.job << " (" << num(dm.value) << (dm.bytes ? " MB/s" : " IOPS") << ")";
+  if (dm.bytes) {
+    md << ", counting logical MB/s";
+  }
+  md << ".\n";
+  const std::string read_job = "randread-qd" + std::to_string(w.clients);
+  const latency_summary rd = device_latency(s, read_job);
+  const latency_summary sync = device_latency(s, "fdatasync");
+  if (c.read[0].count > 0 && rd.p50_us > 0) {
+    md << "- " << me << " read latency p50 / p99 / p99.9: " << latency_ratios(c.read, rd)
+       << " the device's " << read_job << " (" << num(rd.p50_us) << " / " << num(rd.p99_us) << " / "
+       << num(rd.p999_us) << " us).\n";
+  }
+  if (c.scan[0].count > 0 && rd.p50_us > 0) {
+    md << "- " << me << " scan latency p50 / p99 / p99.9: " << latency_ratios(c.scan, rd)
+       << " one 4 KiB read of the device's " << read_job << ".\n";
+  }
+  if (c.write[0].count > 0 && sync.p50_us > 0) {
+    md << "- " << me << " write latency p50 / p99 / p99.9: " << latency_ratios(c.write, sync)
+       << " the device's fdatasync (" << num(sync.p50_us) << " / " << num(sync.p99_us) << " / "
+       << num(sync.p999_us) << " us), the floor of any durable write.\n";
+  }
+}
+
 // The latency a workload is summed up by (and compared with the device's).
 const spread* primary_latency(const workload& w, const cell& c) {
   switch (w.kind) {
@@ -331,7 +382,7 @@ json latency_json(const latency_summary& l) {
   return o;
 }
 
-json run_json(const run_record& rec) {
+json run_json_impl(const run_record& rec) {
   const run_result& r = rec.r;
   json o = json::object();
   o.set("engine", rec.engine);
@@ -440,12 +491,12 @@ json results_json(const suite_results& s, const json& machine) {
   root.set("workloads", std::move(wls));
   json loads = json::array();
   for (const run_record& r : s.loads) {
-    loads.push(run_json(r));
+    loads.push(run_json_impl(r));
   }
   root.set("loads", std::move(loads));
   json runs = json::array();
   for (const run_record& r : s.runs) {
-    runs.push(run_json(r));
+    runs.push(run_json_impl(r));
   }
   root.set("runs", std::move(runs));
   return root;
@@ -703,8 +754,12 @@ void workload_section(std::ostringstream& md, const suite_results& s, std::size_
      << "space amp | device read KiB/op | device write / logical write |\n"
      << "|---|---|---|---|---|---|---|---|---|---|---|\n";
   std::vector<std::string> notes;
+  cell first;
   for (const std::string& e : engines) {
     const cell c = aggregate(s.runs, static_cast<int>(i), e);
+    if (e == engines.front()) {
+      first = c;
+    }
     md << "| " << e << " | " << med_range(c.ops) << " | " << num(c.mb.median) << " | "
        << lat3(c.read) << " | " << lat3(c.write) << " | " << lat3(c.scan) << " | "
        << num(c.cpu_per_mop.median) << " | " << num(c.rss_mib.max) << " | "
@@ -725,9 +780,10 @@ void workload_section(std::ostringstream& md, const suite_results& s, std::size_
   for (const std::string& n : notes) {
     md << "- " << n << "\n";
   }
-  if (!notes.empty()) {
-    md << "\n";
+  if (s.cfg.fio) {
+    device_lines(md, s, w, first);
   }
+  md << "\n";
 }
 
 void loads_section(std::ostringstream& md, const suite_results& s) {
@@ -802,7 +858,29 @@ void method_section(std::ostringstream& md, const suite_results& s) {
         "latest (D) uses the zipfian constant of the record count at the start of the run.\n\n";
 }
 
+void caveats_section(std::ostringstream& md, const suite_results& s) {
+  md << "## Caveats\n\n"
+     << "- LMDB has no cache of its own and reads through its memory map: pages it has mapped "
+        "since the run started stay resident (the page-cache drop cannot evict mapped pages), "
+        "so within a run LMDB's cache grows without the budget the other engines keep to. The "
+        "\"device read KiB/op\" column shows how much each engine really read from the device "
+        "(4 KiB per point read means every read went to the device).\n"
+     << "- eloqstore's batches are split by partition; each part is atomic and durable, the "
+        "batch is acknowledged when all parts are, but a batch spanning partitions is not "
+        "atomic as a whole (RocksDB's WriteBatch and LMDB's transaction are).\n"
+     << "- The machine has " << s.cfg.threads
+     << " cores shared with everything else running on it; runs of all engines are "
+        "interleaved so that background load hits them alike, but it widens the min-max "
+        "ranges.\n"
+     << "- The data sets are small next to the machine's memory; page-cache effects are "
+        "removed by dropping the store's files from the cache, not by a memory limit.\n\n";
+}
+
 }  // namespace
+
+json run_to_json(const run_record& rec) {
+  return run_json_impl(rec);
+}
 
 bool write_reports(const suite_results& s, std::string& error) {
   const std::string& out = s.cfg.out_dir;
@@ -843,6 +921,7 @@ bool write_reports(const suite_results& s, std::string& error) {
   }
   loads_section(md, s);
   method_section(md, s);
+  caveats_section(md, s);
   md << "## Engine settings\n\n";
   for (const std::string& e : s.cfg.engines) {
     const auto it = s.settings.find(e);

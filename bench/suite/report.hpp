@@ -1,5 +1,6 @@
 // What one invocation of the suite produced, and the files written from it:
 //   results.json   configuration, machine, peer settings, device figures, every run
+//   runs.jsonl     one line per run, appended by the driver as each run ends
 //   report.md      medians with min and max, ratios against the peers and the device
 //   throughput.png, latency.png (gnuplot; their .gp and .dat files stay beside them)
 //
@@ -53,6 +54,9 @@ struct suite_results {
   std::vector<device_run> device;               // before the engines, and after them
   double total_s = 0;
 };
+
+// One run as a JSON object (the elements of results.json's "runs", and runs.jsonl's lines).
+json run_to_json(const run_record& rec);
 
 // Writes results.json, report.md and the charts into cfg.out_dir. False with `error` set
 // when a file could not be written (a missing gnuplot is noted in the report instead).

@@ -23,6 +23,7 @@ json=$tmp/out/results.json
 md=$tmp/out/report.md
 test -s "$json" || { echo "smoke: $json missing"; exit 1; }
 test -s "$md" || { echo "smoke: $md missing"; exit 1; }
+test -s "$tmp/out/runs.jsonl" || { echo "smoke: runs.jsonl missing"; exit 1; }
 
 workloads=(fillseq fillrandom overwrite readrandom readseq seekrandom readwhilewriting
            smallwrites ycsb-a ycsb-b ycsb-c ycsb-d ycsb-e ycsb-f)
