@@ -46,6 +46,7 @@
 #include <eloqstore/error.hpp>
 #include <eloqstore/options.hpp>
 #include <eloqstore/request.hpp>
+#include <eloqstore/sched/hooks.hpp>
 #include <eloqstore/table_ident.hpp>
 #include <eloqstore/traits.hpp>
 #include <eloqstore/types.hpp>
@@ -150,6 +151,9 @@ class EloqStore {
         s->stopping = true;
         s->cv.notify_all();
         s->not_full.notify_all();
+        if (s->notify != nullptr) {
+          s->notify(s->notify_arg);
+        }
       }
     }
     // Only start/stop change shards_, and both hold lifecycle_mu_: joining without
@@ -202,6 +206,9 @@ class EloqStore {
         } else {
           s.queue.push_back(&req);
           s.cv.notify_one();
+          if (s.notify != nullptr && s.queue.size() == 1) {
+            s.notify(s.notify_arg);
+          }
         }
       }
     }
@@ -420,24 +427,59 @@ class EloqStore {
     std::string problem;
   };
 
+  using scheduler_type = typename Traits::scheduler_type;
+  static constexpr bool fibers = scheduler_type::can_suspend;
+
+  static scheduler_type make_scheduler(const options& o) {
+    if constexpr (requires { scheduler_type(Traits::scheduler_config(o)); }) {
+      return scheduler_type(Traits::scheduler_config(o));
+    } else {
+      return scheduler_type();
+    }
+  }
+
+  template <typename IO>
+  static constexpr bool attachable = requires(IO& io) {
+    io.attach(suspend_hooks{});
+  };
+  static constexpr bool has_ring = attachable<io_type>;
+  using ring_ptr = decltype([] {
+    if constexpr (attachable<io_type>) {
+      return std::unique_ptr<typename io_type::shard_ring>{};
+    } else {
+      return std::unique_ptr<int>{};
+    }
+  }());
+
+  // The write requests of one partition waiting for its writer task (fiber shards).
+  struct write_lane {
+    std::deque<request*> queue;
+  };
+
   struct shard {
     shard(io_type& io, const options& o, std::size_t cache_pages)
         : pages(io, Traits::page_size, o.pages_per_file_shift, cache_pages,
-                !o.skip_verify_checksum) {}
+                !o.skip_verify_checksum),
+          sched(make_scheduler(o)) {}
     std::thread thread;
     std::mutex mu;
     std::condition_variable cv;
     std::condition_variable not_full;
     std::deque<request*> queue;
-    std::vector<request*> group;  // the requests being executed (reused)
-    std::vector<error> verdicts;  // per-request results of a group (reused)
+    std::vector<request*> group;  // the requests being executed (reused; inline shards)
     bool stopping = false;
     detail::page_access<io_type> pages;
     std::unordered_map<table_ident, std::unique_ptr<detail::partition_state>> partitions;
     std::list<table_ident> lru;                  // most recently used first
     std::size_t meta_bytes = 0;                  // root-meta bytes of the cached partitions
     detail::partition_state* touched = nullptr;  // the partition of the current request
-    typename Traits::scheduler_type sched;
+    scheduler_type sched;
+    // Fiber shards: wakes the shard thread blocked on its I/O ring (set under mu).
+    void (*notify)(void*) = nullptr;
+    void* notify_arg = nullptr;
+    std::unordered_map<table_ident, write_lane> lanes;  // partitions with a writer task
+    std::deque<request*> backlog;  // dequeued requests waiting for a free task slot
+    ring_ptr ring;                 // this shard thread's I/O ring, if the backend has rings
   };
 
   [[nodiscard]] std::uint64_t now_ms() const {
@@ -474,8 +516,8 @@ class EloqStore {
     error e = partition(s, group[0]->table(), true, p);
     // Each request's own verdict (bad input), completed in submission order after the
     // commit; an untouched slot takes the group's result.
-    std::vector<error>& verdict = s.verdicts;
-    verdict.assign(group.size(), error::ok);
+    std::vector<error> verdict(group.size(), error::ok);
+    const pin_guard pin(p);
     if (e == error::ok) {
       detail::tree_writer<io_type, comparator_type> w(s.pages, *p, cmp_, writer_cfg(), now_ms());
       for (std::size_t i = 0; i < group.size() && e == error::ok; ++i) {
@@ -505,6 +547,152 @@ class EloqStore {
 
   void run_shard(shard& s) {
     shard_thread_flag() = true;
+    if constexpr (fibers) {
+      run_fiber_shard(s);
+    } else {
+      run_inline_shard(s);
+    }
+    release_partitions(s);
+  }
+
+  // ---- fiber shards -------------------------------------------------------------------------
+  //
+  // Every request runs as a task of the shard's fiber scheduler. Reads start at once and
+  // overlap their I/O; writes go to their partition's lane, where one writer task per
+  // partition takes them in order, several at a time (group commit). Between rounds of the
+  // scheduler the loop submits and reaps the I/O ring (when the backend has one) and blocks
+  // on it, or on the queue's condition variable, when there is nothing to run.
+  void run_fiber_shard(shard& s) {
+    s.ring = attach_ring(s);
+    auto* ring = s.ring.get();
+    for (;;) {
+      bool stopping = false;
+      {
+        std::unique_lock ql(s.mu);
+        stopping = s.stopping;
+        while (!s.queue.empty()) {
+          s.backlog.push_back(s.queue.front());
+          s.queue.pop_front();
+        }
+      }
+      s.not_full.notify_all();
+      while (!s.backlog.empty() && dispatch(s, *s.backlog.front())) {
+        s.backlog.pop_front();
+      }
+      s.sched.run_round();
+      const bool runnable = !s.sched.idle();
+      if (stopping && !runnable && s.sched.live_tasks() == 0 && s.backlog.empty()) {
+        std::unique_lock ql(s.mu);
+        if (s.queue.empty()) {
+          break;  // stopping and drained
+        }
+        continue;
+      }
+      if constexpr (has_ring) {
+        if (ring != nullptr) {
+          // Block only with nothing runnable and nothing queued (a submitter notifies the
+          // ring after it queues, so a request queued after this check still wakes us).
+          bool block = !runnable;
+          if (block) {
+            std::unique_lock ql(s.mu);
+            block = s.queue.empty() && !s.stopping;
+          }
+          ring->poll(block);
+          continue;
+        }
+      }
+      if (!runnable) {
+        std::unique_lock ql(s.mu);
+        s.cv.wait(ql, [&] { return s.stopping || !s.queue.empty(); });
+      }
+    }
+    // The ring stays until release_partitions has done its final manifest rewrites (which
+    // run outside tasks and poll it themselves).
+  }
+
+  ring_ptr attach_ring(shard& s) {
+    if constexpr (has_ring) {
+      auto ring = io_->attach(make_suspend_hooks(s.sched));
+      if (ring != nullptr) {
+        std::lock_guard ql(s.mu);
+        s.notify_arg = ring.get();
+        s.notify = [](void* r) { static_cast<typename io_type::shard_ring*>(r)->notify(); };
+        if (!s.queue.empty() || s.stopping) {
+          ring->notify();
+        }
+      }
+      return ring;  // without a ring, I/O uses blocking system calls
+    } else {
+      (void)s;
+      return nullptr;
+    }
+  }
+
+  // Starts a request: a task for reads, the partition's lane for writes. False if no task
+  // slot is free (the request stays in the backlog).
+  bool dispatch(shard& s, request& req) {
+    const bool is_write = !req.read_only() && dynamic_cast<verify_request*>(&req) == nullptr;
+    if (!is_write) {
+      return s.sched.spawn([this, &s, &req] {
+        handle(s, req);
+        enforce_meta_budget(s);
+      });
+    }
+    auto it = s.lanes.find(req.table());
+    if (it != s.lanes.end()) {
+      it->second.queue.push_back(&req);  // its writer takes it in order
+      return true;
+    }
+    it = s.lanes.emplace(req.table(), write_lane{}).first;
+    it->second.queue.push_back(&req);
+    const table_ident t = req.table();
+    if (!s.sched.spawn([this, &s, t] { run_writer(s, t); })) {
+      it->second.queue.pop_back();
+      s.lanes.erase(it);
+      return false;
+    }
+    return true;
+  }
+
+  // The writer task of partition t: runs its lane's requests in order, consecutive batch
+  // writes together, until the lane is empty.
+  void run_writer(shard& s, const table_ident& t) {
+    std::vector<request*> group;
+    for (;;) {
+      write_lane& lane = s.lanes.find(t)->second;  // references survive rehashing
+      if (lane.queue.empty()) {
+        s.lanes.erase(t);
+        return;
+      }
+      group.clear();
+      group.push_back(lane.queue.front());
+      lane.queue.pop_front();
+      if (opts_.group_commit && group[0]->type() == request_type::batch_write) {
+        while (!lane.queue.empty() && group.size() < opts_.group_commit_max &&
+               lane.queue.front()->type() == request_type::batch_write) {
+          group.push_back(lane.queue.front());
+          lane.queue.pop_front();
+        }
+      }
+      note_group(group.size());
+      if (group.size() == 1) {
+        handle(s, *group[0]);
+      } else {
+        handle_group(s, group);
+      }
+      enforce_meta_budget(s);
+    }
+  }
+
+  void note_group(std::size_t n) {
+    std::size_t seen = largest_group_.load(std::memory_order_relaxed);
+    while (n > seen && !largest_group_.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
+    }
+  }
+
+  // ---- run-to-completion shards -------------------------------------------------------------
+
+  void run_inline_shard(shard& s) {
     for (;;) {
       std::vector<request*>& group = s.group;
       group.clear();
@@ -521,10 +709,7 @@ class EloqStore {
         }
       }
       s.not_full.notify_all();
-      std::size_t seen = largest_group_.load(std::memory_order_relaxed);
-      while (group.size() > seen &&
-             !largest_group_.compare_exchange_weak(seen, group.size(), std::memory_order_relaxed)) {
-      }
+      note_group(group.size());
       if (group.size() == 1) {
         s.sched.run([&] { handle(s, *group[0]); });
       } else {
@@ -532,6 +717,10 @@ class EloqStore {
       }
       enforce_meta_budget(s);
     }
+  }
+
+  // At shard exit: rewrites manifests whose last write failed, then forgets every partition.
+  void release_partitions(shard& s) {
     for (auto& [id, p] : s.partitions) {
       // A manifest write that failed may still reach the disk later (it sat in the page
       // cache): replace the manifest with the committed state so it cannot resurface.
@@ -544,7 +733,30 @@ class EloqStore {
     s.partitions.clear();
     s.lru.clear();
     s.meta_bytes = 0;
+    {
+      std::lock_guard ql(s.mu);
+      s.notify = nullptr;
+    }
+    s.ring.reset();
   }
+
+  // Keeps a partition in the root-meta cache while a task uses it (tasks interleave at their
+  // I/O; eviction skips pinned partitions).
+  struct pin_guard {
+    detail::partition_state* p;
+    explicit pin_guard(detail::partition_state* q) : p(q) {
+      if (p != nullptr) {
+        ++p->pins;
+      }
+    }
+    pin_guard(const pin_guard&) = delete;
+    pin_guard& operator=(const pin_guard&) = delete;
+    ~pin_guard() {
+      if (p != nullptr) {
+        --p->pins;
+      }
+    }
+  };
 
   // Finds or loads a partition's state. A partition without a manifest is "absent" (loaded,
   // has_manifest false) and becomes real with its first write.
@@ -609,6 +821,12 @@ class EloqStore {
       const auto victim = std::prev(s.lru.end());
       auto it = s.partitions.find(*victim);
       detail::partition_state& p = *it->second;
+      // In use by a task, or (fiber shards, where the rewrite would suspend in the middle of
+      // this walk) waiting for a manifest rewrite: keep it for now.
+      if (p.pins > 0 || (fibers && p.force_snapshot)) {
+        s.lru.splice(s.lru.begin(), s.lru, victim);
+        continue;
+      }
       if (p.force_snapshot) {
         detail::tree_writer<io_type, comparator_type> w(s.pages, p, cmp_, writer_cfg(), now_ms());
         if (w.commit() != error::ok) {
@@ -642,6 +860,7 @@ class EloqStore {
     }
     detail::partition_state* p = nullptr;
     error e = partition(s, req.table(), !req.read_only(), p);
+    const pin_guard pin(e == error::ok ? p : nullptr);
     if (e == error::ok) {
       e = req.read_only() ? handle_read(s, *p, req) : handle_write(s, *p, req);
     }
@@ -762,7 +981,9 @@ class EloqStore {
     if (!p->has_manifest) {
       return error::not_found;
     }
-    detail::tree_verifier<io_type, comparator_type> v(s.pages, *p, *p->current, cmp_);
+    const pin_guard pin(p);
+    const std::shared_ptr<detail::partition_version> version = p->current;  // held: tasks interleave
+    detail::tree_verifier<io_type, comparator_type> v(s.pages, *p, *version, cmp_);
     return v.run(r.problem);
   }
 

@@ -10,6 +10,7 @@
 //   eloqstore::EloqStore<my_traits> store(opts);
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <memory>
 
@@ -17,7 +18,9 @@
 #include <eloqstore/concepts.hpp>
 #include <eloqstore/io/memory.hpp>
 #include <eloqstore/io/pread.hpp>
+#include <eloqstore/io/uring.hpp>
 #include <eloqstore/options.hpp>
+#include <eloqstore/sched/fiber.hpp>
 #include <eloqstore/sched/inline.hpp>
 
 namespace eloqstore {
@@ -33,20 +36,50 @@ concept store_traits = requires(const options& o) {
 &&key_comparator<typename T::comparator>&& io_backend<typename T::io_type>&&
     scheduler<typename T::scheduler_type>;
 
-// Local files through pread/pwrite, bytewise keys, 4 KiB pages, run-to-completion shards.
+// Local files through io_uring (O_DIRECT data files), bytewise keys, 4 KiB pages, and
+// requests running as Boost.Context fibers that suspend on their I/O: many requests of one
+// shard are in flight at once.
 struct default_traits {
   using comparator = bytewise_comparator;
-  using io_type = pread_io;
-  using scheduler_type = inline_scheduler;
+  using io_type = uring_io;
+  using scheduler_type = fiber_scheduler;
   static constexpr std::size_t page_size = 4096;
 
+  static std::unique_ptr<io_type> make_io(const options& o) {
+    uring_io::config c;
+    c.queue_depth = o.io_queue_size;
+    // The descriptor cache and every shard's fixed-file slots share fd_limit.
+    const std::size_t fds = o.fd_limit > 200 ? o.fd_limit - 100 : 100;
+    c.registered_files =
+        static_cast<unsigned>(std::min<std::size_t>(256, fds / (2 * o.num_threads)));
+    c.open_files_max = fds - std::size_t{c.registered_files} * o.num_threads;
+    c.buffer_bytes = page_size;
+    return std::make_unique<io_type>(o.store_path, c);
+  }
+  static fiber_scheduler::config scheduler_config(const options& o) {
+    fiber_scheduler::config c;
+    c.stack_bytes = o.coroutine_stack_size;
+    return c;
+  }
+};
+
+// Local files through pread/pwrite and run-to-completion shards: for kernels without
+// io_uring (uring_io's start-up probe names this as the fallback).
+struct pread_traits : default_traits {
+  using io_type = pread_io;
+  using scheduler_type = inline_scheduler;
   static std::unique_ptr<io_type> make_io(const options& o) {
     return std::make_unique<io_type>(o.store_path, o.fd_limit);
   }
 };
 
+// pread_io with fiber tasks (I/O blocks the shard, but requests still interleave).
+struct pread_fiber_traits : pread_traits {
+  using scheduler_type = fiber_scheduler;
+};
+
 // Everything in memory (the reference engine's mode when store_path is empty).
-struct memory_traits : default_traits {
+struct memory_traits : pread_traits {
   using io_type = memory_io;
   static std::unique_ptr<io_type> make_io(const options&) { return std::make_unique<io_type>(); }
 };

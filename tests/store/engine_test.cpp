@@ -190,7 +190,7 @@ void check_against_model(Store& store, const table_ident& t, const model& m, std
 }  // namespace
 
 TEST_CASE_TEMPLATE("engine: random batches agree with a std::map model", Fixture,
-                   test::memory_fixture, test::pread_fixture) {
+                   ELOQSTORE_ALL_FIXTURES) {
   for (std::uint64_t seed : {1u, 2u}) {
     CAPTURE(seed);
     Fixture fx;
@@ -253,7 +253,7 @@ TEST_CASE_TEMPLATE("engine: random batches agree with a std::map model", Fixture
 }
 
 TEST_CASE_TEMPLATE("engine: data survives many restarts and the manifest rolls over", Fixture,
-                   test::memory_fixture, test::pread_fixture) {
+                   ELOQSTORE_ALL_FIXTURES) {
   Fixture fx;
   fx.opts.manifest_limit = 16 << 10;
   test::rng r(42);
@@ -297,7 +297,7 @@ TEST_CASE_TEMPLATE("engine: data survives many restarts and the manifest rolls o
 }
 
 TEST_CASE_TEMPLATE("engine: bad input is rejected and changes nothing", Fixture,
-                   test::memory_fixture, test::pread_fixture) {
+                   ELOQSTORE_ALL_FIXTURES) {
   Fixture fx;
   auto store = fx.make();
   REQUIRE(store->start() == error::ok);
@@ -339,7 +339,7 @@ TEST_CASE("engine: invalid options are refused at start") {
 }
 
 TEST_CASE_TEMPLATE("engine: last writer wins, ties to the newer write", Fixture,
-                   test::memory_fixture, test::pread_fixture) {
+                   ELOQSTORE_ALL_FIXTURES) {
   Fixture fx;
   auto store = fx.make();
   REQUIRE(store->start() == error::ok);
@@ -356,7 +356,7 @@ TEST_CASE_TEMPLATE("engine: last writer wins, ties to the newer write", Fixture,
 }
 
 TEST_CASE_TEMPLATE("engine: expired records are never returned and are purged", Fixture,
-                   test::memory_fixture, test::pread_fixture) {
+                   ELOQSTORE_ALL_FIXTURES) {
   Fixture fx;
   std::atomic<std::uint64_t> now{5000};
   auto store = fx.make();
@@ -396,8 +396,7 @@ TEST_CASE_TEMPLATE("engine: expired records are never returned and are purged", 
   CHECK(n == 251);
 }
 
-TEST_CASE_TEMPLATE("engine: reverse scans and lazy ranges", Fixture, test::memory_fixture,
-                   test::pread_fixture) {
+TEST_CASE_TEMPLATE("engine: reverse scans and lazy ranges", Fixture, ELOQSTORE_ALL_FIXTURES) {
   Fixture fx;
   auto store = fx.make();
   REQUIRE(store->start() == error::ok);
@@ -423,7 +422,7 @@ TEST_CASE_TEMPLATE("engine: reverse scans and lazy ranges", Fixture, test::memor
 }
 
 TEST_CASE_TEMPLATE("engine: drop table empties every partition of that table", Fixture,
-                   test::memory_fixture, test::pread_fixture) {
+                   ELOQSTORE_ALL_FIXTURES) {
   Fixture fx;
   fx.opts.num_threads = 2;
   auto store = fx.make();
@@ -440,7 +439,7 @@ TEST_CASE_TEMPLATE("engine: drop table empties every partition of that table", F
 }
 
 TEST_CASE_TEMPLATE("engine: async requests from several threads on several partitions", Fixture,
-                   test::memory_fixture, test::pread_fixture) {
+                   ELOQSTORE_ALL_FIXTURES) {
   Fixture fx;
   fx.opts.num_threads = 3;
   auto store = fx.make();
@@ -491,7 +490,7 @@ TEST_CASE_TEMPLATE("engine: async requests from several threads on several parti
 }
 
 TEST_CASE_TEMPLATE("engine: values from 1 byte to 8 MiB, overwritten and deleted", Fixture,
-                   test::memory_fixture, test::pread_fixture) {
+                   ELOQSTORE_ALL_FIXTURES) {
   Fixture fx;
   auto store = fx.make();
   REQUIRE(store->start() == error::ok);
@@ -528,7 +527,7 @@ TEST_CASE_TEMPLATE("engine: values from 1 byte to 8 MiB, overwritten and deleted
 }
 
 TEST_CASE_TEMPLATE("engine: a rebalanced split never overflows the last page", Fixture,
-                   test::memory_fixture, test::pread_fixture) {
+                   ELOQSTORE_ALL_FIXTURES) {
   // Moving records between the last two pages changes their prefix compression; the
   // rebalance must re-measure the last page (a record was once silently dropped here).
   Fixture fx;
@@ -555,7 +554,7 @@ TEST_CASE_TEMPLATE("engine: a rebalanced split never overflows the last page", F
 }
 
 TEST_CASE_TEMPLATE("engine: the root-meta cache evicts idle partitions within its budget", Fixture,
-                   test::memory_fixture, test::pread_fixture) {
+                   ELOQSTORE_ALL_FIXTURES) {
   Fixture fx;
   fx.opts.root_meta_cache_size = 512 << 10;  // about sixty small partitions
   auto store = fx.make();

@@ -1,10 +1,12 @@
-// Test fixtures: a store over memory_io (one backend kept across restarts) and a store over
-// pread_io in a fresh temporary directory removed afterwards.
+// Test fixtures: a store over memory_io (one backend kept across restarts) and stores over
+// local files (pread_io; uring_io with fibers, one and four shards) in a fresh temporary
+// directory removed afterwards.
 #pragma once
 
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -31,20 +33,33 @@ inline std::string fresh_temp_dir(const char* tag) {
   return dir.string();
 }
 
-struct pread_fixture {
-  using store_type = EloqStore<default_traits>;
+// A store over local files in a fresh temporary directory, with `Shards` shard threads.
+template <typename Traits, std::uint16_t Shards>
+struct file_fixture {
+  using store_type = EloqStore<Traits>;
   options opts;
-  std::string dir = fresh_temp_dir("pread");
+  std::string dir = fresh_temp_dir("store");
 
-  pread_fixture() {
-    opts.num_threads = 1;
+  file_fixture() {
+    opts.num_threads = Shards;
+    opts.coroutine_stack_size = 1024 * 1024;
     opts.store_path = {dir};
   }
-  ~pread_fixture() {
+  ~file_fixture() {
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
   }
   std::unique_ptr<store_type> make() { return std::make_unique<store_type>(opts); }
 };
+
+// pread_io, run-to-completion shards.
+struct pread_fixture : file_fixture<pread_traits, 1> {};
+// The default traits: uring_io (O_DIRECT) and fiber tasks, one shard and four.
+struct uring_fixture : file_fixture<default_traits, 1> {};
+struct uring4_fixture : file_fixture<default_traits, 4> {};
+
+// Every fixture the engine tests run over.
+#define ELOQSTORE_ALL_FIXTURES \
+  test::memory_fixture, test::pread_fixture, test::uring_fixture, test::uring4_fixture
 
 }  // namespace eloqstore::test

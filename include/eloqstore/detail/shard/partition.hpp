@@ -58,6 +58,7 @@ struct partition_state {
   // Root-meta cache bookkeeping of the owning shard (position in its LRU, bytes counted).
   std::list<table_ident>::iterator lru_pos;
   std::size_t accounted_bytes = 0;
+  std::size_t pins = 0;  // tasks using this state now (it must not be evicted)
 
   // What this state costs in the shard's root-meta budget: the mapping table's chunks and
   // the dictionary, plus a fixed overhead.
