@@ -647,12 +647,44 @@ const char* ops_unit(const workload& w) {
   }
 }
 
+// CPU per operation, peak RSS and space amplification of the first engine over each peer's
+// (below 1 favours the first engine).
+void efficiency_table(std::ostringstream& md, const suite_results& s) {
+  const auto& engines = s.cfg.engines;
+  if (engines.size() < 2) {
+    return;
+  }
+  const std::string& me = engines.front();
+  md << "\nEfficiency, " << me << " over each peer (below 1 favours " << me << "):\n\n| workload |";
+  for (std::size_t k = 1; k < engines.size(); ++k) {
+    md << " CPU/op vs " << engines[k] << " | peak RSS vs " << engines[k] << " | space amp vs "
+       << engines[k] << " |";
+  }
+  md << "\n|---|";
+  for (std::size_t k = 1; k < engines.size(); ++k) {
+    md << "---|---|---|";
+  }
+  md << "\n";
+  for (std::size_t i = 0; i < s.workloads.size(); ++i) {
+    const cell mine = aggregate(s.runs, static_cast<int>(i), me);
+    md << "| " << s.workloads[i].name << " |";
+    for (std::size_t k = 1; k < engines.size(); ++k) {
+      const cell peer = aggregate(s.runs, static_cast<int>(i), engines[k]);
+      md << " " << times(ratio(mine.cpu_per_mop.median, peer.cpu_per_mop.median)) << " | "
+         << times(ratio(mine.rss_mib.max, peer.rss_mib.max)) << " | "
+         << times(ratio(mine.space_amp.median, peer.space_amp.median)) << " |";
+    }
+    md << "\n";
+  }
+}
+
 void summary_section(std::ostringstream& md, const suite_results& s) {
   const auto& engines = s.cfg.engines;
   const std::string& me = engines.front();
   md << "## Summary: " << me << " against its peers and the device\n\n"
-     << "Medians over " << s.cfg.repetitions << " repetitions. Ratios above 1 favour " << me
-     << " for throughput and the peer for latency (a p99 ratio below 1 means " << me
+     << "Medians over " << s.cfg.repetitions
+     << (s.cfg.repetitions == 1 ? " repetition" : " repetitions") << ". Ratios above 1 favour "
+     << me << " for throughput and the peer for latency (a p99 ratio below 1 means " << me
      << " is faster).\n\n| workload | unit |";
   for (const std::string& e : engines) {
     md << " " << e << " |";
@@ -707,7 +739,9 @@ void summary_section(std::ostringstream& md, const suite_results& s) {
         "operations/s against fio's 4 KiB random-read IOPS at a queue depth equal to the "
         "workload's client count; smallwrites against fio's fdatasync rate. The p99 column is "
         "the workload's main latency: per batch for writers, per read for readers, per seek "
-        "(+ nexts) for seekrandom, per scan for YCSB-E.\n\n";
+        "(+ nexts) for seekrandom, per scan for YCSB-E.\n";
+  efficiency_table(md, s);
+  md << "\n";
 }
 
 void device_section(std::ostringstream& md, const suite_results& s) {
