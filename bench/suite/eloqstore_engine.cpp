@@ -1,5 +1,6 @@
-// The eloqstore engines of the suite: EloqStore<default_traits>. Another traits type is
-// benchmarked by adding a line to make_eloqstore_engine's siblings below and to make_engine.
+// The suite's main engine, EloqStore<default_traits>. Another traits type is benchmarked by
+// a factory like this one in its own translation unit (see eloqstore_pread_engine.cpp),
+// declared in engine.hpp and named in make_engine (main.cpp).
 #include "eloqstore_engine.hpp"
 
 namespace bench {

@@ -93,11 +93,12 @@ class engine {
 };
 
 // The adapters, one translation unit each.
-std::unique_ptr<engine> make_eloqstore_engine();
+std::unique_ptr<engine> make_eloqstore_engine();        // EloqStore<default_traits>
+std::unique_ptr<engine> make_eloqstore_pread_engine();  // EloqStore<pread_traits>
 std::unique_ptr<engine> make_rocksdb_engine();
 std::unique_ptr<engine> make_lmdb_engine();
 
-// The engine called `name` ("eloqstore", "rocksdb", "lmdb"), or nullptr.
+// The engine called `name` ("eloqstore", "eloqstore-pread", "rocksdb", "lmdb"), or nullptr.
 std::unique_ptr<engine> make_engine(std::string_view name);
 
 }  // namespace bench

@@ -43,6 +43,9 @@ std::unique_ptr<engine> make_engine(std::string_view name) {
   if (name == "eloqstore") {
     return make_eloqstore_engine();
   }
+  if (name == "eloqstore-pread") {
+    return make_eloqstore_pread_engine();
+  }
   if (name == "rocksdb") {
     return make_rocksdb_engine();
   }
@@ -180,7 +183,8 @@ std::vector<std::string> split_list(const std::string& s) {
 void usage() {
   std::fprintf(stderr,
                "usage: bench_suite [--out DIR] [--data DIR] [--scale N] [--smoke] [--reps N]\n"
-               "                   [--duration S] [--warmup S] [--engines eloqstore,rocksdb,lmdb]\n"
+               "                   [--duration S] [--warmup S] [--engines "
+               "eloqstore,eloqstore-pread,rocksdb,lmdb]\n"
                "                   [--workloads a,b] [--threads N] [--partitions N]\n"
                "                   [--cache-mib N] [--drop-caches fadvise|vm|none] [--no-fio]\n"
                "                   [--fio PATH] [--fio-runtime S] [--fio-file-mib N]\n"
@@ -294,7 +298,7 @@ bool parse_args(int argc, char** argv, args& a) {
   // Names are checked without constructing engines: RocksDB's default Env may start threads,
   // and the driver must stay single-threaded to fork.
   for (const std::string& e : c.engines) {
-    if (e != "eloqstore" && e != "rocksdb" && e != "lmdb") {
+    if (e != "eloqstore" && e != "eloqstore-pread" && e != "rocksdb" && e != "lmdb") {
       std::fprintf(stderr, "bench_suite: unknown engine %s\n", e.c_str());
       return false;
     }
