@@ -36,6 +36,10 @@
 #include <sanitizer/common_interface_defs.h>
 #define ELOQSTORE_FIBER_ASAN 1
 #endif
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define ELOQSTORE_FIBER_TSAN 1
+#endif
 
 namespace eloqstore {
 
@@ -54,6 +58,7 @@ class fiber_scheduler {
     friend class fiber_scheduler;
     boost::context::stack_context stack;  // recorded for sanitizer annotations
     void* fake_stack = nullptr;
+    void* tsan_fiber = nullptr;  // ThreadSanitizer's context of this task
     boost::context::fiber self;  // the task's context while it is not running
     boost::context::fiber back;  // the scheduler's context while the task runs
     std::function<void()> body;
@@ -88,6 +93,9 @@ class fiber_scheduler {
     }
     auto* t = new task;
     t->body = std::forward<F>(f);
+#ifdef ELOQSTORE_FIBER_TSAN
+    t->tsan_fiber = __tsan_create_fiber(0);
+#endif
     t->self = boost::context::fiber(std::allocator_arg, recording_stack{stacks_, &t->stack},
                                     [this, t](boost::context::fiber&& back) {
                                       t->back = std::move(back);
@@ -98,6 +106,7 @@ class fiber_scheduler {
                                         // the scheduler is being destroyed
                                       }
                                       t->done = true;
+                                      tsan_to_scheduler();
                                       leaving(nullptr);  // this fiber ends
                                       return std::move(t->back);
                                     });
@@ -116,9 +125,15 @@ class fiber_scheduler {
   }
 
   // The running task, or nullptr outside tasks.
-  [[nodiscard]] task* current() const noexcept { return current_; }
-  [[nodiscard]] std::size_t live_tasks() const noexcept { return live_; }
-  [[nodiscard]] bool idle() const noexcept { return ready_.empty() && low_.empty(); }
+  [[nodiscard]] task* current() const noexcept {
+    return current_;
+  }
+  [[nodiscard]] std::size_t live_tasks() const noexcept {
+    return live_;
+  }
+  [[nodiscard]] bool idle() const noexcept {
+    return ready_.empty() && low_.empty();
+  }
 
   // Suspends the running task to the end of the ready queue. REQUIRES: in a task.
   void yield() {
@@ -214,14 +229,27 @@ class fiber_scheduler {
 
   void suspend() {
     task& t = *current_;
+    tsan_to_scheduler();
     leaving(&t.fake_stack);
     t.back = std::move(t.back).resume();
     arrived(t.fake_stack);
     stop_if_unwinding();
   }
 
+  // ThreadSanitizer: switching contexts must be announced, or it sees one thread's stack
+  // change under it. The scheduler's context is the thread's own.
+  void tsan_to_scheduler() noexcept {
+#ifdef ELOQSTORE_FIBER_TSAN
+    __tsan_switch_to_fiber(tsan_scheduler_, 0);
+#endif
+  }
+
   void resume(task& t) {
     current_ = &t;
+#ifdef ELOQSTORE_FIBER_TSAN
+    tsan_scheduler_ = __tsan_get_current_fiber();
+    __tsan_switch_to_fiber(t.tsan_fiber, 0);
+#endif
 #ifdef ELOQSTORE_FIBER_ASAN
     void* fake = nullptr;
     __sanitizer_start_switch_fiber(&fake, static_cast<char*>(t.stack.sp) - t.stack.size,
@@ -233,6 +261,9 @@ class fiber_scheduler {
 #endif
     current_ = nullptr;
     if (t.done) {
+#ifdef ELOQSTORE_FIBER_TSAN
+      __tsan_destroy_fiber(t.tsan_fiber);
+#endif
       --live_;
       all_.erase(&t);
       delete &t;  // its fiber has returned: the stack goes back to the pool
@@ -249,6 +280,7 @@ class fiber_scheduler {
   const void* scheduler_stack_bottom_ = nullptr;
   std::size_t scheduler_stack_bytes_ = 0;
   bool unwinding_ = false;
+  void* tsan_scheduler_ = nullptr;
   task* current_ = nullptr;
   std::size_t live_ = 0;
 };

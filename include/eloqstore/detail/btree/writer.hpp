@@ -30,6 +30,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <eloqstore/comparator.hpp>
@@ -924,6 +925,9 @@ class tree_writer {
   [[nodiscard]] error write_dirty_pages(std::vector<std::uint64_t>& allocated,
                                         std::set<std::uint64_t>& files, bool& new_file) {
     const unsigned shift = pages_.pages_per_file_shift();
+    std::vector<std::pair<std::uint64_t, std::string>> names;  // file id, name (batched_io)
+    std::vector<page_write> batch;
+    std::vector<std::size_t> batch_files;  // index into names of each batch entry
     for (auto& [raw_id, bytes] : dirty_) {
       const page_id id(raw_id);
       const file_page_id old = mapping_.file_page(id);
@@ -941,12 +945,27 @@ class tree_writer {
         new_file = true;
       }
       set_page_checksum(bytes);
-      const error e = pages_.io().write(p_.id, pages_.file_name(p_, f),
-                                        file_offset_bytes(fp, shift, cfg_.page_size), bytes);
-      if (e != error::ok) {
-        return e;
+      if constexpr (batched_io<IO>) {
+        // Collected and written together below (the backend overlaps and coalesces them).
+        if (names.empty() || names.back().first != f.value()) {
+          names.emplace_back(f.value(), pages_.file_name(p_, f));
+        }
+        batch.push_back(page_write{{}, file_offset_bytes(fp, shift, cfg_.page_size), bytes});
+        batch_files.push_back(names.size() - 1);
+      } else {
+        const error e = pages_.io().write(p_.id, pages_.file_name(p_, f),
+                                          file_offset_bytes(fp, shift, cfg_.page_size), bytes);
+        if (e != error::ok) {
+          return e;
+        }
       }
       ++stats_.pages_written;
+    }
+    if constexpr (batched_io<IO>) {
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        batch[i].name = names[batch_files[i]].second;  // names no longer grows: stable
+      }
+      return pages_.io().write_pages(p_.id, batch);
     }
     return error::ok;
   }
