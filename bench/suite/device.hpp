@@ -3,9 +3,12 @@
 //   randread-qdN    4 KiB random reads, io_uring, O_DIRECT, queue depth N (1, 32, 128 and
 //                   the client counts of the read workloads)
 //   seqread-256k    256 KiB sequential reads, io_uring, O_DIRECT, queue depth 8
-//   seqwrite-256k   256 KiB sequential writes, io_uring, O_DIRECT, queue depth 8, end_fsync
 //   fdatasync       4 KiB buffered overwrites of written blocks, fdatasync after each
 //   fdatasync-append   the same into a new sparse file (block allocation in every sync)
+//   seqwrite-256k   256 KiB sequential writes of the whole file once, io_uring, O_DIRECT,
+//                   queue depth 8, fdatasync every 8 MiB: durable bandwidth, not what a
+//                   write-back cache in front of the disk (a VM host's) absorbs; last,
+//                   followed by a settling pause
 // Also a subprocess helper shared with the driver.
 //
 // Thread affinity: call from the driver's (single) thread; it forks.
@@ -27,8 +30,10 @@ struct fio_job {
   int iodepth = 1;
   std::string ioengine = "io_uring";
   bool direct = true;
-  bool fdatasync = false;  // fdatasync after every write; latency is the sync's
-  bool new_file = false;   // write into a fresh sparse file instead of the shared one
+  bool fdatasync = false;   // fdatasync after every write; latency is the sync's
+  int fdatasync_every = 0;  // > 0: fdatasync after every this many writes (durable bandwidth)
+  bool new_file = false;    // write into a fresh sparse file instead of the shared one
+  bool size_bound = false;  // write the file once instead of running for runtime_s
   std::string description;
 };
 
@@ -47,6 +52,7 @@ struct device_params {
   std::uint64_t file_bytes = std::uint64_t{1} << 30;
   double runtime_s = 2;
   double ramp_s = 0.5;
+  double settle_s = 3;  // pause after the last job (a large write), before anything else
   std::vector<int> read_queue_depths{1, 32, 128};
 };
 
