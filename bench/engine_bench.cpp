@@ -1,6 +1,10 @@
-// Engine benchmark on local files (pread_io), one shard:
+// Engine benchmark on local files, one shard, for the default traits (uring_io, O_DIRECT data
+// files, fiber tasks) and pread_traits (pread_io, run-to-completion):
 //   load      1 KB values in batches of 1000 and 20000 (MB/s, durable per batch)
 //   read      random point reads of a partition whose index exceeds the index cache budget
+//   read qd   random point reads with 1, 32 and 128 requests in flight, index pages cached
+//             (64 MiB index cache, warmed), data pages from the device (O_DIRECT for uring_io;
+//             for pread_io the OS page cache is dropped first when running as root)
 //   scan      full forward scan (entries/s)
 //   small     a 10-key batch into the large partition (latency per durable batch)
 //   clients   64 client threads, single-key durable writes to one partition, with and
@@ -8,9 +12,8 @@
 //   mapping   copy-on-write cost of one small batch in a 1M-page mapping: chunked (ours)
 //             vs copying the whole table (the reference engine)
 //
-// Usage: engine_bench [directory=/tmp/eloqstore-bench] [keys=1000000]
-// Data pages are read through the OS page cache (pread_io has no O_DIRECT); the uring backend
-// benchmark measures device reads.
+// Usage: engine_bench [directory=/tmp/eloqstore-bench] [keys=1000000] [traits=both|uring|pread]
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -18,6 +21,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -32,7 +38,6 @@ namespace {
 
 using namespace eloqstore;
 using bench_clock = std::chrono::steady_clock;
-using store_type = EloqStore<default_traits>;
 
 double since(bench_clock::time_point t) {
   return std::chrono::duration<double>(bench_clock::now() - t).count();
@@ -52,6 +57,64 @@ options make_options(const std::string& dir) {
   return o;
 }
 
+void drop_os_cache() {
+  ::sync();
+  std::ofstream("/proc/sys/vm/drop_caches") << "1\n";  // fails quietly unless root
+}
+
+// Random point reads with `depth` requests in flight (callbacks resubmit on the shard).
+template <typename store_type>
+void reads_depth(const std::string& dir, std::uint64_t keys, std::size_t depth) {
+  options o = make_options(dir);
+  o.buffer_pool_size = 64 << 20;  // the whole index of the data set
+  store_type store(o);
+  if (store.start() != error::ok) {
+    std::exit(1);
+  }
+  const table_ident t{"bench", 0};
+  const auto run = [&](std::uint64_t total) {
+    std::vector<read_request> reqs(depth);
+    std::atomic<std::uint64_t> issued{0};
+    std::atomic<std::uint64_t> done{0};
+    std::atomic<std::uint64_t> missing{0};
+    std::mt19937_64 g(depth);
+    std::mutex g_mu;
+    const auto next_key = [&] {
+      std::lock_guard lock(g_mu);
+      return key_of(g() % keys);
+    };
+    std::function<void(request&)> on_done = [&](request& r) {
+      if (r.status() != error::ok) {
+        ++missing;
+      }
+      if (issued.fetch_add(1) < total) {
+        auto& rr = static_cast<read_request&>(r);
+        rr.set_args(t, next_key());
+        store.exec_async(rr, 0, on_done);
+      }
+      ++done;
+    };
+    const auto start = bench_clock::now();
+    for (auto& r : reqs) {
+      if (issued.fetch_add(1) < total) {
+        r.set_args(t, next_key());
+        store.exec_async(r, 0, on_done);
+      }
+    }
+    while (done.load() < total) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    const double secs = since(start);
+    return std::pair<double, std::uint64_t>(total / secs, missing.load());
+  };
+  run(std::min<std::uint64_t>(keys / 10 + 20000, 60000));  // warm the index cache
+  drop_os_cache();
+  const auto [ops, missing] = run(depth == 1 ? 20000 : 100000);
+  std::printf("read  random, depth %3zu:  %8.0f ops/s%s\n", depth, ops,
+              missing != 0 ? " (MISSING KEYS)" : "");
+}
+
+template <typename store_type>
 void load(const std::string& dir, std::uint64_t keys, std::uint64_t batch) {
   std::filesystem::remove_all(dir);
   store_type store(make_options(dir));
@@ -76,6 +139,7 @@ void load(const std::string& dir, std::uint64_t keys, std::uint64_t batch) {
               static_cast<unsigned long long>(batch), keys / s, keys * 1000.0 / s / 1e6);
 }
 
+template <typename store_type>
 void reads_scan_small(const std::string& dir, std::uint64_t keys) {
   store_type store(make_options(dir));
   if (store.start() != error::ok) {
@@ -121,6 +185,7 @@ void reads_scan_small(const std::string& dir, std::uint64_t keys) {
       s / rounds * 1e6, static_cast<double>(chunks) / rounds);
 }
 
+template <typename store_type>
 void small_writes(const std::string& dir, bool group_commit) {
   std::filesystem::remove_all(dir);
   options o = make_options(dir);
@@ -191,14 +256,25 @@ void mapping_copy() {
 int main(int argc, char** argv) {
   const std::string dir = argc > 1 ? argv[1] : "/tmp/eloqstore-bench";
   const std::uint64_t keys = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 1000000;
-  std::printf(
-      "eloqstore engine_bench: pread_io, 1 shard, %llu keys of 16 B + 1000 B, index cache 1 MiB\n",
-      static_cast<unsigned long long>(keys));
-  load(dir, keys, 1000);
-  load(dir, keys, 20000);
-  reads_scan_small(dir, keys);
-  small_writes(dir, false);
-  small_writes(dir, true);
+  const std::string which = argc > 3 ? argv[3] : "both";
+  const auto suite = [&]<typename store_type>(const char* name) {
+    std::printf("eloqstore engine_bench: %s, 1 shard, %llu keys of 16 B + 1000 B\n", name,
+                static_cast<unsigned long long>(keys));
+    load<store_type>(dir, keys, 1000);
+    load<store_type>(dir, keys, 20000);
+    reads_scan_small<store_type>(dir, keys);
+    for (const std::size_t depth : {1, 32, 128}) {
+      reads_depth<store_type>(dir, keys, depth);
+    }
+    small_writes<store_type>(dir, false);
+    small_writes<store_type>(dir, true);
+  };
+  if (which == "both" || which == "uring") {
+    suite.template operator()<EloqStore<default_traits>>("uring_io + fibers (default_traits)");
+  }
+  if (which == "both" || which == "pread") {
+    suite.template operator()<EloqStore<pread_traits>>("pread_io + inline (pread_traits)");
+  }
   mapping_copy();
   std::filesystem::remove_all(dir);
   return 0;
