@@ -9,7 +9,8 @@
 //                   queue depth 8, fdatasync every 8 MiB: durable bandwidth, not what a
 //                   write-back cache in front of the disk (a VM host's) absorbs; last,
 //                   followed by a settling pause
-// Also a subprocess helper shared with the driver.
+// The shared file is laid out and flushed before the first job, and the device settles after
+// the last. Also a subprocess helper shared with the driver.
 //
 // Thread affinity: call from the driver's (single) thread; it forks.
 #pragma once
@@ -52,7 +53,7 @@ struct device_params {
   std::uint64_t file_bytes = std::uint64_t{1} << 30;
   double runtime_s = 2;
   double ramp_s = 0.5;
-  double settle_s = 3;  // pause after the last job (a large write), before anything else
+  double settle_s = 3;  // pause after laying out the file and after the last job
   std::vector<int> read_queue_depths{1, 32, 128};
 };
 

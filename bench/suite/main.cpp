@@ -11,6 +11,9 @@
 // --set readrandom.clients=32 --set '*.value_size=100'. A changed key or value size or data
 // set size gives the workload its own data set.
 //
+// --report-from FILE rebuilds report.md, results.json and the charts from a results.json
+// (into --out, by default FILE's directory) without measuring anything.
+//
 // The driver is single-threaded and forks one child per run (workloads.hpp), so the engines'
 // threads never live in the driver and fork() is safe. Exit status: 0 when every run
 // succeeded, 1 when one failed (the report is written all the same), 2 on bad arguments.
@@ -160,6 +163,8 @@ struct args {
   suite_config cfg;
   std::set<std::string> only_workloads;
   std::vector<override_item> overrides;
+  std::string report_from;
+  bool out_set = false;
   bool keep_data = false;
   bool reps_set = false;
   bool duration_set = false;
@@ -188,7 +193,7 @@ void usage() {
                "                   [--workloads a,b] [--threads N] [--partitions N]\n"
                "                   [--cache-mib N] [--drop-caches fadvise|vm|none] [--no-fio]\n"
                "                   [--fio PATH] [--fio-runtime S] [--fio-file-mib N]\n"
-               "                   [--gnuplot PATH] [--keep-data]\n"
+               "                   [--gnuplot PATH] [--keep-data] [--report-from FILE]\n"
                "                   [--set WORKLOAD.FIELD=VALUE]  (FIELD: key_size value_size\n"
                "                    batch_size clients dataset_keys duration warmup)\n");
 }
@@ -224,6 +229,7 @@ bool parse_args(int argc, char** argv, args& a) {
     const double number = std::strtod(value.c_str(), nullptr);
     if (name == "--out") {
       c.out_dir = value;
+      a.out_set = true;
     } else if (name == "--data") {
       c.data_dir = value;
     } else if (name == "--scale") {
@@ -267,6 +273,8 @@ bool parse_args(int argc, char** argv, args& a) {
       c.gnuplot = value;
     } else if (name == "--keep-data") {
       a.keep_data = true;
+    } else if (name == "--report-from") {
+      a.report_from = value;
     } else if (name == "--set") {
       const auto dot = value.find('.');
       const auto eq = value.find('=');
@@ -590,12 +598,39 @@ class suite {
 };
 
 }  // namespace
+
+// --report-from: the report of measured data, written again by the current report code.
+static int rereport(const args& a) {
+  suite_results s;
+  std::string error;
+  if (!read_results(a.report_from, s, error)) {
+    std::fprintf(stderr, "bench_suite: %s\n", error.c_str());
+    return 1;
+  }
+  s.cfg.out_dir = a.out_set ? a.cfg.out_dir : fs::path(a.report_from).parent_path().string();
+  if (s.cfg.out_dir.empty()) {
+    s.cfg.out_dir = ".";
+  }
+  s.cfg.gnuplot = a.cfg.gnuplot;
+  s.regenerated = "Report rebuilt from its results.json by `" + a.cfg.command_line +
+                  "` (same measurements, current report code).";
+  if (!write_reports(s, error)) {
+    std::fprintf(stderr, "bench_suite: %s\n", error.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "bench_suite: report rebuilt in %s/report.md\n", s.cfg.out_dir.c_str());
+  return 0;
+}
+
 }  // namespace bench
 
 int main(int argc, char** argv) {
   bench::args a;
   if (!bench::parse_args(argc, argv, a)) {
     return 2;
+  }
+  if (!a.report_from.empty()) {
+    return bench::rereport(a);
   }
   bench::suite s(std::move(a));
   return s.run();

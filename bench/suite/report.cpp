@@ -171,6 +171,18 @@ std::string lat3(const spread (&l)[3]) {
 
 // ---- device matching ------------------------------------------------------------------------
 
+// The device's limit for fio job `job`: of the device runs (before and after the engines),
+// the one with the most IOPS, or nullptr when none succeeded.
+const fio_result* best_device_result(const suite_results& s, const std::string& job) {
+  const fio_result* best = nullptr;
+  for (const device_run& d : s.device) {
+    if (const fio_result* r = d.find(job); r != nullptr && r->ok) {
+      best = best == nullptr || r->iops > best->iops ? r : best;
+    }
+  }
+  return best;
+}
+
 // The device figure a workload's throughput is compared with.
 struct device_match {
   std::string job;
@@ -199,33 +211,17 @@ device_match match_device(const suite_results& s, const workload& w) {
       m.job = "randread-qd" + std::to_string(w.clients);
       break;
   }
-  std::vector<double> v;
-  for (const device_run& d : s.device) {
-    if (const fio_result* r = d.find(m.job); r != nullptr && r->ok) {
-      v.push_back(m.bytes ? r->bytes_per_s / 1e6 : r->iops);
-      if (m.lat.count == 0) {
-        m.lat = r->lat;
-      }
-    }
-  }
-  if (!v.empty()) {
-    double sum = 0;
-    for (const double x : v) {
-      sum += x;
-    }
-    m.value = sum / static_cast<double>(v.size());
+  if (const fio_result* r = best_device_result(s, m.job); r != nullptr) {
+    m.value = m.bytes ? r->bytes_per_s / 1e6 : r->iops;
+    m.lat = r->lat;
   }
   return m;
 }
 
-// The device latency of fio job `job` (the first device run that has it), count 0 if none.
+// The device latency of fio job `job` (its best run), count 0 if none.
 latency_summary device_latency(const suite_results& s, const std::string& job) {
-  for (const device_run& d : s.device) {
-    if (const fio_result* r = d.find(job); r != nullptr && r->ok) {
-      return r->lat;
-    }
-  }
-  return {};
+  const fio_result* r = best_device_result(s, job);
+  return r != nullptr ? r->lat : latency_summary{};
 }
 
 // "a / b / c" of l's percentiles over the device's, e.g. "2.1x / 1.5x / 1.2x".
@@ -467,6 +463,10 @@ json results_json(const suite_results& s, const json& machine) {
   cfg.set("cache_bytes", static_cast<std::uint64_t>(c.cache_bytes));
   cfg.set("cache_drop", to_string(c.drop));
   cfg.set("data_dir", c.data_dir);
+  cfg.set("fio", c.fio);
+  cfg.set("device_runtime_s", c.device.runtime_s);
+  cfg.set("device_ramp_s", c.device.ramp_s);
+  cfg.set("device_file_bytes", c.device.file_bytes);
   json engines = json::array();
   for (const std::string& e : c.engines) {
     engines.push(e);
@@ -733,7 +733,8 @@ void summary_section(std::ostringstream& md, const suite_results& s) {
     }
     md << "\n";
   }
-  md << "\nDevice figures: the mean of the fio runs before and after the engines. Throughput "
+  md << "\nDevice figures: the device's limit, the better of the fio runs before and after the "
+        "engines (both are in the device table). Throughput "
         "workloads that move whole pages (fills, overwrite, readseq) are compared in MB/s of "
         "logical data (keys + values) against fio's sequential MB/s; point-read workloads in "
         "operations/s against fio's 4 KiB random-read IOPS at a queue depth equal to the "
@@ -916,10 +917,196 @@ json run_to_json(const run_record& rec) {
   return run_json_impl(rec);
 }
 
+// ---- reading results.json back --------------------------------------------------------------
+
+namespace {
+
+latency_summary latency_from(const json& j) {
+  latency_summary l;
+  l.count = static_cast<std::uint64_t>(j["count"].number_or(0));
+  l.mean_us = j["mean_us"].number_or(0);
+  l.p50_us = j["p50_us"].number_or(0);
+  l.p99_us = j["p99_us"].number_or(0);
+  l.p999_us = j["p999_us"].number_or(0);
+  l.max_us = j["max_us"].number_or(0);
+  return l;
+}
+
+std::uint64_t u64(const json& j) {
+  return static_cast<std::uint64_t>(j.number_or(0));
+}
+bool is_true(const json& j) {
+  return j.type() == json::kind::boolean && j.dump() == "true";
+}
+
+run_record run_from(const json& j, const std::vector<workload>& workloads) {
+  run_record rec;
+  rec.engine = j["engine"].str();
+  rec.workload_name = j["workload"].str();
+  rec.repetition = static_cast<int>(j["repetition"].number_or(0));
+  for (std::size_t i = 0; i < workloads.size(); ++i) {
+    if (workloads[i].name == rec.workload_name) {
+      rec.workload_index = static_cast<int>(i);
+    }
+  }
+  run_result& r = rec.r;
+  r.ok = is_true(j["ok"]);
+  std::snprintf(r.error, sizeof r.error, "%s", j["error"].str().c_str());
+  r.elapsed_s = j["elapsed_s"].number_or(0);
+  r.ops = u64(j["ops"]);
+  r.bytes = u64(j["bytes"]);
+  r.misses = u64(j["misses"]);
+  r.writes = u64(j["keys_written"]);
+  r.write_bytes = u64(j["logical_bytes_written"]);
+  r.inserted = u64(j["inserted"]);
+  r.distinct_keys = u64(j["distinct_keys"]);
+  r.read_lat = latency_from(j["read_latency"]);
+  r.write_lat = latency_from(j["write_latency"]);
+  r.scan_lat = latency_from(j["scan_latency"]);
+  r.cpu_s = j["cpu_s"].number_or(0);
+  r.peak_rss_kib = static_cast<std::int64_t>(j["peak_rss_kib"].number_or(0));
+  r.io_read_bytes = u64(j["io_read_bytes"]);
+  r.io_write_bytes = u64(j["io_write_bytes"]);
+  r.disk_bytes = u64(j["disk_bytes"]);
+  r.logical_bytes = u64(j["logical_bytes"]);
+  r.open_s = j["open_s"].number_or(0);
+  r.close_s = j["close_s"].number_or(0);
+  r.writer_keys_per_s = j["writer_keys_per_s"].number_or(0);
+  const std::string drop = j["cache_drop"].str();
+  r.cache_drop_applied = drop == "fadvise" ? static_cast<int>(cache_drop::fadvise)
+                         : drop == "vm"    ? static_cast<int>(cache_drop::vm)
+                                           : -1;
+  return rec;
+}
+
+workload workload_from(const json& j) {
+  workload w;
+  w.name = j["name"].str();
+  const std::string kind = j["kind"].str();
+  for (int k = 0; k <= static_cast<int>(workload_kind::ycsb); ++k) {
+    if (kind == to_string(static_cast<workload_kind>(k))) {
+      w.kind = static_cast<workload_kind>(k);
+    }
+  }
+  w.space = j["key_space"].str() == "ycsb" ? key_space::ycsb : key_space::db;
+  w.key_size = static_cast<std::size_t>(j["key_size"].number_or(16));
+  w.value_size = static_cast<std::size_t>(j["value_size"].number_or(0));
+  w.batch_size = static_cast<std::size_t>(j["batch_size"].number_or(1));
+  w.clients = static_cast<std::size_t>(j["clients"].number_or(1));
+  w.dataset_keys = u64(j["dataset_keys"]);
+  w.duration_s = j["duration_s"].number_or(0);
+  w.warmup_s = j["warmup_s"].number_or(0);
+  w.scan_length = static_cast<std::size_t>(j["scan_length"].number_or(100));
+  const json& m = j["mix"];
+  w.mix.read = m["read"].number_or(0);
+  w.mix.update = m["update"].number_or(0);
+  w.mix.insert = m["insert"].number_or(0);
+  w.mix.scan = m["scan"].number_or(0);
+  w.mix.rmw = m["read_modify_write"].number_or(0);
+  w.mix.latest = m["distribution"].str() == "latest";
+  w.summary = j["summary"].str();
+  return w;
+}
+
+device_run device_from(const json& j) {
+  device_run d;
+  d.available = is_true(j["available"]);
+  d.fio_version = j["fio_version"].str();
+  d.note = j["note"].str();
+  for (const json& r : j["jobs"].items()) {
+    fio_result f;
+    f.job.name = r["name"].str();
+    f.job.description = r["description"].str();
+    f.ok = is_true(r["ok"]);
+    f.error = r["error"].str();
+    f.iops = r["iops"].number_or(0);
+    f.bytes_per_s = r["bytes_per_s"].number_or(0);
+    f.lat.count = f.ok ? 1 : 0;  // not stored; only "measured or not" matters here
+    f.lat.p50_us = r["lat_p50_us"].number_or(0);
+    f.lat.p99_us = r["lat_p99_us"].number_or(0);
+    f.lat.p999_us = r["lat_p999_us"].number_or(0);
+    f.lat.mean_us = r["lat_mean_us"].number_or(0);
+    d.results.push_back(std::move(f));
+  }
+  return d;
+}
+
+void config_from(const json& c, suite_results& out) {
+  suite_config& cfg = out.cfg;
+  cfg.command_line = c["command_line"].str();
+  cfg.started_at = c["started_at"].str();
+  out.total_s = c["total_s"].number_or(0);
+  cfg.scale = c["scale"].number_or(1);
+  cfg.smoke = is_true(c["smoke"]);
+  cfg.repetitions = static_cast<int>(c["repetitions"].number_or(1));
+  cfg.threads = static_cast<unsigned>(c["threads"].number_or(1));
+  cfg.partitions = static_cast<std::size_t>(c["partitions"].number_or(1));
+  cfg.cache_bytes = static_cast<std::size_t>(c["cache_bytes"].number_or(0));
+  const std::string drop = c["cache_drop"].str();
+  cfg.drop = drop == "vm"     ? cache_drop::vm
+             : drop == "none" ? cache_drop::none
+                              : cache_drop::fadvise;
+  cfg.data_dir = c["data_dir"].str();
+  cfg.fio = c["fio"].is_null() || is_true(c["fio"]);
+  cfg.device.runtime_s = c["device_runtime_s"].number_or(cfg.device.runtime_s);
+  cfg.device.ramp_s = c["device_ramp_s"].number_or(cfg.device.ramp_s);
+  if (u64(c["device_file_bytes"]) > 0) {
+    cfg.device.file_bytes = u64(c["device_file_bytes"]);
+  }
+  cfg.engines.clear();
+  for (const json& e : c["engines"].items()) {
+    cfg.engines.push_back(e.str());
+  }
+}
+
+}  // namespace
+
+bool read_results(const std::string& path, suite_results& out, std::string& error) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  json root;
+  if (!in || !json::parse(text.str(), root, error)) {
+    error = "cannot read " + path + (error.empty() ? "" : ": " + error);
+    return false;
+  }
+  config_from(root["config"], out);
+  if (out.cfg.engines.empty()) {
+    error = path + " names no engine";
+    return false;
+  }
+  out.machine = root["machine"];
+  for (const auto& [name, value] : root["engine_settings"].members()) {
+    out.settings[name] = value.str();
+  }
+  for (const json& d : root["device"].items()) {
+    out.device.push_back(device_from(d));
+  }
+  for (const json& w : root["workloads"].items()) {
+    out.workloads.push_back(workload_from(w));
+  }
+  // The method section names one warm-up and duration: the first workload that warms up.
+  for (const workload& w : out.workloads) {
+    if (w.warmup_s > 0) {
+      out.cfg.duration_s = w.duration_s;
+      out.cfg.warmup_s = w.warmup_s;
+      break;
+    }
+  }
+  for (const json& r : root["loads"].items()) {
+    out.loads.push_back(run_from(r, out.workloads));
+    out.loads.back().workload_index = -1;
+  }
+  for (const json& r : root["runs"].items()) {
+    out.runs.push_back(run_from(r, out.workloads));
+  }
+  return true;
+}
+
 bool write_reports(const suite_results& s, std::string& error) {
   const std::string& out = s.cfg.out_dir;
   std::filesystem::create_directories(out);
-  const json machine = machine_info(s.cfg.data_dir);
+  const json machine = s.machine.is_null() ? machine_info(s.cfg.data_dir) : s.machine;
   if (!write_file(out + "/results.json", results_json(s, machine).dump(2) + "\n")) {
     error = "could not write " + out + "/results.json";
     return false;
@@ -930,7 +1117,7 @@ bool write_reports(const suite_results& s, std::string& error) {
   md << "# eloqstore benchmark suite"
      << (s.cfg.smoke ? " (smoke run: tiny, not a measurement)" : "") << "\n\n"
      << "Started " << s.cfg.started_at << ", took " << num(s.total_s) << " s. Command: `"
-     << s.cfg.command_line << "`.\n\n"
+     << s.cfg.command_line << "`." << (s.regenerated.empty() ? "" : " " + s.regenerated) << "\n\n"
      << "Machine: " << machine["cpu"].str() << ", "
      << static_cast<int>(machine["cpus_online"].number_or(0)) << " CPUs, "
      << num(machine["memory_bytes"].number_or(0) / mib / 1024) << " GiB memory, "

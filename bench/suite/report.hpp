@@ -53,10 +53,16 @@ struct suite_results {
   std::map<std::string, std::string> settings;  // engine -> its settings() text
   std::vector<device_run> device;               // before the engines, and after them
   double total_s = 0;
+  json machine;             // null: describe the machine the report is written on
+  std::string regenerated;  // non-empty when rebuilt from a results.json: how
 };
 
 // One run as a JSON object (the elements of results.json's "runs", and runs.jsonl's lines).
 json run_to_json(const run_record& rec);
+
+// Reads a results.json written by write_reports back (--report-from), so that the report
+// can be rebuilt from measured data. False with `error` set on a malformed file.
+bool read_results(const std::string& path, suite_results& out, std::string& error);
 
 // Writes results.json, report.md and the charts into cfg.out_dir. False with `error` set
 // when a file could not be written (a missing gnuplot is noted in the report instead).
