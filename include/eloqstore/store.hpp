@@ -982,7 +982,8 @@ class EloqStore {
       return error::not_found;
     }
     const pin_guard pin(p);
-    const std::shared_ptr<detail::partition_version> version = p->current;  // held: tasks interleave
+    const std::shared_ptr<detail::partition_version> version =
+        p->current;  // held: tasks interleave
     detail::tree_verifier<io_type, comparator_type> v(s.pages, *p, *version, cmp_);
     return v.run(r.problem);
   }
