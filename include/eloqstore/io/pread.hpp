@@ -443,7 +443,7 @@ class pread_io {
 
   // Reads all of buf at `offset`; end_of_file if the file ends first.
   [[nodiscard]] static error pread_all(int fd, std::uint64_t offset, std::span<char> buf) {
-    if (const error e = check_range(offset, buf.size()); e != error::ok) {
+    if (const error e = detail::check_file_range(offset, buf.size()); e != error::ok) {
       return e;
     }
     // Bounded by buf.size(): every round reads at least one byte or returns.
@@ -464,7 +464,7 @@ class pread_io {
 
   // Writes all of data at `offset`; a gap past the old end reads as zeros.
   [[nodiscard]] static error pwrite_all(int fd, std::uint64_t offset, std::span<const char> data) {
-    if (const error e = check_range(offset, data.size()); e != error::ok) {
+    if (const error e = detail::check_file_range(offset, data.size()); e != error::ok) {
       return e;
     }
     // Bounded by data.size(): every round writes at least one byte or returns.
@@ -481,12 +481,6 @@ class pread_io {
       offset += static_cast<std::uint64_t>(n);
     }
     return error::ok;
-  }
-
-  // invalid_args unless [offset, offset + size) fits in off_t.
-  [[nodiscard]] static error check_range(std::uint64_t offset, std::size_t size) noexcept {
-    constexpr auto off_max = static_cast<std::uint64_t>(std::numeric_limits<off_t>::max());
-    return offset > off_max || size > off_max - offset ? error::invalid_args : error::ok;
   }
 
   // The empty read at `offset`: ok when the file is at least `offset` bytes long.

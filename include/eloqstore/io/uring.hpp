@@ -53,6 +53,7 @@
 #include <vector>
 
 #include <eloqstore/concepts.hpp>
+#include <eloqstore/detail/io/io_args.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/io/pread.hpp>
 #include <eloqstore/sched/hooks.hpp>
@@ -127,7 +128,7 @@ class uring_io {
     if (const error e = files_.acquire_file(t, name, false, f); e != error::ok) {
       return e;
     }
-    if (const error e = check_range(offset, buf.size()); e != error::ok) {
+    if (const error e = detail::check_file_range(offset, buf.size()); e != error::ok) {
       return e;
     }
     return engine().read(f, offset, buf);
@@ -139,7 +140,7 @@ class uring_io {
     if (const error e = files_.acquire_file(t, name, true, f); e != error::ok) {
       return e;
     }
-    if (const error e = check_range(offset, data.size()); e != error::ok) {
+    if (const error e = detail::check_file_range(offset, data.size()); e != error::ok) {
       return e;
     }
     return engine().write(f, offset, data);
@@ -151,7 +152,7 @@ class uring_io {
     std::string_view last_name;
     file_ref f;
     for (const page_write& w : writes) {
-      if (const error e = check_range(w.offset, w.data.size()); e != error::ok) {
+      if (const error e = detail::check_file_range(w.offset, w.data.size()); e != error::ok) {
         return e;
       }
       if (f == nullptr || w.name != last_name) {
@@ -247,10 +248,6 @@ class uring_io {
   }
   [[nodiscard]] static bool is_data_file(std::string_view name) noexcept {
     return name.starts_with("data_");
-  }
-  [[nodiscard]] static error check_range(std::uint64_t offset, std::size_t size) noexcept {
-    constexpr auto off_max = static_cast<std::uint64_t>(std::numeric_limits<off_t>::max());
-    return offset > off_max || size > off_max - offset ? error::invalid_args : error::ok;
   }
   [[nodiscard]] static error from_result(int res) noexcept {
     return res >= 0 ? error::ok : error_from_errno(-res);

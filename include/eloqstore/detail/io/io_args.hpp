@@ -2,6 +2,11 @@
 // file inside its directory; both must be safe to turn into a path.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <string_view>
 
 #include <eloqstore/error.hpp>
@@ -30,6 +35,12 @@ namespace eloqstore::detail {
     return e;
   }
   return valid_file_name(name) ? error::ok : error::invalid_args;
+}
+
+// invalid_args unless the byte range [offset, offset + size) fits in off_t.
+[[nodiscard]] inline error check_file_range(std::uint64_t offset, std::size_t size) noexcept {
+  constexpr auto off_max = static_cast<std::uint64_t>(std::numeric_limits<off_t>::max());
+  return offset > off_max || size > off_max - offset ? error::invalid_args : error::ok;
 }
 
 }  // namespace eloqstore::detail
