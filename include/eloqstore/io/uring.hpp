@@ -428,8 +428,8 @@ class uring_io {
       if (current_ring_slot() == this) {
         current_ring_slot() = nullptr;
       }
+      tsan_ring_unmapping();
       io_uring_queue_exit(&ring_);
-      tsan_ring_unmapped();
       if (buf_ring_ != nullptr) {
         ::munmap(buf_ring_, buf_ring_bytes_);
       }
@@ -484,12 +484,12 @@ class uring_io {
     // Sets the ring up; returns why it failed, or "".
     std::string init() {
       const config& c = owner_.cfg_;
-      tsan_ring_mapping();
       io_uring_params params{};
       if (const int rc = io_uring_queue_init_params(std::max(8U, c.queue_depth), &ring_, &params);
           rc < 0) {
         return std::string("io_uring_queue_init: ") + std::strerror(-rc);
       }
+      tsan_ring_mapped();
       ready_ = true;
       event_fd_ = ::eventfd(0, EFD_CLOEXEC);
       if (event_fd_ < 0) {
@@ -792,13 +792,13 @@ class uring_io {
 
     // ThreadSanitizer does not see liburing unmap a ring (a raw system call), so a new ring
     // mapped at a dead ring's address on another thread looks like a race with the dead one.
-    // The unmap happens before the new mapping: say so.
-    static void tsan_ring_unmapped() noexcept {
+    // Release before the unmap, acquire after the map: a reused address then orders them.
+    static void tsan_ring_unmapping() noexcept {
 #ifdef ELOQSTORE_URING_TSAN
       __tsan_release(&tsan_ring_sync());
 #endif
     }
-    static void tsan_ring_mapping() noexcept {
+    static void tsan_ring_mapped() noexcept {
 #ifdef ELOQSTORE_URING_TSAN
       __tsan_acquire(&tsan_ring_sync());
 #endif
@@ -895,6 +895,7 @@ class uring_io {
       }
       io_uring_free_probe(p);
     }
+    shard_ring::tsan_ring_unmapping();
     io_uring_queue_exit(&ring);
     if (!missing.empty()) {
       message_ = "io_uring lacks " + missing +
