@@ -50,9 +50,9 @@ struct options {
   static constexpr std::uint64_t pages_per_file_shift_min = 1;
   static constexpr std::uint64_t pages_per_file_shift_max = 32;
   static constexpr std::uint64_t overflow_pointers_max = detail::overflow_pointers_max;
-  // The root and one level below it must fit in the index cache at once, or every descent
-  // fails with out_of_mem.
-  static constexpr std::uint64_t buffer_pool_pages_min = 2;
+  // Readers pin one index page at a time, so one page serves reads; a writer pins one page
+  // per tree level and gets out_of_mem when the pool cannot hold its path.
+  static constexpr std::uint64_t buffer_pool_pages_min = 1;
   // Kernel limits: IORING_MAX_ENTRIES and the provided-buffer ring's u16 ids.
   static constexpr std::uint64_t io_queue_size_max = 32768;
   static constexpr std::uint64_t buf_ring_size_max = 32768;
@@ -217,7 +217,7 @@ namespace detail {
   }
   const std::uint64_t pool_pages = o.buffer_pool_size / o.data_page_size;
   if (pool_pages < options::buffer_pool_pages_min) {
-    return invalid_option("buffer_pool_size", "must hold at least 2 pages of data_page_size",
+    return invalid_option("buffer_pool_size", "must hold at least one page of data_page_size",
                           o.buffer_pool_size);
   }
   if (o.coroutine_stack_size % options::os_page_bytes != 0 ||

@@ -999,6 +999,20 @@ class EloqStore {
   [[nodiscard]] std::size_t meta_evictions() const noexcept {
     return evictions_.load(std::memory_order_relaxed);
   }
+  // The index page caches of all shards, summed: capacity, frames allocated, frames pinned by
+  // running tasks (0 when the store is idle), frames holding a page. Zero when not running.
+  [[nodiscard]] detail::index_cache::stats index_cache_stats() const {
+    detail::index_cache::stats sum;
+    std::shared_lock lock(shards_mu_);
+    for (const auto& s : shards_) {
+      const auto one = s->pages.cache_stats();
+      sum.capacity += one.capacity;
+      sum.allocated += one.allocated;
+      sum.pinned += one.pinned;
+      sum.cached += one.cached;
+    }
+    return sum;
+  }
   // The most write requests committed together so far (group commit).
   [[nodiscard]] std::size_t largest_group() const noexcept {
     return largest_group_.load(std::memory_order_relaxed);
@@ -1017,7 +1031,7 @@ class EloqStore {
   std::vector<std::unique_ptr<shard>> shards_;
   std::atomic<bool> running_{false};
   std::mutex lifecycle_mu_;
-  std::shared_mutex shards_mu_;  // guards shards_ against start/stop while submitting
+  mutable std::shared_mutex shards_mu_;  // guards shards_ against start/stop while submitting
   std::string last_message_;
   std::uint64_t term_ = 0;
   mutable std::mutex stats_mu_;

@@ -581,6 +581,82 @@ TEST_CASE_TEMPLATE("engine: the root-meta cache evicts idle partitions within it
   }
 }
 
+TEST_CASE_TEMPLATE("engine: a one-page index cache fails deep writes with out_of_mem", Fixture,
+                   ELOQSTORE_ALL_FIXTURES) {
+  // Readers pin one index page at a time, so one frame serves them; a writer pins its whole
+  // path, so a tree with two index levels cannot be written. Partition 0 of both tables lives
+  // on shard 0 with any shard count.
+  Fixture fx;
+  const table_ident deep{"deep", 0};
+  const table_ident small{"small", 0};
+  // Long keys sharing a long prefix keep index fan-out low: several index levels.
+  const auto key_of = [](int i) {
+    char suffix[16];
+    std::snprintf(suffix, sizeof suffix, "%06d", i);
+    return std::string(600, 'k') + suffix;
+  };
+  // Values near 1 KB leave a few records per data page: hundreds of leaves.
+  const auto value_of = [](int i) {
+    return std::string(1000, static_cast<char>('a' + i % 26)) + std::to_string(i);
+  };
+  constexpr int keys = 3000;
+  {
+    auto store = fx.make();
+    REQUIRE(store->start() == error::ok);
+    std::vector<write_entry> b;
+    for (int i = 0; i < keys; ++i) {
+      b.push_back({key_of(i), value_of(i), 1, write_op::upsert, 0});
+    }
+    REQUIRE(store->write(deep, b) == error::ok);
+    REQUIRE(store->put(small, "a", "1", 1) == error::ok);
+    store->stop();
+  }
+  fx.opts.buffer_pool_size = fx.opts.data_page_size;  // one index page per shard
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  for (int round = 0; round < 20; ++round) {
+    CHECK(store->put(deep, key_of(round * 7), "new", 2) == error::out_of_mem);
+    CHECK(store->erase(deep, key_of(round * 11), 2) == error::out_of_mem);
+    CHECK(store->delete_range(deep, key_of(round), key_of(round + 2)) == error::out_of_mem);
+    // Reads of the deep tree and writes to the shallow partition still succeed.
+    const auto got = store->get(deep, key_of(round * 7));
+    REQUIRE(got.ok());
+    CHECK(got->value == value_of(round * 7));
+    REQUIRE(store->put(small, "a", std::to_string(round), 2 + round) == error::ok);
+    CHECK(store->get(small, "a")->value == std::to_string(round));
+  }
+  std::size_t scanned = 0;
+  auto range = store->scan(deep, {}, {}, 97);
+  ranges::for_each(range, [&](const kv_entry& e) {
+    CHECK(e.value == value_of(static_cast<int>(scanned)));
+    ++scanned;
+  });
+  CHECK(range.status() == error::ok);
+  CHECK(scanned == keys);
+  // Nothing stays pinned and the pool never grew past its budget.
+  const auto cache = store->index_cache_stats();
+  CHECK(cache.pinned == 0);
+  CHECK(cache.allocated <= cache.capacity);
+  CHECK(cache.capacity == fx.opts.num_threads);
+  std::string problem;
+  CHECK(store->verify(deep, problem) == error::ok);
+  store->stop();
+  // With a normal cache the failed writes left no trace and the tree takes writes again.
+  fx.opts.buffer_pool_size = options{}.buffer_pool_size;
+  store.reset();
+  store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  for (int i = 0; i < keys; i += 37) {
+    const auto got = store->get(deep, key_of(i));
+    REQUIRE(got.ok());
+    CHECK(got->value == value_of(i));
+  }
+  REQUIRE(store->put(deep, key_of(5), "new", 3) == error::ok);
+  CHECK(store->get(deep, key_of(5))->value == "new");
+  CHECK(store->get(small, "a")->value == "19");
+  CHECK(store->verify(deep, problem) == error::ok);
+}
+
 TEST_CASE("engine: a full request queue holds callers back until the shard catches up") {
   test::memory_fixture fx;
   fx.opts.request_queue_capacity = 4;

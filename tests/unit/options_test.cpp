@@ -191,7 +191,7 @@ TEST_CASE("options: page and file geometry rules") {
   for (const std::uint16_t good : {4096, 8192, 16384, 32768}) {
     check_accepted(b, [good](options& o) {
       o.data_page_size = good;
-      o.buffer_pool_size = 2ull * good;
+      o.buffer_pool_size = good;
     });
   }
   for (const std::uint8_t bad : {0, 33, 64, 255}) {
@@ -248,13 +248,13 @@ TEST_CASE("options: runtime rules") {
   check_rejected(
       b, [](options& o) { o.buffer_pool_size = 0; }, "buffer_pool_size");
   check_rejected(
-      b, [](options& o) { o.buffer_pool_size = 8191; }, "buffer_pool_size");
-  check_accepted(b, [](options& o) { o.buffer_pool_size = 8192; });
+      b, [](options& o) { o.buffer_pool_size = 4095; }, "buffer_pool_size");
+  check_accepted(b, [](options& o) { o.buffer_pool_size = 4096; });
   check_rejected(
       b,
       [](options& o) {
         o.data_page_size = 32768;
-        o.buffer_pool_size = 65535;
+        o.buffer_pool_size = 32767;
       },
       "buffer_pool_size");
   for (const std::uint32_t bad : {0u, 4096u, 12288u, 20000u, 16385u}) {

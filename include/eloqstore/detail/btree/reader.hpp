@@ -213,12 +213,12 @@ class tree_reader {
     }
     page_id id = root;
     for (std::size_t depth = 0; depth < descent_depth_max; ++depth) {
-      std::span<const char> bytes;
-      if (const error e = pages_.index(partition_, version_->mapping, id, bytes); e != error::ok) {
+      index_pin pinned;  // held while this page is searched, as the reference does
+      if (const error e = pages_.index(partition_, version_->mapping, id, pinned); e != error::ok) {
         return e;
       }
       index_page page;
-      if (index_page::open(bytes, page) != error::ok) {
+      if (index_page::open(pinned.bytes(), page) != error::ok) {
         return error::corrupted;
       }
       index_page_iter it(page);

@@ -271,10 +271,26 @@ class tree_writer {
     return pages_.read(p_, mapping_, id, out);
   }
 
-  // Loads an index page into `bytes` and opens it.
-  [[nodiscard]] error load_index(page_id id, std::vector<char>& bytes, index_page& page) {
-    if (const error e = load(id, bytes); e != error::ok) {
-      return e;
+  // An index page the writer is working on: pinned in the shard's index cache (the
+  // reference's stack of pinned pages), or this writer's own dirty copy.
+  struct index_hold {
+    index_pin pin;
+    std::vector<char> copy;
+  };
+
+  // Loads an index page into `hold` and opens it. error::out_of_mem if the page is not cached
+  // and every frame of the index cache is pinned.
+  [[nodiscard]] error load_index(page_id id, index_hold& hold, index_page& page) {
+    std::span<const char> bytes;
+    if (const auto it = dirty_.find(id.value()); it != dirty_.end()) {
+      hold.pin.reset();
+      hold.copy = it->second;
+      bytes = hold.copy;
+    } else {
+      if (const error e = pages_.index(p_, mapping_, id, hold.pin); e != error::ok) {
+        return e;
+      }
+      bytes = hold.pin.bytes();
     }
     return index_page::open(bytes, page) == error::ok ? error::ok : error::corrupted;
   }
@@ -443,9 +459,9 @@ class tree_writer {
     if (depth >= descent_depth_max) {
       return error::corrupted;
     }
-    std::vector<char> bytes;
+    index_hold held;
     index_page page;
-    if (const error e = load_index(id, bytes, page); e != error::ok) {
+    if (const error e = load_index(id, held, page); e != error::ok) {
       return e;
     }
     const bool leaf = page.is_leaf_index();
@@ -789,10 +805,10 @@ class tree_writer {
       return grow_root(root, std::move(result), false);
     }
     root = result[0].id;
-    std::vector<char> bytes;
+    index_hold held;
     for (std::size_t depth = 0; depth < descent_depth_max; ++depth) {
       index_page page;
-      if (const error e = load_index(root, bytes, page); e != error::ok) {
+      if (const error e = load_index(root, held, page); e != error::ok) {
         return e;
       }
       if (page.is_leaf_index() || page.area().restart_count != 0) {
@@ -900,9 +916,9 @@ class tree_writer {
       free_page(id);
       return unlink(contents.prev, contents.next);
     }
-    std::vector<char> bytes;
+    index_hold held;
     index_page page;
-    if (const error e = load_index(id, bytes, page); e != error::ok) {
+    if (const error e = load_index(id, held, page); e != error::ok) {
       return e;
     }
     std::vector<page_id> children;
@@ -945,6 +961,10 @@ class tree_writer {
         new_file = true;
       }
       set_page_checksum(bytes);
+      if (const page_type t = read_page_type(bytes);
+          t == page_type::leaf_index || t == page_type::non_leaf_index) {
+        written_index_.emplace_back(fp.value(), raw_id);
+      }
       if constexpr (batched_io<IO>) {
         // Collected and written together below (the backend overlaps and coalesces them).
         if (names.empty() || names.back().first != f.value()) {
@@ -1044,6 +1064,10 @@ class tree_writer {
       p_.next_expire_ts = min_expire_;
     }
     p_.reclaim();
+    // The index pages just written are what the next descent needs: keep them warm.
+    for (const auto& [fp, id] : written_index_) {
+      pages_.cache_written(p_, file_page_id(fp), dirty_[id]);
+    }
   }
 
   page_access<IO>& pages_;
@@ -1057,6 +1081,7 @@ class tree_writer {
   page_id ttl_root_;
   std::map<std::uint32_t, std::vector<char>> dirty_;
   std::vector<std::uint64_t> freed_fps_;
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> written_index_;  // file page, page id
   manifest_builder log_;
   term_mapping terms_;
   std::vector<write_entry> ttl_changes_;

@@ -26,6 +26,7 @@
 #include <eloqstore/detail/io/file_names.hpp>
 #include <eloqstore/detail/manifest/record.hpp>
 #include <eloqstore/detail/mapping/page_mapping.hpp>
+#include <eloqstore/detail/shard/index_cache.hpp>
 #include <eloqstore/detail/util/strong_id.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/table_ident.hpp>
@@ -91,6 +92,8 @@ struct partition_state {
   }
 };
 
+using index_pin = index_cache::pin;
+
 // Page-sized reads with checksum verification, and the shard's index page cache.
 template <io_backend IO>
 class page_access {
@@ -100,8 +103,8 @@ class page_access {
       : io_(io),
         page_size_(page_size),
         shift_(pages_per_file_shift),
-        cache_pages_max_(cache_pages < 4 ? 4 : cache_pages),
-        verify_(verify_checksums) {}
+        verify_(verify_checksums),
+        cache_(page_size, cache_pages == 0 ? 1 : cache_pages) {}
 
   [[nodiscard]] std::size_t page_size() const noexcept { return page_size_; }
   [[nodiscard]] unsigned pages_per_file_shift() const noexcept { return shift_; }
@@ -123,6 +126,9 @@ class page_access {
 
   [[nodiscard]] error read_fp(const partition_state& p, file_page_id fp, std::vector<char>& out) {
     out.resize(page_size_);
+    return read_fp(p, fp, std::span<char>(out));
+  }
+  [[nodiscard]] error read_fp(const partition_state& p, file_page_id fp, std::span<char> out) {
     const error e = io_.read(p.id, file_name(p, file_of(fp, shift_)),
                              file_offset_bytes(fp, shift_, page_size_), out);
     if (e == error::end_of_file || e == error::not_found) {
@@ -134,75 +140,48 @@ class page_access {
     return verify_ && !verify_page_checksum(out) ? error::corrupted : error::ok;
   }
 
-  // An index page through the cache. The returned span is valid until the next call.
+  // Index page `id` through the cache, pinned in `out` until `out` is reset or destroyed.
+  // error::out_of_mem if the page is not cached and every cache frame is pinned.
   [[nodiscard]] error index(const partition_state& p, const mapping_table& mapping, page_id id,
-                            std::span<const char>& out) {
+                            index_pin& out) {
     const file_page_id fp = mapping.file_page(id);
     if (fp.is_none()) {
       return error::corrupted;
     }
-    const cache_key key{&p, fp.value()};
-    if (const auto it = map_.find(key); it != map_.end()) {
-      lru_.splice(lru_.begin(), lru_, it->second);
-      out = it->second->bytes;
+    if (index_pin hit = cache_.find(&p, fp.value())) {
+      out = std::move(hit);
       return error::ok;
     }
-    std::vector<char> bytes;
-    if (const error e = read_fp(p, fp, bytes); e != error::ok) {
-      return e;
+    index_pin frame = cache_.allocate();
+    if (!frame) {
+      return error::out_of_mem;
     }
-    while (map_.size() >= cache_pages_max_) {
-      map_.erase(lru_.back().key);
-      lru_.pop_back();
+    if (const error e = read_fp(p, fp, frame.buffer()); e != error::ok) {
+      return e;  // the frame returns to the free list
     }
-    lru_.push_front(cache_entry{key, std::move(bytes)});
-    map_.emplace(key, lru_.begin());
-    out = lru_.front().bytes;
+    cache_.insert(frame, &p, fp.value());
+    out = std::move(frame);
     return error::ok;
   }
 
+  // Caches an index page a writer has just written at `fp` (best effort).
+  void cache_written(const partition_state& p, file_page_id fp, std::span<const char> bytes) {
+    cache_.put(&p, fp.value(), bytes);
+  }
+
   // Drops a file page from the cache; called whenever the page is reallocated.
-  void invalidate(const partition_state& p, file_page_id fp) {
-    if (const auto it = map_.find(cache_key{&p, fp.value()}); it != map_.end()) {
-      lru_.erase(it->second);
-      map_.erase(it);
-    }
-  }
+  void invalidate(const partition_state& p, file_page_id fp) { cache_.erase(&p, fp.value()); }
   // Drops every page of a partition (before its state is destroyed).
-  void invalidate_all(const partition_state& p) {
-    for (auto it = lru_.begin(); it != lru_.end();) {
-      if (it->key.partition == &p) {
-        map_.erase(it->key);
-        it = lru_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
+  void invalidate_all(const partition_state& p) { cache_.erase_all(&p); }
+
+  [[nodiscard]] index_cache::stats cache_stats() const noexcept { return cache_.statistics(); }
 
  private:
-  struct cache_key {
-    const partition_state* partition;
-    std::uint64_t fp;
-    friend bool operator==(const cache_key&, const cache_key&) = default;
-  };
-  struct cache_key_hash {
-    std::size_t operator()(const cache_key& k) const noexcept {
-      return std::hash<const void*>{}(k.partition) ^ (k.fp * 0x9E3779B97F4A7C15ULL);
-    }
-  };
-  struct cache_entry {
-    cache_key key;
-    std::vector<char> bytes;
-  };
-
   IO& io_;
   std::size_t page_size_;
   unsigned shift_;
-  std::size_t cache_pages_max_;
   bool verify_;
-  std::list<cache_entry> lru_;
-  std::unordered_map<cache_key, typename std::list<cache_entry>::iterator, cache_key_hash> map_;
+  index_cache cache_;
 };
 
 }  // namespace eloqstore::detail
