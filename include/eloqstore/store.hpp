@@ -14,6 +14,8 @@
 // object must not be submitted twice at once. Callbacks run on the shard thread.
 #pragma once
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -206,7 +208,9 @@ class EloqStore {
         } else {
           s.queue.push_back(&req);
           s.cv.notify_one();
-          if (s.notify != nullptr && s.queue.size() == 1) {
+          // The shard's own thread (a callback submitting again) drains its queue before it
+          // next blocks: only other threads need to wake it.
+          if (s.notify != nullptr && s.queue.size() == 1 && current_shard() != &s) {
             s.notify(s.notify_arg);
           }
         }
@@ -539,14 +543,16 @@ class EloqStore {
     }
   }
 
-  static bool& shard_thread_flag() {
-    static thread_local bool flag = false;
-    return flag;
+  // The shard the calling thread runs, or nullptr for client threads.
+  static const void*& current_shard() {
+    static thread_local const void* current = nullptr;
+    return current;
   }
-  static bool on_shard_thread() { return shard_thread_flag(); }
+  static bool on_shard_thread() { return current_shard() != nullptr; }
 
   void run_shard(shard& s) {
-    shard_thread_flag() = true;
+    current_shard() = &s;
+    ::pthread_setname_np(::pthread_self(), "eloqstore-shard");  // for top, perf and gdb
     if constexpr (fibers) {
       run_fiber_shard(s);
     } else {

@@ -25,6 +25,7 @@
 #include <eloqstore/detail/page/index_page.hpp>
 #include <eloqstore/detail/page/overflow_page.hpp>
 #include <eloqstore/detail/shard/partition.hpp>
+#include <eloqstore/detail/util/page_buffer.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/types.hpp>
 
@@ -267,10 +268,14 @@ class tree_reader {
 
  private:
   [[nodiscard]] error load_data(page_id id, data_page& page) {
-    if (const error e = pages_.read(partition_, version_->mapping, id, buf_); e != error::ok) {
+    if (buf_.size() != pages_.page_size()) {
+      buf_ = page_buffer(pages_.page_size());
+    }
+    if (const error e = pages_.read(partition_, version_->mapping, id, buf_.span());
+        e != error::ok) {
       return e;
     }
-    return data_page::open(buf_, page) == error::ok ? error::ok : error::corrupted;
+    return data_page::open(buf_.span(), page) == error::ok ? error::ok : error::corrupted;
   }
 
   [[nodiscard]] error fill(const data_page_iter& it, kv_entry& out) {
@@ -334,7 +339,7 @@ class tree_reader {
   std::shared_ptr<const partition_version> version_;
   const Cmp& cmp_;
   std::uint64_t now_ms_;
-  std::vector<char> buf_;
+  page_buffer buf_;  // the current data page (aligned: read without a bounce copy)
 };
 
 }  // namespace eloqstore::detail

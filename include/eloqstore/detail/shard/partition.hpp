@@ -124,6 +124,16 @@ class page_access {
     return read_fp(p, fp, out);
   }
 
+  // The same into a caller's page-sized buffer (aligned buffers take the direct I/O path).
+  [[nodiscard]] error read(const partition_state& p, const mapping_table& mapping, page_id id,
+                           std::span<char> out) {
+    const file_page_id fp = mapping.file_page(id);
+    if (fp.is_none()) {
+      return error::corrupted;
+    }
+    return read_fp(p, fp, out);
+  }
+
   [[nodiscard]] error read_fp(const partition_state& p, file_page_id fp, std::vector<char>& out) {
     out.resize(page_size_);
     return read_fp(p, fp, std::span<char>(out));

@@ -1,0 +1,32 @@
+// A page-sized, page-aligned byte buffer: direct I/O (O_DIRECT) reads and writes land in it
+// without a bounce copy.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <new>
+#include <span>
+
+namespace eloqstore::detail {
+
+class page_buffer {
+ public:
+  static constexpr std::size_t alignment = 4096;
+
+  page_buffer() = default;
+  explicit page_buffer(std::size_t size)
+      : p_(static_cast<char*>(::operator new (size, std::align_val_t{alignment}))), size_(size) {}
+
+  [[nodiscard]] std::span<char> span() noexcept { return {p_.get(), size_}; }
+  [[nodiscard]] std::span<const char> span() const noexcept { return {p_.get(), size_}; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+ private:
+  struct deleter {
+    void operator()(char* p) const noexcept { ::operator delete (p, std::align_val_t{alignment}); }
+  };
+  std::unique_ptr<char, deleter> p_;
+  std::size_t size_ = 0;
+};
+
+}  // namespace eloqstore::detail
