@@ -76,6 +76,22 @@ concept batched_io = io_backend<B> &&
   { io.write_pages(t, writes) } -> std::same_as<error>;
 };
 
+// One page-sized read of a batch (see batched_reads).
+struct page_read {
+  std::string_view name;
+  std::uint64_t offset = 0;
+  std::span<char> buf;
+};
+
+// batched_reads: an io_backend that can read many pages of one partition in one call, with
+// the reads overlapping. read_pages(t, reads) behaves as read() of each element and fails
+// with the first error in batch order (the other buffers are then unspecified).
+template <typename B>
+concept batched_reads = io_backend<B> &&
+    requires(B& io, const table_ident& t, std::span<const page_read> reads) {
+  { io.read_pages(t, reads) } -> std::same_as<error>;
+};
+
 // scheduler: runs a shard's tasks. Contract: run(f) executes f on the calling (shard) thread;
 // `can_suspend` tells whether tasks may park on I/O (then a task may interleave with others
 // of the same shard at its suspension points, and must re-check invariants after each).

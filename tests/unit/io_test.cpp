@@ -20,6 +20,7 @@
 
 #include <doctest/doctest.h>
 
+#include <eloqstore/detail/util/page_buffer.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/io/faulty.hpp>
 #include <eloqstore/io/memory.hpp>
@@ -672,6 +673,38 @@ void exercise_data_file(uring_io& io, std::uint32_t seed) {
       CHECK(std::string_view(dst.data(), size) == std::string_view(model).substr(off, size));
     }
   }
+  // Batched page reads: aligned page buffers (direct, all in flight) mixed with unaligned
+  // ones and odd sizes (read the careful way), against the model.
+  for (int round = 0; round < 20; ++round) {
+    const std::size_t n = 1 + next() % 40;
+    std::vector<detail::page_buffer> aligned_bufs;
+    std::vector<std::string> plain;
+    std::vector<page_read> reads;
+    aligned_bufs.reserve(n);
+    plain.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint64_t off = (next() % 150) * 4096 + (next() % 8 == 0 ? next() % 4096 : 0);
+      if (next() % 4 != 0) {
+        aligned_bufs.emplace_back(4096);
+        reads.push_back(page_read{name, off, aligned_bufs.back().span()});
+      } else {
+        plain.emplace_back(1 + next() % 5000 + 1, '\0');
+        reads.push_back(page_read{name, off, {plain.back().data() + 1, plain.back().size() - 1}});
+      }
+    }
+    REQUIRE(io.read_pages(t, reads) == error::ok);
+    for (const page_read& r : reads) {
+      CHECK(std::string_view(r.buf.data(), r.buf.size()) ==
+            std::string_view(model).substr(r.offset, r.buf.size()));
+    }
+  }
+  // Past the end of the file, and a missing file: the errors of read().
+  detail::page_buffer page(4096);
+  const page_read past[] = {page_read{name, 0, page.span()},
+                            page_read{name, (model.size() / 4096 + 5) * 4096, page.span()}};
+  CHECK(io.read_pages(t, past) == error::end_of_file);
+  const page_read missing[] = {page_read{"data_9", 0, page.span()}};
+  CHECK(io.read_pages(t, missing) == error::not_found);
 }
 
 }  // namespace

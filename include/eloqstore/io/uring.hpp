@@ -178,6 +178,36 @@ class uring_io {
     return engine().write_runs(runs);
   }
 
+  // Reads a batch of pages (each like read()), all in flight at once on the calling thread's
+  // ring; without a ring, one after another. Fails with the first error in batch order.
+  [[nodiscard]] error read_pages(const table_ident& t, std::span<const page_read> reads) {
+    std::vector<file_ref> files(reads.size());
+    std::string_view last_name;
+    for (std::size_t i = 0; i < reads.size(); ++i) {
+      const page_read& r = reads[i];
+      if (const error e = detail::check_file_range(r.offset, r.buf.size()); e != error::ok) {
+        return e;
+      }
+      if (i > 0 && r.name == last_name) {
+        files[i] = files[i - 1];
+      } else if (const error e = files_.acquire_file(t, r.name, false, files[i]); e != error::ok) {
+        return e;
+      }
+      last_name = r.name;
+    }
+    shard_ring* ring = current_ring();
+    if (ring == nullptr) {
+      for (std::size_t i = 0; i < reads.size(); ++i) {
+        if (const error e = engine().read(files[i], reads[i].offset, reads[i].buf);
+            e != error::ok) {
+          return e;
+        }
+      }
+      return error::ok;
+    }
+    return ring->read_batch(files, reads);
+  }
+
   [[nodiscard]] error sync(const table_ident& t, std::string_view name) {
     if (current_ring() == nullptr) {
       return files_.sync(t, name);
@@ -785,6 +815,45 @@ class uring_io {
     };
 
    private:
+    // Direct reads into aligned buffers all in flight at once (bounded by a window); anything
+    // else, and any read that came back short or failed, again one by one the careful way.
+    error read_batch(const std::vector<file_ref>& files, std::span<const page_read> reads) {
+      constexpr std::size_t window = 64;
+      engine_ops<raw_ops> ops{{this}};
+      for (std::size_t base = 0; base < reads.size(); base += window) {
+        const std::size_t n = std::min(window, reads.size() - base);
+        std::vector<op> ops_done(n);
+        waiter w;
+        for (std::size_t i = 0; i < n; ++i) {
+          const page_read& rd = reads[base + i];
+          const file_ref& f = files[base + i];
+          ops_done[i].w = &w;
+          ops_done[i].res = -EINVAL;  // not staged: read below
+          if (rd.buf.empty() || (f->direct && !aligned(rd.buf.data(), rd.offset, rd.buf.size()))) {
+            continue;
+          }
+          io_uring_sqe* sqe = next_sqe();
+          io_uring_prep_read(sqe, f->fd, rd.buf.data(), static_cast<unsigned>(rd.buf.size()),
+                             rd.offset);
+          set_file(sqe, f);
+          io_uring_sqe_set_data(sqe, &ops_done[i]);
+          ++w.pending;
+          ++in_flight_;
+        }
+        wait_for(w);
+        for (std::size_t i = 0; i < n; ++i) {
+          const page_read& rd = reads[base + i];
+          if (ops_done[i].res >= 0 && static_cast<std::size_t>(ops_done[i].res) == rd.buf.size()) {
+            continue;
+          }
+          if (const error e = ops.read(files[base + i], rd.offset, rd.buf); e != error::ok) {
+            return e;
+          }
+        }
+      }
+      return error::ok;
+    }
+
     void give_back(unsigned id) {
       io_uring_buf_ring_add(buf_ring_, buffers_ + std::size_t{id} * buffer_bytes_,
                             static_cast<unsigned>(buffer_bytes_), static_cast<unsigned short>(id),

@@ -39,6 +39,7 @@ inline constexpr std::size_t descent_depth_max = 64;
 struct scan_limits {
   std::size_t max_entries = 0;
   std::size_t max_bytes = 0;
+  std::size_t prefetch = 6;  // data pages read together (forward scans)
 };
 
 [[nodiscard]] inline bool is_expired(std::uint64_t expire_ts, std::uint64_t now_ms) noexcept {
@@ -125,36 +126,83 @@ class tree_reader {
     if (version_->root.is_none()) {
       return error::ok;
     }
+    // Leaves are read `prefetch` at a time: the ids come from the leaf-index page (the leaf
+    // holding the position and its right siblings there), and each must match the previous
+    // leaf's next link. Past the end of a leaf-index page, the next run starts from a new
+    // descent with the last key seen.
+    // Runs start at two leaves and double up to `prefetch`: a short scan reads little ahead.
+    const std::size_t prefetch = std::max<std::size_t>(1, limits.prefetch);
+    std::size_t run_max = std::min<std::size_t>(2, prefetch);
+    std::vector<page_id> run;
     page_id leaf;
-    if (const error e = find_leaf(version_->root, begin, false, leaf); e != error::ok) {
+    if (const error e = find_leaf(version_->root, begin, false, leaf, &run, run_max);
+        e != error::ok) {
       return e;
     }
+    std::vector<page_buffer> bufs;
+    std::string last_key;
     std::size_t bytes = 0;
-    for (std::size_t hops = 0; hops <= version_->mapping.size() && !leaf.is_none(); ++hops) {
-      data_page page;
-      if (const error e = load_data(leaf, page); e != error::ok) {
+    std::size_t hops = 0;
+    while (!run.empty()) {
+      while (bufs.size() < run.size()) {
+        bufs.emplace_back(pages_.page_size());
+      }
+      if (const error e = pages_.read_many(partition_, version_->mapping, run, bufs);
+          e != error::ok) {
         return e;
       }
-      data_page_iter it(page);
-      it.seek(begin, cmp_);
-      for (; it.valid(); it.next()) {
-        if (!end.empty() && cmp_.compare(it.key(), end) >= 0) {
-          return error::ok;
+      page_id next = run.front();
+      for (std::size_t i = 0; i < run.size(); ++i) {
+        if (run[i] != next || ++hops > version_->mapping.size() + 1) {
+          return error::corrupted;  // the index and the sibling chain disagree, or loop
         }
-        if ((!begin_inclusive && cmp_.compare(it.key(), begin) == 0) ||
-            is_expired(it.expire_ts(), now_ms_)) {
-          continue;
+        data_page page;
+        if (data_page::open(bufs[i].span(), page) != error::ok) {
+          return error::corrupted;
         }
-        if (const error e = emit(it, limits, out, bytes, has_more); e != error::ok || has_more) {
-          return e;
+        data_page_iter it(page);
+        it.seek(begin, cmp_);
+        for (; it.valid(); it.next()) {
+          if (!end.empty() && cmp_.compare(it.key(), end) >= 0) {
+            return error::ok;
+          }
+          if ((!begin_inclusive && cmp_.compare(it.key(), begin) == 0) ||
+              is_expired(it.expire_ts(), now_ms_)) {
+            continue;
+          }
+          if (const error e = emit(it, limits, out, bytes, has_more); e != error::ok || has_more) {
+            return e;
+          }
         }
+        if (it.status() != error::ok) {
+          return it.status();
+        }
+        data_page_iter last(page);
+        last.seek_to_last();
+        if (last.valid()) {
+          last_key.assign(last.key());
+        }
+        next = page.next();
+        leaf = run[i];
       }
-      if (it.status() != error::ok) {
-        return it.status();
+      if (next.is_none()) {
+        return error::ok;
       }
-      leaf = page.next();
+      // The leaves after the last one read, from its leaf-index page; the next leaf alone if
+      // it lives under another leaf-index page.
+      run_max = std::min(prefetch, run_max * 2);
+      page_id at;
+      if (const error e = find_leaf(version_->root, last_key, false, at, &run, run_max + 1);
+          e != error::ok) {
+        return e;
+      }
+      if (run.size() > 1 && run.front() == leaf) {
+        run.erase(run.begin());
+      } else {
+        run.assign(1, next);
+      }
     }
-    return leaf.is_none() ? error::ok : error::corrupted;
+    return error::ok;
   }
 
   // Like scan, but from the last key below `end` down to `begin` (inclusive), so
@@ -208,7 +256,10 @@ class tree_reader {
 
   // Descends from `root` to the data page whose range holds `key` (the last one if
   // `rightmost`). error::not_found for an empty tree.
-  [[nodiscard]] error find_leaf(page_id root, std::string_view key, bool rightmost, page_id& leaf) {
+  // With `run`, also collects the leaf and up to run_max - 1 of its right siblings in the same
+  // leaf-index page (the leaves a forward scan reads next).
+  [[nodiscard]] error find_leaf(page_id root, std::string_view key, bool rightmost, page_id& leaf,
+                                std::vector<page_id>* run = nullptr, std::size_t run_max = 1) {
     if (root.is_none()) {
       return error::not_found;
     }
@@ -233,6 +284,12 @@ class tree_reader {
       }
       if (page.is_leaf_index()) {
         leaf = it.child();
+        if (run != nullptr) {
+          run->assign(1, leaf);
+          for (it.next(); it.valid() && run->size() < run_max; it.next()) {
+            run->push_back(it.child());
+          }
+        }
         return error::ok;
       }
       id = it.child();

@@ -27,6 +27,7 @@
 #include <eloqstore/detail/manifest/record.hpp>
 #include <eloqstore/detail/mapping/page_mapping.hpp>
 #include <eloqstore/detail/shard/index_cache.hpp>
+#include <eloqstore/detail/util/page_buffer.hpp>
 #include <eloqstore/detail/util/strong_id.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/table_ident.hpp>
@@ -132,6 +133,49 @@ class page_access {
       return error::corrupted;
     }
     return read_fp(p, fp, out);
+  }
+
+  // Reads pages ids[i] into bufs[i] (page-sized), overlapping the reads when the backend
+  // can (batched_reads), and verifies every checksum.
+  [[nodiscard]] error read_many(const partition_state& p, const mapping_table& mapping,
+                                std::span<const page_id> ids, std::span<page_buffer> bufs) {
+    if constexpr (batched_reads<IO>) {
+      std::vector<std::string> names;
+      std::vector<page_read> reads(ids.size());
+      names.reserve(ids.size());
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        const file_page_id fp = mapping.file_page(ids[i]);
+        if (fp.is_none()) {
+          return error::corrupted;
+        }
+        const file_id f = file_of(fp, shift_);
+        if (names.empty() || i == 0 || file_of(mapping.file_page(ids[i - 1]), shift_) != f) {
+          names.push_back(file_name(p, f));
+        }
+        reads[i] =
+            page_read{names.back(), file_offset_bytes(fp, shift_, page_size_), bufs[i].span()};
+      }
+      const error e = io_.read_pages(p.id, reads);
+      if (e == error::end_of_file || e == error::not_found) {
+        return error::corrupted;
+      }
+      if (e != error::ok) {
+        return e;
+      }
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        if (verify_ && !verify_page_checksum(bufs[i].span())) {
+          return error::corrupted;
+        }
+      }
+      return error::ok;
+    } else {
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        if (const error e = read(p, mapping, ids[i], bufs[i].span()); e != error::ok) {
+          return e;
+        }
+      }
+      return error::ok;
+    }
   }
 
   [[nodiscard]] error read_fp(const partition_state& p, file_page_id fp, std::vector<char>& out) {
