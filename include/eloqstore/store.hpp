@@ -527,16 +527,39 @@ class EloqStore {
     std::vector<error> verdict(group.size(), error::ok);
     const pin_guard pin(p);
     if (e == error::ok) {
-      detail::tree_writer<io_type, comparator_type> w(s.pages, *p, cmp_, writer_cfg(), now_ms());
-      for (std::size_t i = 0; i < group.size() && e == error::ok; ++i) {
+      // The valid requests' entries become one batch sorted by key, equal keys in submission
+      // order (the writer applies those one after another, as separate requests would be),
+      // applied in one pass; afterwards every entry goes back to its request.
+      std::vector<std::pair<std::uint32_t, std::uint32_t>> origin;  // request, entry
+      for (std::size_t i = 0; i < group.size(); ++i) {
         auto& b = static_cast<batch_write_request&>(*group[i]);
         verdict[i] = prepare_batch(b.entries_);
-        if (verdict[i] == error::ok && !b.entries_.empty()) {
-          e = w.apply(b.entries_);
+        if (verdict[i] == error::ok) {
+          for (std::size_t k = 0; k < b.entries_.size(); ++k) {
+            origin.emplace_back(static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(k));
+          }
         }
       }
-      if (e == error::ok) {
-        e = w.commit();
+      const auto entry = [&](const std::pair<std::uint32_t, std::uint32_t>& o) -> write_entry& {
+        return static_cast<batch_write_request&>(*group[o.first]).entries_[o.second];
+      };
+      std::stable_sort(origin.begin(), origin.end(), [&](const auto& a, const auto& b) {
+        return cmp_.compare(entry(a).key, entry(b).key) < 0;
+      });
+      std::vector<write_entry> merged;
+      merged.reserve(origin.size());
+      for (const auto& o : origin) {
+        merged.push_back(std::move(entry(o)));
+      }
+      {
+        detail::tree_writer<io_type, comparator_type> w(s.pages, *p, cmp_, writer_cfg(), now_ms());
+        e = merged.empty() ? error::ok : w.apply(merged);
+        if (e == error::ok) {
+          e = w.commit();
+        }
+      }
+      for (std::size_t k = 0; k < origin.size(); ++k) {
+        entry(origin[k]) = std::move(merged[k]);
       }
     }
     for (std::size_t i = 0; i < group.size(); ++i) {
@@ -691,6 +714,9 @@ class EloqStore {
         handle_group(s, group);
       }
       enforce_meta_budget(s);
+      // Let the shard loop move newly queued requests (often resubmitted by the callbacks of
+      // the group just completed) into the lane first, so the next group includes them.
+      s.sched.yield();
     }
   }
 

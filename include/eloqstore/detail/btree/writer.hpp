@@ -30,6 +30,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -43,6 +44,7 @@
 #include <eloqstore/detail/page/index_page.hpp>
 #include <eloqstore/detail/page/overflow_page.hpp>
 #include <eloqstore/detail/shard/partition.hpp>
+#include <eloqstore/detail/util/page_buffer.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/types.hpp>
 
@@ -90,7 +92,8 @@ class tree_writer {
   [[nodiscard]] const writer_stats& stats() const noexcept { return stats_; }
   [[nodiscard]] std::uint64_t next_expire_ts() const noexcept { return min_expire_; }
 
-  // Applies a batch. REQUIRES: keys sorted ascending by the comparator, unique, non-empty.
+  // Applies a batch. REQUIRES: keys sorted ascending by the comparator and non-empty; equal
+  // keys (a group of requests) are applied one after another in batch order.
   [[nodiscard]] error apply(std::span<const write_entry> batch) {
     ttl_mode_ = false;
     if (const error e = apply_tree(root_, batch); e != error::ok) {
@@ -262,13 +265,85 @@ class tree_writer {
     log_.delete_mapping(id);
   }
 
-  // The current bytes of a page: the dirty copy if this writer changed it, else storage.
+  // The current bytes of a page: the dirty copy if this writer changed it, a page read ahead
+  // (prefetch_leaves), else storage.
   [[nodiscard]] error load(page_id id, std::vector<char>& out) {
     if (const auto it = dirty_.find(id.value()); it != dirty_.end()) {
       out = it->second;
       return error::ok;
     }
+    if (const auto it = prefetched_.find(id.value()); it != prefetched_.end()) {
+      const std::span<const char> bytes = it->second.span();
+      out.assign(bytes.begin(), bytes.end());
+      prefetched_.erase(it);
+      return error::ok;
+    }
     return pages_.read(p_, mapping_, id, out);
+  }
+
+  // Reads the data pages a batch will rewrite all at once (the backend overlaps them), so
+  // the rewrite that follows finds them in memory instead of reading them one by one.
+  [[nodiscard]] error prefetch_leaves(page_id root, std::span<const write_entry> batch) {
+    std::vector<page_id> leaves;
+    if (const error e = collect_leaves(root, {}, {}, batch, 0, leaves); e != error::ok) {
+      return e;
+    }
+    std::erase_if(leaves, [&](page_id id) {
+      return dirty_.contains(id.value()) || prefetched_.contains(id.value());
+    });
+    if (leaves.size() < 2) {
+      return error::ok;
+    }
+    std::vector<page_buffer> bufs;
+    bufs.reserve(leaves.size());
+    for (std::size_t i = 0; i < leaves.size(); ++i) {
+      bufs.emplace_back(cfg_.page_size);
+    }
+    if (const error e = pages_.read_many(p_, mapping_, leaves, bufs); e != error::ok) {
+      return e;
+    }
+    for (std::size_t i = 0; i < leaves.size(); ++i) {
+      prefetched_.emplace(leaves[i].value(), std::move(bufs[i]));
+    }
+    return error::ok;
+  }
+
+  // The data pages under index page `id` (covering [lo, hi)) whose ranges hold batch keys.
+  [[nodiscard]] error collect_leaves(page_id id, std::string_view lo, std::string_view hi,
+                                     std::span<const write_entry> batch, std::size_t depth,
+                                     std::vector<page_id>& out) {
+    if (depth >= descent_depth_max) {
+      return error::corrupted;
+    }
+    index_hold held;
+    index_page page;
+    if (const error e = load_index(id, held, page); e != error::ok) {
+      return e;
+    }
+    std::vector<child_ref> children;
+    index_page_iter it(page);
+    for (it.seek_to_first(); it.valid(); it.next()) {
+      children.push_back(child_ref{std::string(it.at_leftmost() ? lo : it.key()), it.child()});
+    }
+    if (it.status() != error::ok) {
+      return error::corrupted;
+    }
+    for (std::size_t i = 0; i < children.size(); ++i) {
+      const std::string_view child_hi =
+          i + 1 < children.size() ? std::string_view(children[i + 1].key) : hi;
+      const auto part = slice(batch, children[i].key, child_hi);
+      if (part.empty()) {
+        continue;
+      }
+      if (page.is_leaf_index()) {
+        out.push_back(children[i].id);
+      } else if (const error e = collect_leaves(children[i].id, children[i].key, child_hi, part,
+                                                depth + 1, out);
+                 e != error::ok) {
+        return e;
+      }
+    }
+    return error::ok;
   }
 
   // An index page the writer is working on: pinned in the shard's index cache (the
@@ -406,6 +481,13 @@ class tree_writer {
         return e;
       }
       return grow_root(root, std::move(leaves), true);
+    }
+    if constexpr (batched_reads<IO>) {
+      if (batch.size() > 1) {
+        if (const error e = prefetch_leaves(root, batch); e != error::ok) {
+          return e;
+        }
+      }
     }
     std::vector<child_ref> result;
     const error e = rewrite_index(
@@ -630,29 +712,48 @@ class tree_writer {
         ++i;
         continue;
       }
-      const write_entry& w = changes[j];
+      // The changes of one key, folded in order over the stored record. An expired record
+      // is logically gone: it never wins against a change. Otherwise a change wins iff its
+      // timestamp is >= the live one's; a purge only removes expired records.
+      const record* old = nullptr;
       if (c == 0) {
-        // An expired record is logically gone: it never wins against a change. Otherwise
-        // the change wins iff its timestamp is >= the stored one; a purge only removes
-        // expired records.
-        const record& old = existing[i];
+        old = &existing[i];
         ++i;
-        const bool expired = is_expired(old.expire_ts, now_ms_);
-        if (!expired && (w.op == write_op_purge || w.timestamp < old.ts)) {
-          out.push_back(old);
-          ++j;
+        if (is_expired(old->expire_ts, now_ms_)) {
+          if (const error e = drop(*old); e != error::ok) {
+            return e;
+          }
+          old = nullptr;
+        }
+      }
+      const write_entry* now = nullptr;  // the live change, if one won
+      std::size_t end = j + 1;
+      while (end < changes.size() && compare(changes[end].key, changes[j].key) == 0) {
+        ++end;
+      }
+      for (; j < end; ++j) {
+        const write_entry& w = changes[j];
+        const bool live = old != nullptr || now != nullptr;
+        const std::uint64_t live_ts =
+            old != nullptr ? old->ts : (now != nullptr ? now->timestamp : 0);
+        if (live && (w.op == write_op_purge || w.timestamp < live_ts)) {
           continue;
         }
-        if (const error e = drop(old); e != error::ok) {
+        if (old != nullptr) {
+          if (const error e = drop(*old); e != error::ok) {
+            return e;
+          }
+          old = nullptr;
+        }
+        now = w.op == write_op::upsert && !is_expired(w.expire_ts, now_ms_) ? &w : nullptr;
+      }
+      if (old != nullptr) {
+        out.push_back(*old);
+      } else if (now != nullptr) {
+        if (const error e = add_new(*now, out); e != error::ok) {
           return e;
         }
       }
-      if (w.op == write_op::upsert && !is_expired(w.expire_ts, now_ms_)) {
-        if (const error e = add_new(w, out); e != error::ok) {
-          return e;
-        }
-      }
-      ++j;
     }
     return error::ok;
   }
@@ -1080,6 +1181,7 @@ class tree_writer {
   page_id root_;
   page_id ttl_root_;
   std::map<std::uint32_t, std::vector<char>> dirty_;
+  std::unordered_map<std::uint32_t, page_buffer> prefetched_;  // data pages read ahead
   std::vector<std::uint64_t> freed_fps_;
   std::vector<std::pair<std::uint64_t, std::uint32_t>> written_index_;  // file page, page id
   manifest_builder log_;
