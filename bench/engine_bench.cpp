@@ -127,13 +127,17 @@ void load(const std::string& dir, std::uint64_t keys, std::uint64_t batch) {
     std::exit(1);
   }
   const table_ident t{"bench", 0};
+  // The batches are built before the clock starts: the figure is the store's.
   const std::string value(1000, 'v');
-  const auto start = bench_clock::now();
+  std::vector<std::vector<write_entry>> batches;
   for (std::uint64_t first = 0; first < keys; first += batch) {
-    std::vector<write_entry> b;
+    auto& b = batches.emplace_back();
     for (std::uint64_t i = first; i < std::min(keys, first + batch); ++i) {
       b.push_back({key_of(i), value, 1, write_op::upsert, 0});
     }
+  }
+  const auto start = bench_clock::now();
+  for (auto& b : batches) {
     if (store.write(t, std::move(b)) != error::ok) {
       std::fprintf(stderr, "write failed\n");
       std::exit(1);

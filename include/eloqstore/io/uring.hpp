@@ -768,7 +768,12 @@ class uring_io {
             const run& rn = runs[base + i];
             staged& s = st[i];
             s.o.w = &w;
-            if (rn.file->direct) {
+            const bool parts_aligned = std::all_of(rn.parts.begin(), rn.parts.end(),
+                                                   [&](std::span<const char> part) {
+                                                     return aligned(part.data(), 0, part.size());
+                                                   }) &&
+                                       aligned(nullptr, rn.offset, 0);
+            if (rn.file->direct && !parts_aligned) {
               s.copy = aligned_buffer(rn.bytes);
               std::size_t at = 0;
               for (const auto& part : rn.parts) {

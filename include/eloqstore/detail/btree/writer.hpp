@@ -269,7 +269,8 @@ class tree_writer {
   // (prefetch_leaves), else storage.
   [[nodiscard]] error load(page_id id, std::vector<char>& out) {
     if (const auto it = dirty_.find(id.value()); it != dirty_.end()) {
-      out = it->second;
+      const std::span<const char> bytes = it->second;
+      out.assign(bytes.begin(), bytes.end());
       return error::ok;
     }
     if (const auto it = prefetched_.find(id.value()); it != prefetched_.end()) {
@@ -359,7 +360,8 @@ class tree_writer {
     std::span<const char> bytes;
     if (const auto it = dirty_.find(id.value()); it != dirty_.end()) {
       hold.pin.reset();
-      hold.copy = it->second;
+      const std::span<const char> dirty = it->second;
+      hold.copy.assign(dirty.begin(), dirty.end());
       bytes = hold.copy;
     } else {
       if (const error e = pages_.index(p_, mapping_, id, hold.pin); e != error::ok) {
@@ -381,7 +383,8 @@ class tree_writer {
       if (read_page_type(bytes) != page_type::data) {
         return error::corrupted;
       }
-      it = dirty_.emplace(id.value(), std::move(bytes)).first;
+      it = dirty_.try_emplace(id.value()).first;
+      it->second.assign(bytes.begin(), bytes.end());
     }
     encode_fixed32(it->second.data() + offset, value.value());
     return error::ok;
@@ -1061,8 +1064,8 @@ class tree_writer {
         add_term(f);
         new_file = true;
       }
-      set_page_checksum(bytes);
-      if (const page_type t = read_page_type(bytes);
+      set_page_checksum(bytes.span());
+      if (const page_type t = read_page_type(bytes.span());
           t == page_type::leaf_index || t == page_type::non_leaf_index) {
         written_index_.emplace_back(fp.value(), raw_id);
       }
@@ -1180,7 +1183,8 @@ class tree_writer {
   mapping_table mapping_;
   page_id root_;
   page_id ttl_root_;
-  std::map<std::uint32_t, std::vector<char>> dirty_;
+  // Pages this writer built or changed, page-aligned so direct I/O writes them in place.
+  std::map<std::uint32_t, page_buffer> dirty_;
   std::unordered_map<std::uint32_t, page_buffer> prefetched_;  // data pages read ahead
   std::vector<std::uint64_t> freed_fps_;
   std::vector<std::pair<std::uint64_t, std::uint32_t>> written_index_;  // file page, page id

@@ -2,6 +2,7 @@
 // without a bounce copy.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <memory>
 #include <new>
@@ -17,6 +18,20 @@ class page_buffer {
   explicit page_buffer(std::size_t size)
       : p_(static_cast<char*>(::operator new (size, std::align_val_t{alignment}))), size_(size) {}
 
+  // Replaces the contents with [first, last), reallocating only if the size differs.
+  template <typename It>
+  void assign(It first, It last) {
+    const auto n = static_cast<std::size_t>(last - first);
+    if (n != size_) {
+      *this = page_buffer(n);
+    }
+    std::copy(first, last, p_.get());
+  }
+
+  [[nodiscard]] char* data() noexcept { return p_.get(); }
+  [[nodiscard]] const char* data() const noexcept { return p_.get(); }
+  [[nodiscard]] operator std::span<char>() noexcept { return span(); }
+  [[nodiscard]] operator std::span<const char>() const noexcept { return span(); }
   [[nodiscard]] std::span<char> span() noexcept { return {p_.get(), size_}; }
   [[nodiscard]] std::span<const char> span() const noexcept { return {p_.get(), size_}; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
