@@ -551,15 +551,21 @@ class EloqStore {
       for (const auto& o : origin) {
         merged.push_back(std::move(entry(o)));
       }
-      {
-        detail::tree_writer<io_type, comparator_type> w(s.pages, *p, cmp_, writer_cfg(), now_ms());
-        e = merged.empty() ? error::ok : w.apply(merged);
-        if (e == error::ok) {
-          e = w.commit();
+      // Every entry returns to its request on every path, exceptions included.
+      struct give_back {
+        std::vector<std::pair<std::uint32_t, std::uint32_t>>& origin;
+        std::vector<write_entry>& merged;
+        decltype(entry)& at;
+        ~give_back() {
+          for (std::size_t k = 0; k < merged.size(); ++k) {
+            at(origin[k]) = std::move(merged[k]);
+          }
         }
-      }
-      for (std::size_t k = 0; k < origin.size(); ++k) {
-        entry(origin[k]) = std::move(merged[k]);
+      } restore{origin, merged, entry};
+      detail::tree_writer<io_type, comparator_type> w(s.pages, *p, cmp_, writer_cfg(), now_ms());
+      e = merged.empty() ? error::ok : w.apply(merged);
+      if (e == error::ok) {
+        e = w.commit();
       }
     }
     for (std::size_t i = 0; i < group.size(); ++i) {

@@ -57,6 +57,9 @@ class tree_reader {
         version_(std::move(version)),
         cmp_(cmp),
         now_ms_(now_ms) {}
+  tree_reader(const tree_reader&) = delete;
+  tree_reader& operator=(const tree_reader&) = delete;
+  ~tree_reader() { pages_.recycle(std::move(buf_)); }
 
   // error::not_found if the key is absent or expired.
   [[nodiscard]] error get(std::string_view key, kv_entry& out) {
@@ -132,10 +135,13 @@ class tree_reader {
     // descent with the last key seen.
     // Runs start at two leaves and double up to `prefetch`: a short scan reads little ahead.
     const std::size_t prefetch = std::max<std::size_t>(1, limits.prefetch);
-    std::size_t run_max = std::min<std::size_t>(2, prefetch);
+    std::size_t run_max = std::min<std::size_t>(
+        limits.max_entries != 0 && limits.max_entries <= 16 ? 1 : 2, prefetch);
     std::vector<page_id> run;
     page_id leaf;
-    if (const error e = find_leaf(version_->root, begin, false, leaf, &run, run_max);
+    bool reached_end = false;
+    if (const error e =
+            find_leaf(version_->root, begin, false, leaf, &run, run_max, end, &reached_end);
         e != error::ok) {
       return e;
     }
@@ -185,19 +191,22 @@ class tree_reader {
         next = page.next();
         leaf = run[i];
       }
-      if (next.is_none()) {
+      if (next.is_none() || reached_end) {
         return error::ok;
       }
       // The leaves after the last one read, from its leaf-index page; the next leaf alone if
       // it lives under another leaf-index page.
       run_max = std::min(prefetch, run_max * 2);
       page_id at;
-      if (const error e = find_leaf(version_->root, last_key, false, at, &run, run_max + 1);
+      if (const error e =
+              find_leaf(version_->root, last_key, false, at, &run, run_max + 1, end, &reached_end);
           e != error::ok) {
         return e;
       }
       if (run.size() > 1 && run.front() == leaf) {
         run.erase(run.begin());
+      } else if (reached_end && run.size() == 1 && run.front() == leaf) {
+        return error::ok;  // the next leaf starts at or after end
       } else {
         run.assign(1, next);
       }
@@ -257,9 +266,11 @@ class tree_reader {
   // Descends from `root` to the data page whose range holds `key` (the last one if
   // `rightmost`). error::not_found for an empty tree.
   // With `run`, also collects the leaf and up to run_max - 1 of its right siblings in the same
-  // leaf-index page (the leaves a forward scan reads next).
+  // leaf-index page (the leaves a forward scan reads next), stopping before a sibling whose
+  // range starts at or after `end` (a scan never needs it; empty end = +inf).
   [[nodiscard]] error find_leaf(page_id root, std::string_view key, bool rightmost, page_id& leaf,
-                                std::vector<page_id>* run = nullptr, std::size_t run_max = 1) {
+                                std::vector<page_id>* run = nullptr, std::size_t run_max = 1,
+                                std::string_view end = {}, bool* reached_end = nullptr) {
     if (root.is_none()) {
       return error::not_found;
     }
@@ -287,6 +298,12 @@ class tree_reader {
         if (run != nullptr) {
           run->assign(1, leaf);
           for (it.next(); it.valid() && run->size() < run_max; it.next()) {
+            if (!end.empty() && cmp_.compare(it.key(), end) >= 0) {
+              if (reached_end != nullptr) {
+                *reached_end = true;  // the leaves after the run hold no key below end
+              }
+              break;
+            }
             run->push_back(it.child());
           }
         }
@@ -326,7 +343,7 @@ class tree_reader {
  private:
   [[nodiscard]] error load_data(page_id id, data_page& page) {
     if (buf_.size() != pages_.page_size()) {
-      buf_ = page_buffer(pages_.page_size());
+      buf_ = pages_.take_buffer();
     }
     if (const error e = pages_.read(partition_, version_->mapping, id, buf_.span());
         e != error::ok) {

@@ -292,6 +292,9 @@ class tree_writer {
     std::erase_if(leaves, [&](page_id id) {
       return dirty_.contains(id.value()) || prefetched_.contains(id.value());
     });
+    if (leaves.size() > prefetch_leaves_max) {
+      leaves.resize(prefetch_leaves_max);  // memory bound: the rest is read when reached
+    }
     if (leaves.size() < 2) {
       return error::ok;
     }
@@ -364,6 +367,7 @@ class tree_writer {
       hold.copy.assign(dirty.begin(), dirty.end());
       bytes = hold.copy;
     } else {
+      hold.pin.reset();  // a reused hold gives its frame back before taking another
       if (const error e = pages_.index(p_, mapping_, id, hold.pin); e != error::ok) {
         return e;
       }
@@ -377,7 +381,7 @@ class tree_writer {
     auto it = dirty_.find(id.value());
     if (it == dirty_.end()) {
       std::vector<char> bytes;
-      if (const error e = pages_.read(p_, mapping_, id, bytes); e != error::ok) {
+      if (const error e = load(id, bytes); e != error::ok) {
         return e;
       }
       if (read_page_type(bytes) != page_type::data) {
@@ -1186,6 +1190,7 @@ class tree_writer {
   // Pages this writer built or changed, page-aligned so direct I/O writes them in place.
   std::map<std::uint32_t, page_buffer> dirty_;
   std::unordered_map<std::uint32_t, page_buffer> prefetched_;  // data pages read ahead
+  static constexpr std::size_t prefetch_leaves_max = 512;
   std::vector<std::uint64_t> freed_fps_;
   std::vector<std::pair<std::uint64_t, std::uint32_t>> written_index_;  // file page, page id
   manifest_builder log_;

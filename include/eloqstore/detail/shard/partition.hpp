@@ -230,12 +230,30 @@ class page_access {
 
   [[nodiscard]] index_cache::stats cache_stats() const noexcept { return cache_.statistics(); }
 
+  // A page buffer from the shard's spares (no aligned allocation per read); give it back with
+  // recycle(). At most `spares_max` are kept.
+  [[nodiscard]] page_buffer take_buffer() {
+    if (spares_.empty()) {
+      return page_buffer(page_size_);
+    }
+    page_buffer b = std::move(spares_.back());
+    spares_.pop_back();
+    return b;
+  }
+  void recycle(page_buffer&& b) {
+    if (b.size() == page_size_ && spares_.size() < spares_max) {
+      spares_.push_back(std::move(b));
+    }
+  }
+  static constexpr std::size_t spares_max = 256;
+
  private:
   IO& io_;
   std::size_t page_size_;
   unsigned shift_;
   bool verify_;
   index_cache cache_;
+  std::vector<page_buffer> spares_;
 };
 
 }  // namespace eloqstore::detail
