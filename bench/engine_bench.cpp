@@ -7,8 +7,8 @@
 //             for pread_io the OS page cache is dropped first when running as root)
 //   scan      full forward scan (entries/s)
 //   small     a 10-key batch into the large partition (latency per durable batch)
-//   clients   64 client threads, single-key durable writes to one partition, with and
-//             without group commit
+//   clients   64 clients (threads with the sync API, then asynchronous requests), single-key
+//             durable writes to one partition, with and without group commit
 //   mapping   copy-on-write cost of one small batch in a 1M-page mapping: chunked (ours)
 //             vs copying the whole table (the reference engine)
 //
@@ -194,8 +194,11 @@ void reads_scan_small(const std::string& dir, std::uint64_t keys) {
       s / rounds * 1e6, static_cast<double>(chunks) / rounds);
 }
 
+// 64 clients writing single keys durably to one partition: 64 client threads (sync API), or
+// 64 asynchronous clients (64 requests in flight, each callback, on the shard thread,
+// submitting its client's next write; no client threads to schedule).
 template <typename store_type>
-void small_writes(const std::string& dir, bool group_commit) {
+void small_writes(const std::string& dir, bool group_commit, bool async_clients) {
   std::filesystem::remove_all(dir);
   options o = make_options(dir);
   o.group_commit = group_commit;
@@ -208,80 +211,58 @@ void small_writes(const std::string& dir, bool group_commit) {
   // Long enough that thread start-up does not count: a few seconds either way.
   const int per_client = group_commit ? 400 : 50;
   std::atomic<int> failures{0};
-  std::vector<std::thread> threads;
   const auto start = bench_clock::now();
-  for (int c = 0; c < clients; ++c) {
-    threads.emplace_back([&, c] {
-      for (int i = 0; i < per_client; ++i) {
-        if (store.put(t, key_of(static_cast<std::uint64_t>(c) * 1000 + i), "value", 1) !=
-            error::ok) {
-          ++failures;
+  if (!async_clients) {
+    std::vector<std::thread> threads;
+    for (int c = 0; c < clients; ++c) {
+      threads.emplace_back([&, c] {
+        for (int i = 0; i < per_client; ++i) {
+          if (store.put(t, key_of(static_cast<std::uint64_t>(c) * 1000 + i), "value", 1) !=
+              error::ok) {
+            ++failures;
+          }
         }
-      }
-    });
-  }
-  for (auto& th : threads) {
-    th.join();
-  }
-  const double s = since(start);
-  const auto [groups, writes] = store.write_groups();
-  std::printf(
-      "clients 64 x 1-key durable writes, group commit %-3s: %8.0f writes/s (groups: largest "
-      "%zu, average %.1f)%s\n",
-      group_commit ? "on" : "off", clients * per_client / s, store.largest_group(),
-      groups == 0 ? 0.0 : static_cast<double>(writes) / static_cast<double>(groups),
-      failures.load() != 0 ? " FAILURES" : "");
-}
-
-// The same workload from 64 asynchronous clients: 64 requests in flight, each callback (on
-// the shard thread) submitting its client's next write; no client threads to schedule.
-template <typename store_type>
-void small_writes_async(const std::string& dir, bool group_commit) {
-  std::filesystem::remove_all(dir);
-  options o = make_options(dir);
-  o.group_commit = group_commit;
-  store_type store(o);
-  if (store.start() != error::ok) {
-    std::exit(1);
-  }
-  const table_ident t{"clients", 0};
-  constexpr int clients = 64;
-  const int per_client = group_commit ? 400 : 50;
-  std::vector<batch_write_request> reqs(clients);
-  std::vector<int> sent(clients, 0);
-  std::atomic<int> done{0};
-  std::atomic<int> failures{0};
-  const auto next = [&](int c) {
-    const auto key = key_of(static_cast<std::uint64_t>(c) * 1000 + sent[c]);
-    ++sent[c];
-    reqs[c].set_args(t, {{key, "value", 1, write_op::upsert, 0}});
-  };
-  std::function<void(request&)> on_done = [&](request& r) {
-    const int c = static_cast<int>(r.user_data());
-    if (r.status() != error::ok) {
-      ++failures;
+      });
     }
-    if (sent[c] < per_client) {
+    for (auto& th : threads) {
+      th.join();
+    }
+  } else {
+    std::vector<batch_write_request> reqs(clients);
+    std::vector<int> sent(clients, 0);
+    std::atomic<int> done{0};
+    const auto next = [&](int c) {
+      const auto key = key_of(static_cast<std::uint64_t>(c) * 1000 + sent[c]);
+      ++sent[c];
+      reqs[c].set_args(t, {{key, "value", 1, write_op::upsert, 0}});
+    };
+    std::function<void(request&)> on_done = [&](request& r) {
+      const int c = static_cast<int>(r.user_data());
+      if (r.status() != error::ok) {
+        ++failures;
+      }
+      if (sent[c] < per_client) {
+        next(c);
+        store.exec_async(reqs[c], static_cast<std::uint64_t>(c), on_done);
+      } else {
+        ++done;
+      }
+    };
+    for (int c = 0; c < clients; ++c) {
       next(c);
       store.exec_async(reqs[c], static_cast<std::uint64_t>(c), on_done);
-    } else {
-      ++done;
     }
-  };
-  const auto start = bench_clock::now();
-  for (int c = 0; c < clients; ++c) {
-    next(c);
-    store.exec_async(reqs[c], static_cast<std::uint64_t>(c), on_done);
-  }
-  while (done.load() < clients) {
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    while (done.load() < clients) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
   }
   const double s = since(start);
   const auto [groups, writes] = store.write_groups();
   std::printf(
-      "clients 64 async   1-key durable writes, group commit %-3s: %8.0f writes/s (groups: "
+      "clients 64 %-7s 1-key durable writes, group commit %-3s: %8.0f writes/s (groups: "
       "largest %zu, average %.1f)%s\n",
-      group_commit ? "on" : "off", clients * per_client / s, store.largest_group(),
+      async_clients ? "async" : "threads", group_commit ? "on" : "off", clients * per_client / s,
+      store.largest_group(),
       groups == 0 ? 0.0 : static_cast<double>(writes) / static_cast<double>(groups),
       failures.load() != 0 ? " FAILURES" : "");
 }
@@ -343,10 +324,10 @@ int main(int argc, char** argv) {
     }
     if (wanted("clients")) {
       const std::string clients_dir = dir + "-clients";
-      small_writes<store_type>(clients_dir, false);
-      small_writes<store_type>(clients_dir, true);
-      small_writes_async<store_type>(clients_dir, false);
-      small_writes_async<store_type>(clients_dir, true);
+      for (const bool async_clients : {false, true}) {
+        small_writes<store_type>(clients_dir, false, async_clients);
+        small_writes<store_type>(clients_dir, true, async_clients);
+      }
       std::filesystem::remove_all(clients_dir);
     }
   };

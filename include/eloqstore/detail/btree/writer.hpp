@@ -316,21 +316,11 @@ class tree_writer {
   [[nodiscard]] error collect_leaves(page_id id, std::string_view lo, std::string_view hi,
                                      std::span<const write_entry> batch, std::size_t depth,
                                      std::vector<page_id>& out) {
-    if (depth >= descent_depth_max) {
-      return error::corrupted;
-    }
     index_hold held;
-    index_page page;
-    if (const error e = load_index(id, held, page); e != error::ok) {
-      return e;
-    }
+    bool leaf = false;
     std::vector<child_ref> children;
-    index_page_iter it(page);
-    for (it.seek_to_first(); it.valid(); it.next()) {
-      children.push_back(child_ref{std::string(it.at_leftmost() ? lo : it.key()), it.child()});
-    }
-    if (it.status() != error::ok) {
-      return error::corrupted;
+    if (const error e = load_children(id, lo, depth, held, leaf, children); e != error::ok) {
+      return e;
     }
     for (std::size_t i = 0; i < children.size(); ++i) {
       const std::string_view child_hi =
@@ -339,7 +329,7 @@ class tree_writer {
       if (part.empty()) {
         continue;
       }
-      if (page.is_leaf_index()) {
+      if (leaf) {
         out.push_back(children[i].id);
       } else if (const error e = collect_leaves(children[i].id, children[i].key, child_hi, part,
                                                 depth + 1, out);
@@ -374,6 +364,27 @@ class tree_writer {
       bytes = hold.pin.bytes();
     }
     return index_page::open(bytes, page) == error::ok ? error::ok : error::corrupted;
+  }
+
+  // Loads index page `id` (its range starting at lo) into `held` and lists its children, each
+  // with the lower bound of its range (lo for the leftmost); `leaf` tells whether they are
+  // data pages.
+  [[nodiscard]] error load_children(page_id id, std::string_view lo, std::size_t depth,
+                                    index_hold& held, bool& leaf,
+                                    std::vector<child_ref>& children) {
+    if (depth >= descent_depth_max) {
+      return error::corrupted;
+    }
+    index_page page;
+    if (const error e = load_index(id, held, page); e != error::ok) {
+      return e;
+    }
+    leaf = page.is_leaf_index();
+    index_page_iter it(page);
+    for (it.seek_to_first(); it.valid(); it.next()) {
+      children.push_back(child_ref{std::string(it.at_leftmost() ? lo : it.key()), it.child()});
+    }
+    return it.status() == error::ok ? error::ok : error::corrupted;
   }
 
   // A dirty copy of a data page, loaded on first use, for sibling-link updates.
@@ -545,22 +556,11 @@ class tree_writer {
   template <typename Visit>
   [[nodiscard]] error rewrite_index(page_id id, std::string_view lo, std::string_view hi,
                                     std::size_t depth, std::vector<child_ref>& out, Visit&& visit) {
-    if (depth >= descent_depth_max) {
-      return error::corrupted;
-    }
-    index_hold held;
-    index_page page;
-    if (const error e = load_index(id, held, page); e != error::ok) {
-      return e;
-    }
-    const bool leaf = page.is_leaf_index();
+    index_hold held;  // pinned while the subtree is rewritten (the reference's stack)
+    bool leaf = false;
     std::vector<child_ref> children;
-    index_page_iter it(page);
-    for (it.seek_to_first(); it.valid(); it.next()) {
-      children.push_back(child_ref{std::string(it.at_leftmost() ? lo : it.key()), it.child()});
-    }
-    if (it.status() != error::ok) {
-      return error::corrupted;
+    if (const error e = load_children(id, lo, depth, held, leaf, children); e != error::ok) {
+      return e;
     }
     std::vector<child_ref> next;
     bool changed = false;
