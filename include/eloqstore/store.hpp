@@ -602,6 +602,15 @@ class EloqStore {
   // scheduler the loop submits and reaps the I/O ring (when the backend has one) and blocks
   // on it, or on the queue's condition variable, when there is nothing to run.
   void run_fiber_shard(shard& s) {
+    // Writers building many pages step aside (low priority) so reads queued meanwhile run.
+    s.pages.set_yield_hook(
+        [](void* sched) {
+          auto& fs = *static_cast<scheduler_type*>(sched);
+          if (fs.current() != nullptr) {
+            fs.yield_low_priority();
+          }
+        },
+        &s.sched);
     s.ring = attach_ring(s);
     auto* ring = s.ring.get();
     for (;;) {

@@ -685,6 +685,7 @@ class tree_writer {
       const page_id after = j + 1 < ids.size() ? ids[j + 1] : next;
       const auto page = data_builder_.finish(before, after);
       dirty_[ids[j].value()].assign(page.begin(), page.end());
+      pages_.yield_point();  // between pages: waiting reads run before the next one is built
       const std::string key =
           j == 0 ? std::string() : separator(merged[starts[j] - 1].key, merged[starts[j]].key);
       out.push_back(child_ref{key, ids[j]});

@@ -230,6 +230,18 @@ class page_access {
 
   [[nodiscard]] index_cache::stats cache_stats() const noexcept { return cache_.statistics(); }
 
+  // Long CPU work (a writer building pages) calls yield_point() between pages; with a
+  // suspending scheduler the store installs a hook that lets waiting reads run first.
+  void set_yield_hook(void (*hook)(void*), void* arg) noexcept {
+    yield_hook_ = hook;
+    yield_arg_ = arg;
+  }
+  void yield_point() {
+    if (yield_hook_ != nullptr) {
+      yield_hook_(yield_arg_);
+    }
+  }
+
   // A page buffer from the shard's spares (no aligned allocation per read); give it back with
   // recycle(). At most `spares_max` are kept.
   [[nodiscard]] page_buffer take_buffer() {
@@ -254,6 +266,8 @@ class page_access {
   bool verify_;
   index_cache cache_;
   std::vector<page_buffer> spares_;
+  void (*yield_hook_)(void*) = nullptr;
+  void* yield_arg_ = nullptr;
 };
 
 }  // namespace eloqstore::detail
