@@ -479,26 +479,17 @@ json results_json(const suite_results& s, const json& machine) {
     settings.set(name, text);
   }
   root.set("engine_settings", std::move(settings));
-  json dev = json::array();
-  for (const device_run& d : s.device) {
-    dev.push(to_json(d));
-  }
-  root.set("device", std::move(dev));
-  json wls = json::array();
-  for (const workload& w : s.workloads) {
-    wls.push(workload_json(w));
-  }
-  root.set("workloads", std::move(wls));
-  json loads = json::array();
-  for (const run_record& r : s.loads) {
-    loads.push(run_json_impl(r));
-  }
-  root.set("loads", std::move(loads));
-  json runs = json::array();
-  for (const run_record& r : s.runs) {
-    runs.push(run_json_impl(r));
-  }
-  root.set("runs", std::move(runs));
+  const auto array_of = [](const auto& items, const auto& to) {
+    json a = json::array();
+    for (const auto& item : items) {
+      a.push(to(item));
+    }
+    return a;
+  };
+  root.set("device", array_of(s.device, [](const device_run& d) { return to_json(d); }));
+  root.set("workloads", array_of(s.workloads, workload_json));
+  root.set("loads", array_of(s.loads, run_json_impl));
+  root.set("runs", array_of(s.runs, run_json_impl));
   return root;
 }
 

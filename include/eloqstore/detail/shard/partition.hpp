@@ -118,11 +118,8 @@ class page_access {
   // Reads logical page `id` through `mapping` into `out` (resized to one page).
   [[nodiscard]] error read(const partition_state& p, const mapping_table& mapping, page_id id,
                            std::vector<char>& out) {
-    const file_page_id fp = mapping.file_page(id);
-    if (fp.is_none()) {
-      return error::corrupted;  // a reachable page must be mapped
-    }
-    return read_fp(p, fp, out);
+    out.resize(page_size_);
+    return read(p, mapping, id, std::span<char>(out));
   }
 
   // The same into a caller's page-sized buffer (aligned buffers take the direct I/O path).
@@ -130,7 +127,7 @@ class page_access {
                            std::span<char> out) {
     const file_page_id fp = mapping.file_page(id);
     if (fp.is_none()) {
-      return error::corrupted;
+      return error::corrupted;  // a reachable page must be mapped
     }
     return read_fp(p, fp, out);
   }
