@@ -76,6 +76,18 @@ concept batched_io = io_backend<B> &&
   { io.write_pages(t, writes) } -> std::same_as<error>;
 };
 
+// async_page_writes: a batched_io backend that can start a batch of page writes and let the
+// caller go on while they run. begin_write_pages(t, writes, ticket) starts them (the caller
+// keeps the buffers alive and unchanged); finish_write_pages(ticket) waits and returns the
+// first error. Destroying an unfinished ticket waits for its writes.
+template <typename B>
+concept async_page_writes = batched_io<B> &&
+    requires(B& io, const table_ident& t, std::span<const page_write> writes,
+             typename B::write_ticket& ticket) {
+  { io.begin_write_pages(t, writes, ticket) } -> std::same_as<error>;
+  { io.finish_write_pages(ticket) } -> std::same_as<error>;
+};
+
 // One page-sized read of a batch (see batched_reads).
 struct page_read {
   std::string_view name;

@@ -149,31 +149,8 @@ class uring_io {
   // Writes a batch, coalescing runs of contiguous pages of one file, all in flight at once.
   [[nodiscard]] error write_pages(const table_ident& t, std::span<const page_write> writes) {
     std::vector<run> runs;
-    std::string_view last_name;
-    file_ref f;
-    for (const page_write& w : writes) {
-      if (const error e = detail::check_file_range(w.offset, w.data.size()); e != error::ok) {
-        return e;
-      }
-      if (f == nullptr || w.name != last_name) {
-        if (const error e = files_.acquire_file(t, w.name, true, f); e != error::ok) {
-          return e;
-        }
-        last_name = w.name;
-      }
-      if (w.data.empty()) {
-        continue;
-      }
-      if (!runs.empty()) {
-        run& r = runs.back();
-        if (r.file == f && r.offset + r.bytes == w.offset &&
-            r.bytes + w.data.size() <= cfg_.write_run_max) {
-          r.parts.push_back(w.data);
-          r.bytes += w.data.size();
-          continue;
-        }
-      }
-      runs.push_back(run{f, w.offset, w.data.size(), {w.data}});
+    if (const error e = plan_runs(t, writes, runs); e != error::ok) {
+      return e;
     }
     return engine().write_runs(runs);
   }
@@ -250,6 +227,56 @@ class uring_io {
     std::size_t bytes = 0;
     std::vector<std::span<const char>> parts;
   };
+
+  // Coalesces a batch into runs of contiguous pages of one file (at most write_run_max bytes
+  // each) and preallocates the files ahead of them.
+  [[nodiscard]] error plan_runs(const table_ident& t, std::span<const page_write> writes,
+                                std::vector<run>& runs) {
+    std::string_view last_name;
+    file_ref f;
+    for (const page_write& w : writes) {
+      if (const error e = detail::check_file_range(w.offset, w.data.size()); e != error::ok) {
+        return e;
+      }
+      if (f == nullptr || w.name != last_name) {
+        if (const error e = files_.acquire_file(t, w.name, true, f); e != error::ok) {
+          return e;
+        }
+        last_name = w.name;
+      }
+      if (w.data.empty()) {
+        continue;
+      }
+      if (!runs.empty()) {
+        run& r = runs.back();
+        if (r.file == f && r.offset + r.bytes == w.offset &&
+            r.bytes + w.data.size() <= cfg_.write_run_max) {
+          r.parts.push_back(w.data);
+          r.bytes += w.data.size();
+          continue;
+        }
+      }
+      runs.push_back(run{f, w.offset, w.data.size(), {w.data}});
+    }
+    return reserve_ahead(runs);
+  }
+
+  // Preallocates the direct files `runs` write up to their furthest end (pread_io::reserve).
+  [[nodiscard]] static error reserve_ahead(const std::vector<run>& runs) {
+    for (std::size_t i = 0; i < runs.size();) {
+      pread_io::file_handle& file = *runs[i].file;
+      std::uint64_t end = 0;
+      for (; i < runs.size() && runs[i].file.get() == &file; ++i) {
+        end = std::max(end, runs[i].offset + runs[i].bytes);
+      }
+      if (file.direct) {
+        if (const error e = pread_io::reserve(file, end); e != error::ok) {
+          return e;
+        }
+      }
+    }
+    return error::ok;
+  }
 
   // Aligned scratch memory, freed on destruction.
   struct aligned_buffer {
@@ -750,73 +777,112 @@ class uring_io {
         return -EAGAIN;
       }
 
-      // Every run in flight at once (bounded by the ring), then short or failed ones retried
-      // one by one.
-      error write_runs(std::vector<run>& runs, engine_ops<raw_ops>& ops) {
-        struct staged {
-          aligned_buffer copy{0};
-          std::vector<iovec> iov;
-          op o;
-        };
+      // Every run in flight at once (in windows of 64), then short or failed ones retried one
+      // by one.
+      error write_runs(std::vector<run>& runs, engine_ops<raw_ops>&) {
         constexpr std::size_t window = 64;
         error first = error::ok;
         for (std::size_t base = 0; base < runs.size(); base += window) {
           const std::size_t n = std::min(window, runs.size() - base);
-          std::vector<staged> st(n);
-          waiter w;
-          for (std::size_t i = 0; i < n; ++i) {
-            const run& rn = runs[base + i];
-            staged& s = st[i];
-            s.o.w = &w;
-            const bool parts_aligned = std::all_of(rn.parts.begin(), rn.parts.end(),
-                                                   [&](std::span<const char> part) {
-                                                     return aligned(part.data(), 0, part.size());
-                                                   }) &&
-                                       aligned(nullptr, rn.offset, 0);
-            if (rn.file->direct && !parts_aligned) {
-              s.copy = aligned_buffer(rn.bytes);
-              std::size_t at = 0;
-              for (const auto& part : rn.parts) {
-                std::memcpy(s.copy.data + at, part.data(), part.size());
-                at += part.size();
-              }
-              s.iov.push_back(iovec{s.copy.data, rn.bytes});
-              if (!aligned(s.copy.data, rn.offset, rn.bytes)) {
-                s.iov.clear();  // unaligned: written alone below
-                s.o.res = -EINVAL;
-                continue;
-              }
-            } else {
-              for (const auto& part : rn.parts) {
-                s.iov.push_back(iovec{const_cast<char*>(part.data()), part.size()});
-              }
-            }
-            io_uring_sqe* sqe = r->next_sqe();
-            io_uring_prep_writev(sqe, rn.file->fd, s.iov.data(),
-                                 static_cast<unsigned>(s.iov.size()), rn.offset);
-            r->set_file(sqe, rn.file);
-            io_uring_sqe_set_data(sqe, &s.o);
-            ++w.pending;
-            ++r->in_flight_;
-          }
-          r->wait_for(w);
-          for (std::size_t i = 0; i < n; ++i) {
-            const run& rn = runs[base + i];
-            if (st[i].o.res >= 0 && static_cast<std::size_t>(st[i].o.res) == rn.bytes) {
-              continue;
-            }
-            // Short, interrupted or unaligned: write the whole run again the careful way.
-            const error e = (st[i].o.res < 0 && st[i].o.res != -EINTR && st[i].o.res != -EAGAIN &&
-                             st[i].o.res != -EINVAL)
-                                ? from_result(st[i].o.res)
-                                : ops.write_gathered(rn);
-            if (e != error::ok && first == error::ok) {
-              first = e;
-            }
+          write_flight f(*r,
+                         std::vector<run>(runs.begin() + static_cast<std::ptrdiff_t>(base),
+                                          runs.begin() + static_cast<std::ptrdiff_t>(base + n)));
+          if (const error e = f.finish(); e != error::ok && first == error::ok) {
+            first = e;
           }
         }
         return first;
       }
+    };
+
+    // Runs of page writes in flight on this ring: the constructor prepares and submits them,
+    // finish() waits for them and writes again, the careful way, any that came back short,
+    // interrupted or unaligned. The kernel reads the runs' buffers (which the caller keeps
+    // alive and unchanged) and this object's iovecs until then, so the destructor finishes
+    // what is still in flight.
+    class write_flight {
+     public:
+      write_flight(shard_ring& ring, std::vector<run> runs)
+          : ring_(ring), runs_(std::move(runs)), staged_(runs_.size()) {
+        for (std::size_t i = 0; i < runs_.size(); ++i) {
+          const run& rn = runs_[i];
+          staged& s = staged_[i];
+          s.o.w = &w_;
+          const bool parts_aligned = std::all_of(rn.parts.begin(), rn.parts.end(),
+                                                 [&](std::span<const char> part) {
+                                                   return aligned(part.data(), 0, part.size());
+                                                 }) &&
+                                     aligned(nullptr, rn.offset, 0);
+          if (rn.file->direct && !parts_aligned) {
+            s.copy = aligned_buffer(rn.bytes);
+            std::size_t at = 0;
+            for (const auto& part : rn.parts) {
+              std::memcpy(s.copy.data + at, part.data(), part.size());
+              at += part.size();
+            }
+            s.iov.push_back(iovec{s.copy.data, rn.bytes});
+            if (!aligned(s.copy.data, rn.offset, rn.bytes)) {
+              s.iov.clear();  // unaligned: written alone by finish()
+              s.o.res = -EINVAL;
+              continue;
+            }
+          } else {
+            for (const auto& part : rn.parts) {
+              s.iov.push_back(iovec{const_cast<char*>(part.data()), part.size()});
+            }
+          }
+          io_uring_sqe* sqe = ring_.next_sqe();
+          io_uring_prep_writev(sqe, rn.file->fd, s.iov.data(), static_cast<unsigned>(s.iov.size()),
+                               rn.offset);
+          ring_.set_file(sqe, rn.file);
+          io_uring_sqe_set_data(sqe, &s.o);
+          ++w_.pending;
+          ++ring_.in_flight_;
+        }
+        if (w_.pending != 0) {
+          ring_.submit();  // the device starts now; the caller goes on with other work
+        }
+      }
+      write_flight(const write_flight&) = delete;
+      write_flight& operator=(const write_flight&) = delete;
+      ~write_flight() {
+        if (!finished_) {
+          (void)finish();
+        }
+      }
+
+      // Waits for every run (parking the calling task); the first error in run order.
+      [[nodiscard]] error finish() {
+        finished_ = true;
+        ring_.wait_for(w_);
+        engine_ops<raw_ops> ops{{&ring_}};
+        error first = error::ok;
+        for (std::size_t i = 0; i < runs_.size(); ++i) {
+          const int res = staged_[i].o.res;
+          if (res >= 0 && static_cast<std::size_t>(res) == runs_[i].bytes) {
+            continue;
+          }
+          const error e = (res < 0 && res != -EINTR && res != -EAGAIN && res != -EINVAL)
+                              ? from_result(res)
+                              : ops.write_gathered(runs_[i]);
+          if (e != error::ok && first == error::ok) {
+            first = e;
+          }
+        }
+        return first;
+      }
+
+     private:
+      struct staged {
+        aligned_buffer copy{0};
+        std::vector<iovec> iov;
+        op o;
+      };
+      shard_ring& ring_;
+      std::vector<run> runs_;
+      std::vector<staged> staged_;  // sized once: the ops' addresses must not move
+      waiter w_;
+      bool finished_ = false;
     };
 
    private:
@@ -997,9 +1063,54 @@ class uring_io {
   pread_io files_;
   config cfg_;
   std::string message_;
+
+ public:
+  // A batch of page writes started by begin_write_pages() and not yet finished. Destroying
+  // it finishes the writes (waiting for them) and drops their result.
+  class write_ticket {
+   public:
+    write_ticket() = default;
+    write_ticket(write_ticket&&) noexcept = default;
+    write_ticket& operator=(write_ticket&&) noexcept = default;
+
+   private:
+    friend class uring_io;
+    std::unique_ptr<shard_ring::write_flight> flight_;
+    error result_ = error::ok;  // of writes done at once (no ring on this thread)
+  };
+
+  // Starts writing a batch like write_pages() and returns at once; the caller keeps the
+  // pages' buffers alive and unchanged until finish_write_pages(). On a thread without a
+  // ring the writes are done before it returns. An error here means nothing was started.
+  [[nodiscard]] error begin_write_pages(const table_ident& t, std::span<const page_write> writes,
+                                        write_ticket& out) {
+    std::vector<run> runs;
+    if (const error e = plan_runs(t, writes, runs); e != error::ok) {
+      return e;
+    }
+    shard_ring* ring = current_ring();
+    if (ring == nullptr) {
+      out.result_ = engine().write_runs(runs);
+      return error::ok;
+    }
+    out.flight_ = std::make_unique<shard_ring::write_flight>(*ring, std::move(runs));
+    return error::ok;
+  }
+
+  // Waits for a batch begun by begin_write_pages(); the first error of its writes.
+  [[nodiscard]] error finish_write_pages(write_ticket& ticket) {
+    error e = ticket.result_;
+    if (ticket.flight_ != nullptr) {
+      e = ticket.flight_->finish();
+      ticket.flight_.reset();
+    }
+    ticket.result_ = error::ok;
+    return e;
+  }
 };
 
 static_assert(io_backend<uring_io>);
 static_assert(batched_io<uring_io>);
+static_assert(async_page_writes<uring_io>);
 
 }  // namespace eloqstore

@@ -30,7 +30,9 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -63,6 +65,16 @@ struct writer_config {
 // so a newer write that landed in between is never removed).
 inline constexpr auto write_op_purge = static_cast<write_op>(2);
 
+// The backend's ticket of a write in flight (async_page_writes), or a placeholder.
+template <typename IO, bool = async_page_writes<IO>>
+struct write_ticket_of {
+  using type = int;
+};
+template <typename IO>
+struct write_ticket_of<IO, true> {
+  using type = typename IO::write_ticket;
+};
+
 struct writer_stats {
   std::size_t pages_written = 0;
   std::size_t chunks_copied = 0;
@@ -87,6 +99,22 @@ class tree_writer {
         scratch_(cfg.page_size) {
     mapping_.reset_chunks_copied();
     terms_ = partition.terms;
+  }
+  tree_writer(const tree_writer&) = delete;
+  tree_writer& operator=(const tree_writer&) = delete;
+  // A writer that did not commit waits for the page writes it started and gives their file
+  // pages back (nothing durable references them).
+  ~tree_writer() {
+    (void)finish_streams();
+    for (const std::uint64_t fp : allocated_) {
+      p_.fps.release(file_page_id(fp));
+    }
+    for (auto& [raw_id, bytes] : dirty_) {
+      pages_.recycle(std::move(bytes));
+    }
+    for (auto& [raw_id, bytes] : prefetched_) {
+      pages_.recycle(std::move(bytes));
+    }
   }
 
   [[nodiscard]] const writer_stats& stats() const noexcept { return stats_; }
@@ -130,6 +158,9 @@ class tree_writer {
       if (tag_of(mapping_.get(id)) == mapping_tag::file_page) {
         free_page(id);
       }
+    }
+    for (auto& [raw_id, bytes] : dirty_) {
+      drop_dirty(raw_id, bytes);
     }
     dirty_.clear();
     root_ = page_id::none();
@@ -191,27 +222,26 @@ class tree_writer {
       }
       return error::ok;  // nothing changed: no manifest write
     }
-    std::vector<std::uint64_t> allocated;
-    std::set<std::uint64_t> files;
-    bool new_file = false;
-    error e = write_dirty_pages(allocated, files, new_file);
+    error e = write_dirty_pages();
+    if (const error s = finish_streams(); e == error::ok) {
+      e = s;
+    }
     stats_.chunks_copied = mapping_.chunks_copied();
     if (e == error::ok) {
-      e = sync_files(files, new_file);
+      e = sync_files();
     }
     if (e != error::ok) {
-      for (const std::uint64_t fp : allocated) {
-        p_.fps.release(file_page_id(fp));  // nothing durable references these pages
-      }
-      return e;
+      return e;  // the destructor gives the new file pages back: nothing durable has them
     }
     if (const error m = write_manifest(); m != error::ok) {
       // The record may or may not have reached the disk: never reuse the pages it names in
       // this process, and replace the whole manifest on the next commit.
-      p_.leaked_fps += allocated.size();
+      p_.leaked_fps += allocated_.size();
+      allocated_.clear();
       p_.force_snapshot = true;
       return m;
     }
+    allocated_.clear();
     publish();
     return error::ok;
   }
@@ -250,17 +280,23 @@ class tree_writer {
   void free_page(page_id id) {
     if (id.value() >= mapping_.size() || tag_of(mapping_.get(id)) == mapping_tag::free_link ||
         mapping_.get(id) == mapping_invalid_value) {
-      if (dirty_.erase(id.value()) == 0) {
+      const auto it = dirty_.find(id.value());
+      if (it == dirty_.end()) {
         corrupt_ = true;
         return;
       }
+      drop_dirty(it->first, it->second);
+      dirty_.erase(it);
       // A page allocated by this writer and not yet written: it has no file page.
     }
     const file_page_id fp = mapping_.file_page(id);
     if (!fp.is_none()) {
       freed_fps_.push_back(fp.value());
     }
-    dirty_.erase(id.value());
+    if (const auto it = dirty_.find(id.value()); it != dirty_.end()) {
+      drop_dirty(it->first, it->second);
+      dirty_.erase(it);
+    }
     mapping_.release(id);
     log_.delete_mapping(id);
   }
@@ -276,6 +312,7 @@ class tree_writer {
     if (const auto it = prefetched_.find(id.value()); it != prefetched_.end()) {
       const std::span<const char> bytes = it->second.span();
       out.assign(bytes.begin(), bytes.end());
+      pages_.recycle(std::move(it->second));
       prefetched_.erase(it);
       return error::ok;
     }
@@ -301,7 +338,7 @@ class tree_writer {
     std::vector<page_buffer> bufs;
     bufs.reserve(leaves.size());
     for (std::size_t i = 0; i < leaves.size(); ++i) {
-      bufs.emplace_back(cfg_.page_size);
+      bufs.push_back(pages_.take_buffer());
     }
     if (const error e = pages_.read_many(p_, mapping_, leaves, bufs); e != error::ok) {
       return e;
@@ -398,8 +435,10 @@ class tree_writer {
       if (read_page_type(bytes) != page_type::data) {
         return error::corrupted;
       }
-      it = dirty_.try_emplace(id.value()).first;
+      it = dirty_.try_emplace(id.value(), pages_.take_buffer()).first;
       it->second.assign(bytes.begin(), bytes.end());
+    } else {
+      detach_streamed(it->first, it->second);
     }
     encode_fixed32(it->second.data() + offset, value.value());
     return error::ok;
@@ -521,6 +560,10 @@ class tree_writer {
   // The slice of `batch` whose keys fall in [lo, hi) (lo empty = -inf, hi empty = +inf).
   [[nodiscard]] std::span<const write_entry> slice(std::span<const write_entry> batch,
                                                    std::string_view lo, std::string_view hi) const {
+    if (batch.empty() || (!hi.empty() && compare(batch.front().key, hi) >= 0) ||
+        (!lo.empty() && compare(batch.back().key, lo) < 0)) {
+      return {};  // the common case of a child beside the batch: one or two comparisons
+    }
     const auto below = [&](const write_entry& w, std::string_view k) {
       return compare(w.key, k) < 0;
     };
@@ -658,37 +701,91 @@ class tree_writer {
       }
       return error::ok;
     }
-    const auto starts = split_data(merged);
-    if (starts.empty()) {
-      return error::corrupted;
+    // One pass: records fill a page until one does not fit; the next page's id is taken then
+    // (the finished page links to it) and the page before the finished one is final.
+    std::vector<std::size_t> starts{0};
+    std::vector<page_id> ids{id};
+    if (id.is_none()) {
+      if (const error e = new_page_id(ids[0]); e != error::ok) {
+        return e;
+      }
     }
-    std::vector<page_id> ids;
-    for (std::size_t j = 0; j + 1 < starts.size(); ++j) {
-      page_id pid = id;
-      if (j > 0 || id.is_none()) {
-        if (const error e = new_page_id(pid); e != error::ok) {
+    std::size_t full_bytes = 0;  // encoded size of the page before the last
+    data_builder_.reset();
+    for (std::size_t i = 0; i < merged.size(); ++i) {
+      const record& r = merged[i];
+      if (data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression)) {
+        continue;
+      }
+      if (i == starts.back()) {
+        return error::corrupted;  // a record larger than an empty page: callers rule it out
+      }
+      page_id following;
+      if (const error e = new_page_id(following); e != error::ok) {
+        return e;
+      }
+      full_bytes = data_builder_.current_size_bytes();
+      const std::size_t k = ids.size();
+      set_dirty(ids[k - 1], data_builder_.finish(k >= 2 ? ids[k - 2] : prev, following));
+      if (k >= 2) {
+        if (const error e = stream(ids[k - 2]); e != error::ok) {
           return e;
         }
       }
-      ids.push_back(pid);
+      pages_.yield_point();  // between pages: waiting reads run before the next one is built
+      ids.push_back(following);
+      starts.push_back(i);
+      data_builder_.reset();
+      if (!data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression)) {
+        return error::corrupted;
+      }
+    }
+    const std::size_t k = ids.size();
+    const page_id before_last = k >= 2 ? ids[k - 2] : prev;
+    if (k >= 2 && data_builder_.current_size_bytes() < cfg_.page_size / 4 &&
+        full_bytes > cfg_.page_size * 3 / 4) {
+      // The last page is nearly empty and the one before nearly full: rebuild both about
+      // half full (spec 5.3), if the second still fits from the new boundary.
+      const std::size_t half = (full_bytes + data_builder_.current_size_bytes()) / 2;
+      const auto add = [&](std::size_t i) {
+        const record& r = merged[i];
+        return data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression);
+      };
+      const std::size_t m = rebalanced_start(
+          starts[k - 2], starts[k - 1], merged.size(), half, [&] { data_builder_.reset(); }, add,
+          [&] { return data_builder_.current_size_bytes(); });
+      if (m != starts[k - 1]) {
+        starts[k - 1] = m;
+        data_builder_.reset();
+        for (std::size_t i = starts[k - 2]; i < m; ++i) {
+          (void)add(i);  // measured by rebalanced_start: fits
+        }
+        set_dirty(ids[k - 2], data_builder_.finish(k >= 3 ? ids[k - 3] : prev, ids[k - 1]));
+      }
+      data_builder_.reset();
+      for (std::size_t i = starts[k - 1]; i < merged.size(); ++i) {
+        (void)add(i);
+      }
+    }
+    set_dirty(ids[k - 1], data_builder_.finish(before_last, next));
+    pages_.yield_point();
+    // The page before the last is final now; the last too if nothing follows it (a later
+    // unlink of its right neighbour would change it).
+    if (k >= 2) {
+      if (const error e = stream(ids[k - 2]); e != error::ok) {
+        return e;
+      }
+    }
+    if (next.is_none()) {
+      if (const error e = stream(ids[k - 1]); e != error::ok) {
+        return e;
+      }
     }
     out.clear();
-    for (std::size_t j = 0; j < ids.size(); ++j) {
-      data_builder_.reset();
-      for (std::size_t i = starts[j]; i < starts[j + 1]; ++i) {
-        const record& r = merged[i];
-        if (!data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression)) {
-          return error::corrupted;  // split_points measured this page: it must fit
-        }
-      }
-      const page_id before = j == 0 ? prev : ids[j - 1];
-      const page_id after = j + 1 < ids.size() ? ids[j + 1] : next;
-      const auto page = data_builder_.finish(before, after);
-      dirty_[ids[j].value()].assign(page.begin(), page.end());
-      pages_.yield_point();  // between pages: waiting reads run before the next one is built
-      const std::string key =
+    for (std::size_t j = 0; j < k; ++j) {
+      std::string key =
           j == 0 ? std::string() : separator(merged[starts[j] - 1].key, merged[starts[j]].key);
-      out.push_back(child_ref{key, ids[j]});
+      out.push_back(child_ref{std::move(key), ids[j]});
     }
     // Neighbours outside this run now see its last (or first) page.
     if (id.is_none() || ids.size() > 1) {
@@ -795,8 +892,8 @@ class tree_writer {
             return id;
           },
           [&](page_id id, std::span<const char> page) {
-            dirty_[id.value()].assign(page.begin(), page.end());
-            return error::ok;
+            set_dirty(id, page);
+            return stream(id);  // overflow pages never change again in this pass
           },
           head);
       if (e != error::ok) {
@@ -807,17 +904,6 @@ class tree_writer {
     }
     out.push_back(r);
     return error::ok;
-  }
-
-  // Page boundaries for records: start index of each page plus a final end index.
-  [[nodiscard]] std::vector<std::size_t> split_data(const std::vector<record>& recs) {
-    return split_points(
-        recs.size(), [&] { data_builder_.reset(); },
-        [&](std::size_t i) {
-          const record& r = recs[i];
-          return data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression);
-        },
-        [&] { return data_builder_.current_size_bytes(); });
   }
 
   // Greedy page filling plus the 1/4-3/4 rebalance of the last two pages. Returns the start
@@ -842,26 +928,33 @@ class tree_writer {
     sizes.push_back(size());
     const std::size_t k = sizes.size();
     if (k >= 2 && sizes[k - 1] < cfg_.page_size / 4 && sizes[k - 2] > cfg_.page_size * 3 / 4) {
-      // Move the boundary back until the first page holds about half; keep the move only if
-      // the second page, rebuilt from the new boundary, still fits (prefix compression and
-      // restart points change the encoded sizes).
-      const std::size_t half = (sizes[k - 2] + sizes[k - 1]) / 2;
-      std::size_t m = starts[k - 2];
-      reset();
-      while (m < n && size() < half && add(m)) {
-        ++m;
-      }
-      reset();
-      bool fits = m > starts[k - 2];
-      for (std::size_t i = m; fits && i < n; ++i) {
-        fits = add(i);
-      }
-      if (fits) {
-        starts[k - 1] = m;
-      }
+      starts[k - 1] = rebalanced_start(starts[k - 2], starts[k - 1], n,
+                                       (sizes[k - 2] + sizes[k - 1]) / 2, reset, add, size);
     }
     starts.push_back(n);
     return starts;
+  }
+
+  // The rebalanced start of the last of two pages (the first begins at `first`, the second
+  // at `current`, both end at n): the boundary moves back until the first page holds about
+  // `half` bytes. The move is kept only if the second page, rebuilt from the new boundary,
+  // still fits (prefix compression and restart points change the encoded sizes); otherwise
+  // `current` is returned. Leaves the builder behind reset/add/size in an unspecified state.
+  template <typename Reset, typename Add, typename Size>
+  [[nodiscard]] static std::size_t rebalanced_start(std::size_t first, std::size_t current,
+                                                    std::size_t n, std::size_t half, Reset&& reset,
+                                                    Add&& add, Size&& size) {
+    std::size_t m = first;
+    reset();
+    while (m < n && size() < half && add(m)) {
+      ++m;
+    }
+    reset();
+    bool fits = m > first;
+    for (std::size_t i = m; fits && i < n; ++i) {
+      fits = add(i);
+    }
+    return fits ? m : current;
   }
 
   // Packs children into index pages; the first page reuses `id`. Each output page's key is
@@ -896,7 +989,7 @@ class tree_writer {
         }
       }
       const auto page = index_builder_.finish();
-      dirty_[pid.value()].assign(page.begin(), page.end());
+      set_dirty(pid, page);
       out.push_back(child_ref{children[starts[j]].key, pid});
     }
     return error::ok;
@@ -1047,33 +1140,46 @@ class tree_writer {
 
   // ---- commit --------------------------------------------------------------------------
 
-  [[nodiscard]] error write_dirty_pages(std::vector<std::uint64_t>& allocated,
-                                        std::set<std::uint64_t>& files, bool& new_file) {
+  // Gives dirty page `raw_id` its new file page: the old one is retired, the mapping and the
+  // manifest log point at the new one, its file is noted for the sync, and the checksum is
+  // set. Returns the page's file.
+  file_id place(std::uint32_t raw_id, page_buffer& bytes, file_page_id& fp) {
+    const unsigned shift = pages_.pages_per_file_shift();
+    const page_id id(raw_id);
+    const file_page_id old = mapping_.file_page(id);
+    if (!old.is_none()) {
+      freed_fps_.push_back(old.value());
+    }
+    fp = p_.fps.allocate();
+    allocated_.push_back(fp.value());
+    pages_.invalidate(p_, fp);
+    mapping_.set(id, encode_file_page(fp));
+    log_.update_mapping(id, fp);
+    const file_id f = file_of(fp, shift);
+    if (files_.insert(f.value()).second && !has_term(f)) {
+      add_term(f);
+      new_file_ = true;
+    }
+    set_page_checksum(bytes.span());
+    if (const page_type t = read_page_type(bytes.span());
+        t == page_type::leaf_index || t == page_type::non_leaf_index) {
+      written_index_.emplace_back(fp.value(), raw_id);
+    }
+    ++stats_.pages_written;
+    return f;
+  }
+
+  // Places and writes the pages `ids` (all dirty), started asynchronously when the backend
+  // can (the caller goes on building), else written before returning.
+  [[nodiscard]] error write_placed(std::span<const std::uint32_t> ids, bool async) {
     const unsigned shift = pages_.pages_per_file_shift();
     std::vector<std::pair<std::uint64_t, std::string>> names;  // file id, name (batched_io)
     std::vector<page_write> batch;
     std::vector<std::size_t> batch_files;  // index into names of each batch entry
-    for (auto& [raw_id, bytes] : dirty_) {
-      const page_id id(raw_id);
-      const file_page_id old = mapping_.file_page(id);
-      if (!old.is_none()) {
-        freed_fps_.push_back(old.value());
-      }
-      const file_page_id fp = p_.fps.allocate();
-      allocated.push_back(fp.value());
-      pages_.invalidate(p_, fp);
-      mapping_.set(id, encode_file_page(fp));
-      log_.update_mapping(id, fp);
-      const file_id f = file_of(fp, shift);
-      if (files.insert(f.value()).second && !has_term(f)) {
-        add_term(f);
-        new_file = true;
-      }
-      set_page_checksum(bytes.span());
-      if (const page_type t = read_page_type(bytes.span());
-          t == page_type::leaf_index || t == page_type::non_leaf_index) {
-        written_index_.emplace_back(fp.value(), raw_id);
-      }
+    for (const std::uint32_t raw_id : ids) {
+      page_buffer& bytes = dirty_.find(raw_id)->second;
+      file_page_id fp;
+      const file_id f = place(raw_id, bytes, fp);
       if constexpr (batched_io<IO>) {
         // Collected and written together below (the backend overlaps and coalesces them).
         if (names.empty() || names.back().first != f.value()) {
@@ -1088,25 +1194,118 @@ class tree_writer {
           return e;
         }
       }
-      ++stats_.pages_written;
     }
     if constexpr (batched_io<IO>) {
       for (std::size_t i = 0; i < batch.size(); ++i) {
         batch[i].name = names[batch_files[i]].second;  // names no longer grows: stable
       }
+      if constexpr (async_page_writes<IO>) {
+        if (async) {
+          typename IO::write_ticket ticket;
+          if (const error e = pages_.io().begin_write_pages(p_.id, batch, ticket); e != error::ok) {
+            return e;
+          }
+          tickets_.push_back(std::move(ticket));
+          return error::ok;
+        }
+      }
       return pages_.io().write_pages(p_.id, batch);
+    }
+    (void)async;
+    return error::ok;
+  }
+
+  // Marks a final dirty page for writing ahead of the commit; every stream_pages_max pages
+  // are placed and their write started. A page changed after this is detached and written
+  // again at commit (detach_streamed).
+  [[nodiscard]] error stream(page_id id) {
+    if constexpr (batched_io<IO>) {
+      streamed_.insert(id.value());
+      ready_.push_back(id.value());
+      if (ready_.size() >= stream_pages_max) {
+        const error e = write_placed(ready_, true);
+        ready_.clear();
+        return e;
+      }
+    } else {
+      (void)id;
     }
     return error::ok;
   }
 
-  [[nodiscard]] error sync_files(const std::set<std::uint64_t>& files, bool new_file) {
-    for (const std::uint64_t f : files) {
+  // Waits for the writes stream() started; the first error.
+  [[nodiscard]] error finish_streams() {
+    error first = error::ok;
+    if constexpr (async_page_writes<IO>) {
+      for (auto& t : tickets_) {
+        if (const error e = pages_.io().finish_write_pages(t);
+            e != error::ok && first == error::ok) {
+          first = e;
+        }
+      }
+      tickets_.clear();
+    }
+    for (page_buffer& b : kept_) {
+      pages_.recycle(std::move(b));  // no write reads them any more
+    }
+    kept_.clear();
+    return first;
+  }
+
+  // A streamed page about to change: its buffer (which a write may still be reading) is
+  // kept aside and replaced by a copy, and the page is written again at commit.
+  void detach_streamed(std::uint32_t raw_id, page_buffer& bytes) {
+    if (streamed_.erase(raw_id) == 0) {
+      return;
+    }
+    std::erase(ready_, raw_id);
+    page_buffer copy = pages_.take_buffer();
+    copy.assign(bytes.span().begin(), bytes.span().end());
+    kept_.push_back(std::move(bytes));
+    bytes = std::move(copy);
+  }
+  // A dirty page about to be forgotten: a streamed buffer is kept until the writes finish.
+  void drop_dirty(std::uint32_t raw_id, page_buffer& bytes) {
+    if (streamed_.erase(raw_id) != 0) {
+      std::erase(ready_, raw_id);
+      kept_.push_back(std::move(bytes));
+    }
+  }
+  // Replaces a page's dirty bytes.
+  void set_dirty(page_id id, std::span<const char> page) {
+    auto [it, fresh] = dirty_.try_emplace(id.value());
+    if (!fresh) {
+      drop_dirty(it->first, it->second);
+    }
+    if (it->second.size() == 0) {
+      it->second = pages_.take_buffer();
+    }
+    it->second.assign(page.begin(), page.end());
+  }
+
+  // Writes the dirty pages not streamed yet, all together.
+  [[nodiscard]] error write_dirty_pages() {
+    std::vector<std::uint32_t> ids;
+    ids.reserve(dirty_.size());
+    for (const auto& [raw_id, bytes] : dirty_) {
+      if (!streamed_.contains(raw_id)) {
+        ids.push_back(raw_id);
+      } else if (std::find(ready_.begin(), ready_.end(), raw_id) != ready_.end()) {
+        ids.push_back(raw_id);  // streamed but not started yet
+      }
+    }
+    ready_.clear();
+    return write_placed(ids, false);
+  }
+
+  [[nodiscard]] error sync_files() {
+    for (const std::uint64_t f : files_) {
       if (const error e = pages_.io().sync(p_.id, pages_.file_name(p_, file_id(f)));
           e != error::ok) {
         return e;
       }
     }
-    return new_file ? pages_.io().sync_dir(p_.id) : error::ok;
+    return new_file_ ? pages_.io().sync_dir(p_.id) : error::ok;
   }
 
   [[nodiscard]] bool has_term(file_id f) const {
@@ -1190,6 +1389,16 @@ class tree_writer {
   page_id ttl_root_;
   // Pages this writer built or changed, page-aligned so direct I/O writes them in place.
   std::map<std::uint32_t, page_buffer> dirty_;
+  // Streaming: pages final before the commit (stream()), those not yet placed (ready_), the
+  // writes in flight, and buffers of detached pages that a write may still be reading.
+  static constexpr std::size_t stream_pages_max = 256;
+  std::unordered_set<std::uint32_t> streamed_;
+  std::vector<std::uint32_t> ready_;
+  std::vector<typename write_ticket_of<IO>::type> tickets_;
+  std::vector<page_buffer> kept_;
+  std::vector<std::uint64_t> allocated_;  // file pages taken by this writer, until committed
+  std::set<std::uint64_t> files_;         // data files written
+  bool new_file_ = false;                 // a file new to the term mapping
   std::unordered_map<std::uint32_t, page_buffer> prefetched_;  // data pages read ahead
   static constexpr std::size_t prefetch_leaves_max = 512;
   std::vector<std::uint64_t> freed_fps_;

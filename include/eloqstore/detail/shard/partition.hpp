@@ -239,8 +239,9 @@ class page_access {
     }
   }
 
-  // A page buffer from the shard's spares (no aligned allocation per read); give it back with
-  // recycle(). At most `spares_max` are kept.
+  // A page buffer from the shard's spares (no aligned allocation, no page faults, per read or
+  // per page a writer builds); give it back with recycle(). At most spare_bytes_max bytes of
+  // spares are kept per shard (the reference's page slab never shrinks at all).
   [[nodiscard]] page_buffer take_buffer() {
     if (spares_.empty()) {
       return page_buffer(page_size_);
@@ -250,11 +251,12 @@ class page_access {
     return b;
   }
   void recycle(page_buffer&& b) {
-    if (b.size() == page_size_ && spares_.size() < spares_max) {
+    if (b.size() == page_size_ && spares_.size() < spares_max()) {
       spares_.push_back(std::move(b));
     }
   }
-  static constexpr std::size_t spares_max = 256;
+  static constexpr std::size_t spare_bytes_max = std::size_t{16} << 20;
+  [[nodiscard]] std::size_t spares_max() const noexcept { return spare_bytes_max / page_size_; }
 
  private:
   IO& io_;

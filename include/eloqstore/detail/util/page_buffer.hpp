@@ -7,6 +7,7 @@
 #include <memory>
 #include <new>
 #include <span>
+#include <utility>
 
 namespace eloqstore::detail {
 
@@ -17,6 +18,13 @@ class page_buffer {
   page_buffer() = default;
   explicit page_buffer(std::size_t size)
       : p_(static_cast<char*>(::operator new (size, std::align_val_t{alignment}))), size_(size) {}
+  // A moved-from buffer is empty (size 0), like a default-constructed one.
+  page_buffer(page_buffer&& o) noexcept : p_(std::move(o.p_)), size_(std::exchange(o.size_, 0)) {}
+  page_buffer& operator=(page_buffer&& o) noexcept {
+    p_ = std::move(o.p_);
+    size_ = std::exchange(o.size_, 0);
+    return *this;
+  }
 
   // Replaces the contents with [first, last), reallocating only if the size differs.
   template <typename It>
