@@ -1074,6 +1074,7 @@ class EloqStore {
       sum.allocated += one.allocated;
       sum.pinned += one.pinned;
       sum.cached += one.cached;
+      sum.swizzled_hits += one.swizzled_hits;
     }
     return sum;
   }

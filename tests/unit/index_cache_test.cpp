@@ -1,9 +1,11 @@
 // The index page cache: the pool never outgrows its capacity, pinned frames are never
 // recycled, allocation fails only when every frame is pinned, concurrent loads of one page
-// end in one frame, and erased pages vanish even while pinned.
+// end in one frame, and erased pages vanish even while pinned; swizzled mapping entries lead
+// to their frames and turn back into file page ids whenever a frame or a chunk goes.
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -143,4 +145,127 @@ TEST_CASE("index cache: put caches a copy unless every frame is pinned") {
   CHECK(c.find(&owner_a, 9).bytes()[0] == 6);
   c.put(&owner_a, 11, std::vector<char>(100, 1));  // not a page: ignored
   CHECK(!c.find(&owner_a, 11));
+}
+
+// ---- swizzling -------------------------------------------------------------------------------
+
+namespace {
+
+using eloqstore::detail::encode_file_page;
+using eloqstore::detail::file_page_id;
+using eloqstore::detail::mapping_table;
+using eloqstore::detail::page_id;
+
+// A table of n logical pages, page i at file page 100 + i.
+mapping_table table_of(std::uint32_t n) {
+  std::vector<std::uint64_t> values;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    values.push_back(encode_file_page(file_page_id(100 + i)));
+  }
+  return mapping_table::from_values(values);
+}
+
+// A reader's index lookup: through a swizzled entry, else load by file page and swizzle.
+index_cache::pin lookup(index_cache& c, const mapping_table& m, std::uint32_t id) {
+  if (auto* t = m.swizzled(page_id(id))) {
+    return c.pin_swizzled(*t);
+  }
+  auto p = load(c, &owner_a, m.file_page(page_id(id)).value());
+  if (p) {
+    m.swizzle(page_id(id), p.target());
+  }
+  return p;
+}
+
+std::vector<std::uint64_t> values_of(const mapping_table& m) {
+  std::vector<std::uint64_t> v;
+  m.for_each([&](std::uint64_t x) { v.push_back(x); });
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("swizzling: a cached page is found through its entry and read as its file page") {
+  index_cache c(page, 8);
+  const mapping_table m = table_of(3000);  // three chunks
+  const auto before = values_of(m);
+  for (const std::uint32_t id : {0u, 5u, 1500u, 2999u}) {
+    CHECK(m.swizzled(page_id(id)) == nullptr);
+    auto p = lookup(c, m, id);
+    REQUIRE(p);
+    CHECK(static_cast<unsigned char>(p.bytes()[0]) == ((100 + id) & 0xff));
+    REQUIRE(m.swizzled(page_id(id)) != nullptr);
+    CHECK(m.swizzled(page_id(id))->fp == 100 + id);
+    CHECK(m.file_page(page_id(id)).value() == 100 + id);  // readers see the file page
+  }
+  CHECK(values_of(m) == before);  // snapshots never see pointers
+  const auto hits = c.statistics().swizzled_hits;
+  CHECK(lookup(c, m, 5));
+  CHECK(c.statistics().swizzled_hits == hits + 1);
+}
+
+TEST_CASE("swizzling: eviction and erase turn entries back into file page ids") {
+  index_cache c(page, 2);
+  const mapping_table m = table_of(10);
+  const auto before = values_of(m);
+  CHECK(lookup(c, m, 1));
+  CHECK(lookup(c, m, 2));
+  CHECK(m.swizzled(page_id(1)) != nullptr);
+  CHECK(lookup(c, m, 3));  // evicts page 1 (least recently used)
+  CHECK(m.swizzled(page_id(1)) == nullptr);
+  CHECK(m.raw(page_id(1)) == encode_file_page(file_page_id(101)));
+  CHECK(m.swizzled(page_id(3)) != nullptr);
+  c.erase(&owner_a, 103);
+  CHECK(m.swizzled(page_id(3)) == nullptr);
+  CHECK(values_of(m) == before);
+  // A pinned page stays swizzled while others churn through the one remaining frame.
+  auto held = lookup(c, m, 4);
+  for (std::uint32_t id = 5; id < 10; ++id) {
+    CHECK(lookup(c, m, id));
+  }
+  CHECK(m.swizzled(page_id(4)) != nullptr);
+  CHECK(m.swizzled(page_id(5)) == nullptr);
+  CHECK(values_of(m) == before);
+}
+
+TEST_CASE("swizzling: shared chunks, clones for a writer, and dying chunks") {
+  index_cache c(page, 16);
+  auto reader = std::make_unique<mapping_table>(table_of(2100));
+  CHECK(lookup(c, *reader, 7));
+  mapping_table writer = *reader;                               // shares every chunk
+  CHECK(writer.swizzled(page_id(7)) != nullptr);                // seen through the shared chunk
+  writer.set(page_id(8), encode_file_page(file_page_id(900)));  // clones chunk 0
+  CHECK(writer.swizzled(page_id(7)) == nullptr);                // the clone holds the file page id
+  CHECK(writer.file_page(page_id(7)).value() == 107);
+  CHECK(reader->swizzled(page_id(7)) != nullptr);
+  CHECK(reader->file_page(page_id(8)).value() == 108);
+  // The writer's clone swizzles on its own; both entries point at the one frame.
+  CHECK(lookup(c, writer, 7));
+  CHECK(writer.swizzled(page_id(7)) == reader->swizzled(page_id(7)));
+  CHECK(writer.swizzled(page_id(7))->slots.size() == 2);
+  // Overwriting a swizzled entry in an unshared chunk drops its slot.
+  writer.set(page_id(7), encode_file_page(file_page_id(901)));
+  CHECK(reader->swizzled(page_id(7))->slots.size() == 1);
+  CHECK(writer.file_page(page_id(7)).value() == 901);
+  // The reader's version dies: its chunk 0 (not shared any more) drops its slot; the frame
+  // can then be evicted without touching freed memory (ASan would tell).
+  auto* frame = reader->swizzled(page_id(7));
+  CHECK(lookup(c, *reader, 2050));  // chunk 2, still shared with the writer
+  reader.reset();
+  CHECK(frame->slots.empty());
+  CHECK(writer.swizzled(page_id(2050)) != nullptr);
+  c.erase_all(&owner_a);
+  CHECK(writer.swizzled(page_id(2050)) == nullptr);
+  CHECK(writer.file_page(page_id(2050)).value() == 2150);
+}
+
+TEST_CASE("swizzling: a cache destroyed before its mappings leaves file page ids") {
+  const mapping_table m = table_of(4);
+  {
+    index_cache c(page, 4);
+    CHECK(lookup(c, m, 2));
+    CHECK(m.swizzled(page_id(2)) != nullptr);
+  }
+  CHECK(m.swizzled(page_id(2)) == nullptr);
+  CHECK(m.file_page(page_id(2)).value() == 102);
 }

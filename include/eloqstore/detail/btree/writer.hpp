@@ -155,7 +155,7 @@ class tree_writer {
   void truncate_all() {
     for (std::size_t i = 0; i < mapping_.size(); ++i) {
       const page_id id(static_cast<std::uint32_t>(i));
-      if (tag_of(mapping_.get(id)) == mapping_tag::file_page) {
+      if (!mapping_.file_page(id).is_none()) {
         free_page(id);
       }
     }
@@ -1374,7 +1374,7 @@ class tree_writer {
     p_.reclaim();
     // The index pages just written are what the next descent needs: keep them warm.
     for (const auto& [fp, id] : written_index_) {
-      pages_.cache_written(p_, file_page_id(fp), dirty_[id]);
+      pages_.cache_written(p_, p_.current->mapping, page_id(id), file_page_id(fp), dirty_[id]);
     }
   }
 

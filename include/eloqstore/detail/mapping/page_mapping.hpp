@@ -10,6 +10,15 @@
 // tag-2 link to the next free id (tag 7 ends the list); the head and count live beside the
 // chunks. Thread affinity: a table is touched by its shard's thread only; shared_ptr makes
 // chunk lifetime safe when a reader's copy outlives the writer's.
+//
+// Swizzling (spec 6.4): an entry of a cached index page may hold a pointer to its cache frame
+// (tag 0, a swizzle_target) instead of its file page id, so a descent finds a cached page by
+// one pointer chase. Swizzling changes no meaning (the frame caches that very file page), so
+// it is done in place even in a chunk several versions share, and every version sharing the
+// chunk sees it. The frame records each (chunk, slot) that points at it and turns them back
+// into file page ids when it leaves the cache; a chunk that dies drops its slots from their
+// frames; a chunk cloned for a write is unswizzled in the clone. Readers of the table
+// (file_page, for_each) see file page ids either way.
 #pragma once
 
 #include <array>
@@ -29,9 +38,74 @@ namespace eloqstore::detail {
 inline constexpr std::size_t mapping_chunk_shift = 10;
 inline constexpr std::size_t mapping_chunk_entries = std::size_t{1} << mapping_chunk_shift;
 
+struct mapping_chunk;
+
+// A cached page that mapping entries may point at. 8-byte aligned (tag 0 needs the low bits).
+struct alignas(8) swizzle_target {
+  struct slot {
+    mapping_chunk* chunk;
+    std::uint32_t index;
+  };
+  std::uint64_t fp = 0;     // the file page it holds
+  std::vector<slot> slots;  // entries pointing at it
+
+  [[nodiscard]] std::uint64_t encoded() const noexcept {
+    return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(this));
+  }
+  // Turns every entry pointing here back into the file page id (the frame leaves the cache).
+  inline void unswizzle_all() noexcept;
+  // Forgets one entry (its chunk is dying or the entry is being overwritten).
+  void drop(const mapping_chunk* c, std::uint32_t i) noexcept {
+    for (auto it = slots.begin(); it != slots.end(); ++it) {
+      if (it->chunk == c && it->index == i) {
+        *it = slots.back();
+        slots.pop_back();
+        return;
+      }
+    }
+  }
+};
+
+// Tag 0 and not null (unused slots of a chunk are zero).
+[[nodiscard]] constexpr bool is_swizzled(std::uint64_t v) noexcept {
+  return tag_of(v) == mapping_tag::swizzled && v != 0;
+}
+[[nodiscard]] inline swizzle_target* decode_swizzled(std::uint64_t v) noexcept {
+  return reinterpret_cast<swizzle_target*>(static_cast<std::uintptr_t>(v));
+}
+// The entry's value with a swizzled pointer replaced by its file page id.
+[[nodiscard]] inline std::uint64_t unswizzled(std::uint64_t v) noexcept {
+  return is_swizzled(v) ? encode_file_page(file_page_id(decode_swizzled(v)->fp)) : v;
+}
+
 struct mapping_chunk {
   std::array<std::uint64_t, mapping_chunk_entries> v;
+
+  mapping_chunk() = default;
+  // A copy made for a writer holds file page ids where the original holds swizzled pointers.
+  mapping_chunk(const mapping_chunk& o) : v(o.v) {
+    for (std::uint64_t& e : v) {
+      e = unswizzled(e);
+    }
+  }
+  mapping_chunk& operator=(const mapping_chunk&) = delete;
+  ~mapping_chunk() {
+    for (std::uint32_t i = 0; i < mapping_chunk_entries; ++i) {
+      if (is_swizzled(v[i])) {
+        decode_swizzled(v[i])->drop(this, i);
+      }
+    }
+  }
 };
+
+inline void swizzle_target::unswizzle_all() noexcept {
+  for (const slot& s : slots) {
+    if (s.chunk->v[s.index] == encoded()) {
+      s.chunk->v[s.index] = encode_file_page(file_page_id(fp));
+    }
+  }
+  slots.clear();
+}
 
 class mapping_table {
  public:
@@ -47,7 +121,10 @@ class mapping_table {
   [[nodiscard]] std::size_t chunks_copied() const noexcept { return chunks_copied_; }
   void reset_chunks_copied() noexcept { chunks_copied_ = 0; }
 
-  [[nodiscard]] std::uint64_t get(page_id id) const noexcept {
+  // The entry of `id`, a swizzled pointer read as its file page id.
+  [[nodiscard]] std::uint64_t get(page_id id) const noexcept { return unswizzled(raw(id)); }
+  // The entry as stored (tag 0: a swizzled pointer).
+  [[nodiscard]] std::uint64_t raw(page_id id) const noexcept {
     assert(id.value() < size_);
     return chunks_[id.value() >> mapping_chunk_shift]->v[id.value() & (mapping_chunk_entries - 1)];
   }
@@ -61,6 +138,31 @@ class mapping_table {
     return tag_of(v) == mapping_tag::file_page ? decode_file_page(v) : file_page_id::none();
   }
 
+  // The cache frame swizzled into `id`'s entry, or nullptr.
+  [[nodiscard]] swizzle_target* swizzled(page_id id) const noexcept {
+    if (id.value() >= size_) {
+      return nullptr;
+    }
+    const std::uint64_t v = raw(id);
+    return is_swizzled(v) ? decode_swizzled(v) : nullptr;
+  }
+
+  // Points `id`'s entry at frame `t`, which caches the entry's file page. In place, also in a
+  // chunk other versions share (see the file comment). REQUIRES: t->fp == file_page(id).
+  void swizzle(page_id id, swizzle_target& t) const {
+    assert(file_page(id).value() == t.fp);
+    mapping_chunk& chunk = *chunks_[id.value() >> mapping_chunk_shift];
+    const auto i = static_cast<std::uint32_t>(id.value() & (mapping_chunk_entries - 1));
+    if (chunk.v[i] == t.encoded()) {
+      return;
+    }
+    if (is_swizzled(chunk.v[i])) {
+      decode_swizzled(chunk.v[i])->drop(&chunk, i);
+    }
+    t.slots.push_back(swizzle_target::slot{&chunk, i});
+    chunk.v[i] = t.encoded();
+  }
+
   void set(page_id id, std::uint64_t value) {
     assert(id.value() < size_);
     auto& chunk = chunks_[id.value() >> mapping_chunk_shift];
@@ -68,7 +170,11 @@ class mapping_table {
       chunk = std::make_shared<mapping_chunk>(*chunk);
       ++chunks_copied_;
     }
-    chunk->v[id.value() & (mapping_chunk_entries - 1)] = value;
+    const auto i = static_cast<std::uint32_t>(id.value() & (mapping_chunk_entries - 1));
+    if (is_swizzled(chunk->v[i])) {
+      decode_swizzled(chunk->v[i])->drop(chunk.get(), i);
+    }
+    chunk->v[i] = value;
   }
 
   // Takes a free logical id, or appends one. The entry holds `invalid` until set.
@@ -110,11 +216,12 @@ class mapping_table {
     return t;
   }
 
-  // Visits every entry in id order (for snapshots); `f(std::uint64_t)`.
+  // Visits every entry in id order (for snapshots), swizzled pointers read as file page
+  // ids; `f(std::uint64_t)`.
   template <typename F>
   void for_each(F&& f) const {
     for (std::size_t i = 0; i < size_; ++i) {
-      f(chunks_[i >> mapping_chunk_shift]->v[i & (mapping_chunk_entries - 1)]);
+      f(unswizzled(chunks_[i >> mapping_chunk_shift]->v[i & (mapping_chunk_entries - 1)]));
     }
   }
 

@@ -7,6 +7,11 @@
 // frame is pinned, allocation fails and the caller reports error::out_of_mem (the reference's
 // hard budget: exhaustion fails a request instead of waiting).
 //
+// Swizzling: a frame is a swizzle_target (page_mapping.hpp). Once cached, the mapping entries
+// that name its page may point straight at it (page_access swizzles them), and a descent
+// pins it through the pointer (pin_swizzled) without the map. A frame leaving the cache
+// (eviction, erase) first turns those entries back into file page ids.
+//
 // Loading: a task that misses allocates a frame (pinned, not yet findable), reads into it, and
 // then publishes it with insert(). Two tasks that load the same page at once each read it; the
 // second insert() keeps the first frame and recycles its own. Frames are page-aligned, so
@@ -30,13 +35,14 @@
 
 #include <boost/intrusive/list.hpp>
 
+#include <eloqstore/detail/mapping/page_mapping.hpp>
+
 namespace eloqstore::detail {
 
 class index_cache {
-  struct frame : boost::intrusive::list_base_hook<> {
+  struct frame : boost::intrusive::list_base_hook<>, swizzle_target {
     std::span<char> bytes;
     const void* owner = nullptr;
-    std::uint64_t fp = 0;
     std::uint32_t pins = 0;
     bool indexed = false;  // findable through map_ (else: loading, or detached)
   };
@@ -63,6 +69,8 @@ class index_cache {
     [[nodiscard]] std::span<const char> bytes() const noexcept { return f_->bytes; }
     // The frame's buffer, for the loader that owns the pin before insert().
     [[nodiscard]] std::span<char> buffer() const noexcept { return f_->bytes; }
+    // The frame, to swizzle into mapping entries of its page. REQUIRES: cached (inserted).
+    [[nodiscard]] swizzle_target& target() const noexcept { return *f_; }
     void reset() noexcept {
       if (cache_ != nullptr) {
         std::exchange(cache_, nullptr)->unpin(*f_);
@@ -78,9 +86,10 @@ class index_cache {
 
   struct stats {
     std::size_t capacity = 0;
-    std::size_t allocated = 0;  // frames created so far (the pool grows lazily)
-    std::size_t pinned = 0;     // frames with at least one pin
-    std::size_t cached = 0;     // frames findable by key
+    std::size_t allocated = 0;      // frames created so far (the pool grows lazily)
+    std::size_t pinned = 0;         // frames with at least one pin
+    std::size_t cached = 0;         // frames findable by key
+    std::size_t swizzled_hits = 0;  // pages found through a swizzled mapping entry
   };
 
   index_cache(std::size_t page_size, std::size_t capacity)
@@ -88,6 +97,9 @@ class index_cache {
   index_cache(const index_cache&) = delete;
   index_cache& operator=(const index_cache&) = delete;
   ~index_cache() {
+    for (frame& f : frames_) {
+      f.unswizzle_all();  // mappings that outlive the cache keep file page ids
+    }
     lru_.clear();
     free_.clear();
     for (frame& f : frames_) {
@@ -103,6 +115,15 @@ class index_cache {
     }
     pin_frame(*it->second);
     return pin(this, it->second);
+  }
+
+  // The frame a mapping entry points at, pinned. REQUIRES: t came from a swizzled entry (so
+  // it is cached: frames leaving the cache unswizzle their entries first).
+  [[nodiscard]] pin pin_swizzled(swizzle_target& t) {
+    frame& f = static_cast<frame&>(t);
+    pin_frame(f);
+    hits_swizzled_.fetch_add(1, std::memory_order_relaxed);
+    return pin(this, &f);
   }
 
   // A frame to load a page into (pinned, not findable); an empty pin if every frame is pinned.
@@ -133,18 +154,20 @@ class index_cache {
   }
 
   // Caches a copy of `bytes` as (owner, fp), unpinned, if a frame can be had without failing
-  // anyone (used for index pages a writer has just written). Replaces an older copy.
-  void put(const void* owner, std::uint64_t fp, std::span<const char> bytes) {
+  // anyone (used for index pages a writer has just written). Replaces an older copy. Returns
+  // the frame (to swizzle), or nullptr.
+  swizzle_target* put(const void* owner, std::uint64_t fp, std::span<const char> bytes) {
     erase(owner, fp);
     if (bytes.size() != page_size_) {
-      return;
+      return nullptr;
     }
     pin p = allocate();
     if (!p) {
-      return;
+      return nullptr;
     }
     std::copy(bytes.begin(), bytes.end(), p.buffer().begin());
     insert(p, owner, fp);
+    return &p.target();
   }
 
   // Forgets (owner, fp): its file page is being reused. A pinned frame is detached and
@@ -171,7 +194,8 @@ class index_cache {
 
   [[nodiscard]] stats statistics() const noexcept {
     return stats{capacity_, allocated_.load(std::memory_order_relaxed),
-                 pinned_.load(std::memory_order_relaxed), cached_.load(std::memory_order_relaxed)};
+                 pinned_.load(std::memory_order_relaxed), cached_.load(std::memory_order_relaxed),
+                 hits_swizzled_.load(std::memory_order_relaxed)};
   }
 
  private:
@@ -213,6 +237,7 @@ class index_cache {
   // Takes a frame out of the map (its key is erased by the caller) and, if unpinned, out of
   // the LRU onto the free list.
   void detach(frame& f) noexcept {
+    f.unswizzle_all();
     f.indexed = false;
     cached_.fetch_sub(1, std::memory_order_relaxed);
     if (f.pins == 0) {
@@ -240,6 +265,7 @@ class index_cache {
     }
     frame& f = lru_.back();
     lru_.pop_back();
+    f.unswizzle_all();
     map_.erase(key{f.owner, f.fp});
     f.indexed = false;
     cached_.fetch_sub(1, std::memory_order_relaxed);
@@ -255,6 +281,7 @@ class index_cache {
   std::atomic<std::size_t> allocated_{0};
   std::atomic<std::size_t> pinned_{0};
   std::atomic<std::size_t> cached_{0};
+  std::atomic<std::size_t> hits_swizzled_{0};
 };
 
 }  // namespace eloqstore::detail

@@ -191,15 +191,22 @@ class page_access {
     return verify_ && !verify_page_checksum(out) ? error::corrupted : error::ok;
   }
 
-  // Index page `id` through the cache, pinned in `out` until `out` is reset or destroyed.
-  // error::out_of_mem if the page is not cached and every cache frame is pinned.
+  // Index page `id` through the cache, pinned in `out` until `out` is reset or destroyed: a
+  // swizzled entry leads straight to its frame; otherwise the page is looked up by file page
+  // (or read) and swizzled into `mapping` for the next descent. error::out_of_mem if the page
+  // is not cached and every cache frame is pinned.
   [[nodiscard]] error index(const partition_state& p, const mapping_table& mapping, page_id id,
                             index_pin& out) {
+    if (swizzle_target* t = mapping.swizzled(id)) {
+      out = cache_.pin_swizzled(*t);
+      return error::ok;
+    }
     const file_page_id fp = mapping.file_page(id);
     if (fp.is_none()) {
       return error::corrupted;
     }
     if (index_pin hit = cache_.find(&p, fp.value())) {
+      mapping.swizzle(id, hit.target());
       out = std::move(hit);
       return error::ok;
     }
@@ -211,13 +218,20 @@ class page_access {
       return e;  // the frame returns to the free list
     }
     cache_.insert(frame, &p, fp.value());
+    // The read parked this task: `mapping` may have been swizzled meanwhile (by a task that
+    // loaded the same page, into the frame insert() switched to); swizzle() allows that.
+    mapping.swizzle(id, frame.target());
     out = std::move(frame);
     return error::ok;
   }
 
-  // Caches an index page a writer has just written at `fp` (best effort).
-  void cache_written(const partition_state& p, file_page_id fp, std::span<const char> bytes) {
-    cache_.put(&p, fp.value(), bytes);
+  // Caches an index page a writer has just written at `fp` as logical page `id` of `mapping`
+  // (the version being published), swizzled into it (best effort).
+  void cache_written(const partition_state& p, const mapping_table& mapping, page_id id,
+                     file_page_id fp, std::span<const char> bytes) {
+    if (swizzle_target* t = cache_.put(&p, fp.value(), bytes)) {
+      mapping.swizzle(id, *t);
+    }
   }
 
   // Drops a file page from the cache; called whenever the page is reallocated.
