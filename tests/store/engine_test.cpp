@@ -1,12 +1,14 @@
 // End-to-end tests of EloqStore<Traits> over memory_io and pread_io: a randomized model test
 // against std::map (timestamps, deletes, TTL with an injected clock, truncates, range deletes,
 // values from 1 byte to several MiB), structural verification after every batch, restarts,
-// bad input, and concurrency of async requests.
+// bad input, concurrency of async requests, and a full disk (a small loop-mounted ext4).
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,6 +19,7 @@
 
 #include <eloqstore/eloqstore.hpp>
 
+#include "support/loop_fs.hpp"
 #include "support/page_store.hpp"
 #include "support/store_fixture.hpp"
 
@@ -846,4 +849,168 @@ TEST_CASE("engine: a full request queue holds callers back until the shard catch
                      [&](const kv_entry&) { ++n; });
     CHECK(n == per_client);
   }
+}
+
+TEST_CASE_TEMPLATE(
+    "engine: a full disk fails writes with out_of_space and loses nothing acknowledged", Fixture,
+    test::pread_fixture, test::uring_fixture) {
+  // A 32 MiB ext4 file system on a loop device fills up after a few dozen batches of 500
+  // values of about 1 KB. The write that does not fit fails with out_of_space and leaves no
+  // trace; every acknowledged write reads back, verify() finds the trees sound, later writes
+  // fail as cleanly (or fit), and all of it holds after a restart.
+  test::loop_fs disk(32 << 20);
+  if (!disk.mounted()) {
+    MESSAGE("full disk test skipped: " << disk.why());
+    return;
+  }
+  Fixture fx;
+  fx.opts.store_path = {disk.mount_point() + "/store"};
+  const auto name = [](error e) {
+    return std::string(error_message(e)) + " (" + std::to_string(static_cast<int>(e)) + ")";
+  };
+  const std::array<table_ident, 2> parts{table_ident{"full", 0}, table_ident{"full", 1}};
+  std::array<std::map<std::string, std::string>, 2> m;  // acknowledged writes only
+  std::array<std::vector<std::string>, 2> keys;         // m's keys, for picking overwrites
+  std::array<std::set<std::string>, 2> failed_only;     // keys written by failed batches only
+  test::rng r(17);
+
+  const auto make_batch = [&](int b, std::size_t p) {
+    std::map<std::string, write_entry> batch;
+    const auto add = [&](const std::string& key) {
+      batch[key] =
+          write_entry{key, "b" + std::to_string(b) + ":" + r.bytes(r.uniform(900, 1100), 26),
+                      static_cast<std::uint64_t>(b + 1), write_op::upsert, 0};
+    };
+    for (int i = 0; i < 500; ++i) {
+      char key[16];
+      std::snprintf(key, sizeof key, "k%08d", b * 500 + i);
+      add(key);
+    }
+    if (b % 3 == 2 && !keys[p].empty()) {  // every third batch overwrites earlier keys
+      for (int i = 0; i < 100; ++i) {
+        add(keys[p][r.uniform(0, keys[p].size() - 1)]);
+      }
+    }
+    std::vector<write_entry> out;
+    for (auto& [k, w] : batch) {
+      out.push_back(std::move(w));
+    }
+    return out;
+  };
+  const auto acknowledge = [&](std::size_t p, const std::vector<write_entry>& batch) {
+    for (const write_entry& w : batch) {
+      if (m[p].insert_or_assign(w.key, w.value).second) {
+        keys[p].push_back(w.key);
+      }
+      failed_only[p].erase(w.key);
+    }
+  };
+  const auto check_model = [&](auto& store, const char* when) {
+    CAPTURE(when);
+    for (std::size_t p = 0; p < parts.size(); ++p) {
+      CAPTURE(p);
+      std::size_t wrong = 0;
+      std::string first_wrong;
+      for (const auto& [k, v] : m[p]) {
+        const auto got = store.get(parts[p], k);
+        if (!got.ok() || got->value != v) {
+          if (wrong++ == 0) {
+            first_wrong = k + ": " + (got.ok() ? "another value" : name(got.status()));
+          }
+        }
+      }
+      INFO("first wrong key " << first_wrong);
+      CHECK(wrong == 0);
+      std::size_t scanned = 0;
+      std::size_t same = 0;
+      auto it = m[p].begin();
+      auto range = store.scan(parts[p], {}, {}, 256);
+      ranges::for_each(range, [&](const kv_entry& e) {
+        if (it != m[p].end() && e.key == it->first && e.value == it->second) {
+          ++same;
+        }
+        if (it != m[p].end()) {
+          ++it;
+        }
+        ++scanned;
+      });
+      CHECK(range.status() == error::ok);
+      CHECK(scanned == m[p].size());
+      CHECK(same == m[p].size());
+      std::size_t present = 0;  // keys of failed writes only must be absent
+      for (const std::string& k : failed_only[p]) {
+        if (store.get(parts[p], k).status() != error::not_found) {
+          ++present;
+        }
+      }
+      CHECK(present == 0);
+      std::string problem;
+      const error v = store.verify(parts[p], problem);
+      INFO("verify: " << name(v) << " " << problem);
+      CHECK(v == error::ok);
+    }
+  };
+
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  int failed_batch = -1;
+  error failure = error::ok;
+  std::vector<write_entry> failed;
+  for (int b = 0; b < 200 && failed_batch < 0; ++b) {
+    const std::size_t p = static_cast<std::size_t>(b) % parts.size();
+    auto batch = make_batch(b, p);
+    const error e = store->write(parts[p], batch);
+    if (e == error::ok) {
+      acknowledge(p, batch);
+      continue;
+    }
+    failed_batch = b;
+    failure = e;
+    failed = std::move(batch);
+    for (const write_entry& w : failed) {
+      if (m[p].count(w.key) == 0) {
+        failed_only[p].insert(w.key);
+      }
+    }
+  }
+  REQUIRE_MESSAGE(failed_batch >= 0, "200 batches of 500 KB fit on a 32 MiB file system");
+  CAPTURE(failed_batch);
+  CHECK_MESSAGE(failure == error::out_of_space, "the write failed with " << name(failure));
+  const std::size_t fp = static_cast<std::size_t>(failed_batch) % parts.size();
+  check_model(*store, "after the failed write");
+
+  // Writing again: the same batch and a small one either fail cleanly or fit.
+  const error again = store->write(parts[fp], failed);
+  CHECK_MESSAGE((again == error::ok || again == error::out_of_space),
+                "the retried batch returned " << name(again));
+  if (again == error::ok) {
+    acknowledge(fp, failed);
+  }
+  const std::vector<write_entry> small{
+      {"small", "v", static_cast<std::uint64_t>(failed_batch + 2), write_op::upsert, 0}};
+  const error small_e = store->write(parts[1 - fp], small);
+  CHECK_MESSAGE((small_e == error::ok || small_e == error::out_of_space),
+                "the small write returned " << name(small_e));
+  if (small_e == error::ok) {
+    acknowledge(1 - fp, small);
+  } else {
+    failed_only[1 - fp].insert("small");
+  }
+  check_model(*store, "after writing again");
+
+  // Acknowledged writes survive a restart; the failed ones left no trace.
+  store->stop();
+  store.reset();
+  store = fx.make();
+  const error started = store->start();
+  REQUIRE_MESSAGE(started == error::ok, "restart on a full disk returned " << name(started));
+  check_model(*store, "after a restart");
+  const error after = store->write(parts[fp], failed);
+  CHECK_MESSAGE((after == error::ok || after == error::out_of_space),
+                "the batch after the restart returned " << name(after));
+  if (after == error::ok) {
+    acknowledge(fp, failed);
+  }
+  check_model(*store, "after writing after the restart");
+  store->stop();
 }

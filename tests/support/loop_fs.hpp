@@ -1,0 +1,93 @@
+// Test support: a small ext4 file system in an image file, mounted on a loop device, for
+// full-disk tests. Needs root, a free loop device and mkfs.ext4; when a step fails, mounted()
+// is false and why() says which step and why, so the caller can skip. The destructor
+// unmounts (lazily) and deletes the image and its directory, also after a failed REQUIRE.
+#pragma once
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "support/store_fixture.hpp"
+
+namespace eloqstore::test {
+
+class loop_fs {
+ public:
+  explicit loop_fs(std::uint64_t bytes) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (::geteuid() != 0) {
+      why_ = "not root (mount needs root)";
+      return;
+    }
+    fs::create_directories(mount_point_, ec);
+    if (ec) {
+      why_ = "cannot create " + mount_point_ + ": " + ec.message();
+      return;
+    }
+    std::ofstream(image_, std::ios::binary).close();
+    fs::resize_file(image_, bytes, ec);
+    if (ec) {
+      why_ = "cannot size the image " + image_ + ": " + ec.message();
+      return;
+    }
+    if (!run("mkfs.ext4 -q -F '" + image_ + "'", "mkfs.ext4")) {
+      return;
+    }
+    if (!run("mount -o loop '" + image_ + "' '" + mount_point_ + "'", "mount -o loop")) {
+      return;
+    }
+    mounted_ = true;
+  }
+  ~loop_fs() {
+    if (mounted_) {
+      [[maybe_unused]] const int rc =
+          std::system(("umount -l '" + mount_point_ + "' >/dev/null 2>&1").c_str());
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  loop_fs(const loop_fs&) = delete;
+  loop_fs& operator=(const loop_fs&) = delete;
+
+  [[nodiscard]] bool mounted() const noexcept { return mounted_; }
+  [[nodiscard]] const std::string& why() const noexcept { return why_; }
+  [[nodiscard]] const std::string& mount_point() const noexcept { return mount_point_; }
+
+ private:
+  // Runs `command` with its output in a log file; on failure why_ names the step, the exit
+  // status and the command's output.
+  bool run(const std::string& command, const char* step) {
+    const int rc = std::system((command + " >'" + log_ + "' 2>&1").c_str());
+    if (rc == 0) {
+      return true;
+    }
+    std::ifstream in(log_);
+    std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) {
+      out.pop_back();
+    }
+    const std::string status = rc != -1 && WIFEXITED(rc)
+                                   ? "exit status " + std::to_string(WEXITSTATUS(rc))
+                                   : "status " + std::to_string(rc);
+    why_ =
+        std::string(step) + " failed (" + status + ")" + (out.empty() ? std::string() : ": " + out);
+    return false;
+  }
+
+  std::string dir_ = fresh_temp_dir("loopfs");
+  std::string image_ = dir_ + "/fs.img";
+  std::string log_ = dir_ + "/cmd.log";
+  std::string mount_point_ = dir_ + "/mnt";
+  std::string why_;
+  bool mounted_ = false;
+};
+
+}  // namespace eloqstore::test
