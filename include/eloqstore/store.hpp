@@ -618,6 +618,7 @@ class EloqStore {
           if (now - sh.writer_yielded < writer_slice) {
             return;
           }
+          sh.writer_yielded = now;  // another writer running meanwhile gets its own slice
           sh.sched.yield_low_priority();
           sh.writer_yielded = std::chrono::steady_clock::now();
         },

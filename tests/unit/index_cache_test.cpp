@@ -168,7 +168,7 @@ mapping_table table_of(std::uint32_t n) {
 // A reader's index lookup: through a swizzled entry, else load by file page and swizzle.
 index_cache::pin lookup(index_cache& c, const mapping_table& m, std::uint32_t id) {
   if (auto* t = m.swizzled(page_id(id))) {
-    return c.pin_swizzled(*t);
+    return c.pin_swizzled(*t, &owner_a);
   }
   auto p = load(c, &owner_a, m.file_page(page_id(id)).value());
   if (p) {

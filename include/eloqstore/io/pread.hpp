@@ -32,6 +32,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -87,13 +88,15 @@ class pread_io {
   void set_direct_data(bool on) noexcept { direct_data_ = on; }
 
   // Makes sure blocks up to byte `end` of the file are allocated before writes reach them,
-  // growing ahead (the file's size doubles, by at most reserve_step_max at a time and by at
-  // most a quarter of the file system's free space), so a sequence of appending direct
-  // writes becomes overwrites of preallocated space: on ext4 and XFS those run without the
-  // exclusive inode lock and without being punted to a kernel worker. Unwritten space reads back as
-  // zeros and is never referenced by a manifest. A file system without fallocate is left alone (the
-  // writes extend the file as before); out_of_space if not even `end` can be allocated. Thread
-  // affinity: the caller writes the file (one shard per partition).
+  // growing ahead by a quarter of what the file holds (at most reserve_step_max, at most a
+  // quarter of the file system's free space, and never past the next power of two above
+  // `end`, which data file sizes are), so a sequence of appending direct writes becomes
+  // overwrites of preallocated space: on ext4 and XFS those run without the exclusive inode
+  // lock and without being punted to a kernel worker. Unwritten space reads back as zeros
+  // and is never referenced by a manifest; a file holds at most a quarter more than it was
+  // written to. A file system without fallocate is left alone (the writes extend the file as
+  // before); out_of_space if not even `end` can be allocated. Thread affinity: the caller
+  // writes the file (one shard per partition).
   static constexpr std::uint64_t reserve_step_max = std::uint64_t{32} << 20;
   [[nodiscard]] static error reserve(file_handle& f, std::uint64_t end) {
     std::uint64_t have = f.reserved.load(std::memory_order_relaxed);
@@ -108,15 +111,14 @@ class pread_io {
       f.reserved.store(have, std::memory_order_relaxed);
       return error::ok;
     }
-    // Never more ahead than a quarter of the free space: on a nearly full disk the last
-    // bytes stay for the pages actually written and for the manifest.
-    std::uint64_t step = std::min(have, reserve_step_max);
+    std::uint64_t step = std::min(have / 4, reserve_step_max);
     struct statvfs vfs {};
     if (step != 0 && ::fstatvfs(f.fd, &vfs) == 0) {
       step = std::min<std::uint64_t>(step, std::uint64_t{vfs.f_bavail} * vfs.f_frsize / 4);
     }
-    const std::uint64_t ahead = have + step;
-    for (const std::uint64_t target : {std::max(end, ahead), end}) {
+    const std::uint64_t ahead = std::min(have + step, std::bit_ceil(end));
+    const std::uint64_t first = std::max(end, ahead);
+    for (const std::uint64_t target : {first, end}) {
       const int rc = retry([&] {
         return ::fallocate(f.fd, 0, static_cast<off_t>(have), static_cast<off_t>(target - have));
       });
@@ -129,10 +131,10 @@ class pread_io {
         return error::ok;  // no preallocation here: the writes extend the file themselves
       }
       if (errno != ENOSPC || target == end) {
-        return error_from_errno(errno);
+        break;
       }
     }
-    return error::out_of_space;
+    return error_from_errno(errno);
   }
 
   // The cached handle of `<t>/<name>` (created with its partition directory when `create`).

@@ -216,6 +216,9 @@ class tree_writer {
     if (corrupt_) {
       return error::corrupted;  // a page named an id the mapping does not hold
     }
+    if (stream_error_ != error::ok) {
+      return stream_error_;  // placed pages may be unwritten: nothing of this may commit
+    }
     if (dirty_.empty() && log_.change_count() == 0 && !truncated_all_ && !p_.force_snapshot) {
       if (purged_) {
         p_.next_expire_ts = purge_next_;  // nothing had expired: remember the next expiry
@@ -1223,8 +1226,19 @@ class tree_writer {
       streamed_.insert(id.value());
       ready_.push_back(id.value());
       if (ready_.size() >= stream_pages_max) {
-        const error e = write_placed(ready_, true);
+        error e = write_placed(ready_, true);
         ready_.clear();
+        if constexpr (async_page_writes<IO>) {
+          // Backpressure: at most tickets_max batches in flight (bounded device queue,
+          // bounded iovec and bounce memory); the oldest is likely done by now.
+          while (e == error::ok && tickets_.size() > tickets_max) {
+            e = pages_.io().finish_write_pages(tickets_.front());
+            tickets_.pop_front();
+          }
+        }
+        if (e != error::ok) {
+          stream_error_ = e;
+        }
         return e;
       }
     } else {
@@ -1258,7 +1272,10 @@ class tree_writer {
     if (streamed_.erase(raw_id) == 0) {
       return;
     }
-    std::erase(ready_, raw_id);
+    if (const auto it = std::find(ready_.begin(), ready_.end(), raw_id); it != ready_.end()) {
+      ready_.erase(it);  // not placed yet: nothing reads the buffer
+      return;
+    }
     page_buffer copy = pages_.take_buffer();
     copy.assign(bytes.span().begin(), bytes.span().end());
     kept_.push_back(std::move(bytes));
@@ -1283,18 +1300,20 @@ class tree_writer {
     it->second.assign(page.begin(), page.end());
   }
 
-  // Writes the dirty pages not streamed yet, all together.
+  // Writes the dirty pages not written yet (never streamed, or streamed but not started),
+  // all together.
   [[nodiscard]] error write_dirty_pages() {
+    for (const std::uint32_t raw_id : ready_) {
+      streamed_.erase(raw_id);
+    }
+    ready_.clear();
     std::vector<std::uint32_t> ids;
     ids.reserve(dirty_.size());
     for (const auto& [raw_id, bytes] : dirty_) {
       if (!streamed_.contains(raw_id)) {
         ids.push_back(raw_id);
-      } else if (std::find(ready_.begin(), ready_.end(), raw_id) != ready_.end()) {
-        ids.push_back(raw_id);  // streamed but not started yet
       }
     }
-    ready_.clear();
     return write_placed(ids, false);
   }
 
@@ -1394,7 +1413,9 @@ class tree_writer {
   static constexpr std::size_t stream_pages_max = 256;
   std::unordered_set<std::uint32_t> streamed_;
   std::vector<std::uint32_t> ready_;
-  std::vector<typename write_ticket_of<IO>::type> tickets_;
+  static constexpr std::size_t tickets_max = 16;
+  std::deque<typename write_ticket_of<IO>::type> tickets_;
+  error stream_error_ = error::ok;  // a streamed write failed: commit() must not succeed
   std::vector<page_buffer> kept_;
   std::vector<std::uint64_t> allocated_;  // file pages taken by this writer, until committed
   std::set<std::uint64_t> files_;         // data files written

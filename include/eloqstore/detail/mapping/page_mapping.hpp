@@ -147,8 +147,10 @@ class mapping_table {
     return is_swizzled(v) ? decode_swizzled(v) : nullptr;
   }
 
-  // Points `id`'s entry at frame `t`, which caches the entry's file page. In place, also in a
-  // chunk other versions share (see the file comment). REQUIRES: t->fp == file_page(id).
+  // Points `id`'s entry at frame `t`, which caches the entry's file page for this table's
+  // partition. Const, yet it writes: in place, also into a chunk other versions share, which
+  // is sound because the entry's meaning does not change (see the file comment). REQUIRES:
+  // t->fp == file_page(id), and t caches a page of this table's partition.
   void swizzle(page_id id, swizzle_target& t) const {
     assert(file_page(id).value() == t.fp);
     mapping_chunk& chunk = *chunks_[id.value() >> mapping_chunk_shift];

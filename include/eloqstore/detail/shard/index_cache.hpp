@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -119,10 +120,13 @@ class index_cache {
 
   // The frame a mapping entry points at, pinned. REQUIRES: t came from a swizzled entry (so
   // it is cached: frames leaving the cache unswizzle their entries first).
-  [[nodiscard]] pin pin_swizzled(swizzle_target& t) {
+  [[nodiscard]] pin pin_swizzled(swizzle_target& t, [[maybe_unused]] const void* owner) {
     frame& f = static_cast<frame&>(t);
+    assert(f.indexed && f.owner == owner);
     pin_frame(f);
-    hits_swizzled_.fetch_add(1, std::memory_order_relaxed);
+    // One writer (the shard thread): a plain increment, published for readers of stats.
+    hits_swizzled_.store(hits_swizzled_.load(std::memory_order_relaxed) + 1,
+                         std::memory_order_relaxed);
     return pin(this, &f);
   }
 

@@ -198,7 +198,7 @@ class page_access {
   [[nodiscard]] error index(const partition_state& p, const mapping_table& mapping, page_id id,
                             index_pin& out) {
     if (swizzle_target* t = mapping.swizzled(id)) {
-      out = cache_.pin_swizzled(*t);
+      out = cache_.pin_swizzled(*t, &p);
       return error::ok;
     }
     const file_page_id fp = mapping.file_page(id);
