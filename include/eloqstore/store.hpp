@@ -977,12 +977,21 @@ class EloqStore {
     const auto less = [&](const write_entry& a, const write_entry& b) {
       return cmp_.compare(a.key, b.key) < 0;
     };
-    if (!std::is_sorted(batch.begin(), batch.end(), less)) {
-      std::stable_sort(batch.begin(), batch.end(), less);
-    }
+    // One pass for the common case of a batch already in order; a duplicate key fails it
+    // (which one wins would be a guess).
     for (std::size_t i = 1; i < batch.size(); ++i) {
-      if (cmp_.compare(batch[i - 1].key, batch[i].key) == 0) {
-        return error::invalid_args;  // duplicate key: which one wins would be a guess
+      const auto c = cmp_.compare(batch[i - 1].key, batch[i].key);
+      if (c == 0) {
+        return error::invalid_args;
+      }
+      if (c > 0) {
+        std::stable_sort(batch.begin(), batch.end(), less);
+        for (std::size_t j = 1; j < batch.size(); ++j) {
+          if (cmp_.compare(batch[j - 1].key, batch[j].key) == 0) {
+            return error::invalid_args;
+          }
+        }
+        break;
       }
     }
     return error::ok;

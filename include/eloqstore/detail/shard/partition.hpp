@@ -269,7 +269,7 @@ class page_access {
       spares_.push_back(std::move(b));
     }
   }
-  static constexpr std::size_t spare_bytes_max = std::size_t{16} << 20;
+  static constexpr std::size_t spare_bytes_max = std::size_t{32} << 20;
   [[nodiscard]] std::size_t spares_max() const noexcept { return spare_bytes_max / page_size_; }
 
  private:
