@@ -1222,29 +1222,27 @@ class tree_writer {
   // are placed and their write started. A page changed after this is detached and written
   // again at commit (detach_streamed).
   [[nodiscard]] error stream(page_id id) {
-    if constexpr (batched_io<IO>) {
-      streamed_.insert(id.value());
-      ready_.push_back(id.value());
-      if (ready_.size() >= stream_pages_max) {
-        error e = write_placed(ready_, true);
-        ready_.clear();
-        if constexpr (async_page_writes<IO>) {
-          // Backpressure: at most tickets_max batches in flight (bounded device queue,
-          // bounded iovec and bounce memory); the oldest is likely done by now.
-          while (e == error::ok && tickets_.size() > tickets_max) {
-            e = pages_.io().finish_write_pages(tickets_.front());
-            tickets_.pop_front();
-          }
-        }
-        if (e != error::ok) {
-          stream_error_ = e;
-        }
-        return e;
-      }
-    } else {
-      (void)id;
+    // Every backend streams (the synchronous ones write at once), so one write path, with its
+    // failures and crashes in the middle of a build, is what every backend's tests exercise.
+    streamed_.insert(id.value());
+    ready_.push_back(id.value());
+    if (ready_.size() < stream_pages_max) {
+      return error::ok;
     }
-    return error::ok;
+    error e = write_placed(ready_, true);
+    ready_.clear();
+    if constexpr (async_page_writes<IO>) {
+      // Backpressure: at most tickets_max batches in flight (bounded device queue, bounded
+      // iovec and bounce memory); the oldest is likely done by now.
+      while (e == error::ok && tickets_.size() > tickets_max) {
+        e = pages_.io().finish_write_pages(tickets_.front());
+        tickets_.pop_front();
+      }
+    }
+    if (e != error::ok) {
+      stream_error_ = e;
+    }
+    return e;
   }
 
   // Waits for the writes stream() started; the first error.
@@ -1410,7 +1408,11 @@ class tree_writer {
   std::map<std::uint32_t, page_buffer> dirty_;
   // Streaming: pages final before the commit (stream()), those not yet placed (ready_), the
   // writes in flight, and buffers of detached pages that a write may still be reading.
-  static constexpr std::size_t stream_pages_max = 256;
+  // Pages placed and written together: 1 MiB per asynchronous batch (fewer submissions and
+  // device notifications); synchronous backends write page by page anyway, so they stream
+  // in small groups (which also puts writes in the middle of most builds, where crash and
+  // fault tests reach them).
+  static constexpr std::size_t stream_pages_max = async_page_writes<IO> ? 256 : 16;
   std::unordered_set<std::uint32_t> streamed_;
   std::vector<std::uint32_t> ready_;
   static constexpr std::size_t tickets_max = 16;
