@@ -13,9 +13,11 @@
 //             vs copying the whole table (the reference engine)
 //
 // Usage: engine_bench [directory=/tmp/eloqstore-bench] [keys=1000000] [traits=both|uring|pread]
-//                     [phases=load,read,qd,clients,mapping]
+//                     [phases=load,read,qd,clients,mapping; load1000, load20000: one batch
+//                     size; qd1, qd32, qd128: one depth]
 // The read and qd phases use the data set of the load phase; a run given an explicit phase list
 // keeps the data set for the next one.
+#include <sys/resource.h>
 #include <unistd.h>
 #include <algorithm>
 #include <atomic>
@@ -31,6 +33,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <range/v3/algorithm/for_each.hpp>
@@ -45,6 +48,14 @@ using bench_clock = std::chrono::steady_clock;
 
 double since(bench_clock::time_point t) {
   return std::chrono::duration<double>(bench_clock::now() - t).count();
+}
+
+// CPU time of the whole process (user + system), every thread.
+double process_cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  const auto secs = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return secs(u.ru_utime) + secs(u.ru_stime);
 }
 
 std::string key_of(std::uint64_t i) {
@@ -97,8 +108,11 @@ void reads_depth(const std::string& dir, std::uint64_t keys, std::size_t depth) 
         rr.set_args(t, std::move(key_list[n]));
         store.exec_async(rr, 0, on_done);
       }
-      ++done;
+      if (done.fetch_add(1) + 1 == total) {
+        done.notify_all();
+      }
     };
+    const double cpu_start = process_cpu_seconds();
     const auto start = bench_clock::now();
     for (auto& r : reqs) {
       if (const std::uint64_t n = issued.fetch_add(1); n < total) {
@@ -106,16 +120,17 @@ void reads_depth(const std::string& dir, std::uint64_t keys, std::size_t depth) 
         store.exec_async(r, 0, on_done);
       }
     }
-    while (done.load() < total) {
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    for (std::uint64_t seen = done.load(); seen < total; seen = done.load()) {
+      done.wait(seen);  // woken by the last callback only (no polling beside the shard)
     }
     const double secs = since(start);
-    return std::pair<double, std::uint64_t>(total / secs, missing.load());
+    const double cpu_us = (process_cpu_seconds() - cpu_start) * 1e6 / static_cast<double>(total);
+    return std::tuple<double, std::uint64_t, double>(total / secs, missing.load(), cpu_us);
   };
   run(std::min<std::uint64_t>(keys / 10 + 20000, 60000));  // warm the index cache
   drop_os_cache();
-  const auto [ops, missing] = run(depth == 1 ? 40000 : 300000);
-  std::printf("read  random, depth %3zu:  %8.0f ops/s%s\n", depth, ops,
+  const auto [ops, missing, cpu_us] = run(depth == 1 ? 40000 : 300000);
+  std::printf("read  random, depth %3zu:  %8.0f ops/s  %5.1f us CPU/op%s\n", depth, ops, cpu_us,
               missing != 0 ? " (MISSING KEYS)" : "");
 }
 
@@ -310,15 +325,16 @@ int main(int argc, char** argv) {
   const auto suite = [&]<typename store_type>(const char* name) {
     std::printf("eloqstore engine_bench: %s, 1 shard, %llu keys of 16 B + 1000 B\n", name,
                 static_cast<unsigned long long>(keys));
-    if (wanted("load")) {
-      load<store_type>(dir, keys, 1000);
-      load<store_type>(dir, keys, 20000);
+    for (const std::uint64_t batch : {1000, 20000}) {
+      if (wanted("load") || wanted("load" + std::to_string(batch))) {
+        load<store_type>(dir, keys, batch);
+      }
     }
     if (wanted("read")) {
       reads_scan_small<store_type>(dir, keys);
     }
-    if (wanted("qd")) {
-      for (const std::size_t depth : {1, 32, 128}) {
+    for (const std::size_t depth : {1, 32, 128}) {
+      if (wanted("qd") || wanted("qd" + std::to_string(depth))) {
         reads_depth<store_type>(dir, keys, depth);
       }
     }

@@ -20,9 +20,13 @@
 // Every read is bounded by the entry area's end; malformed input sets status() to corrupted.
 #pragma once
 
+#include <algorithm>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <string_view>
@@ -46,19 +50,82 @@ struct block_area {
   [[nodiscard]] bool empty() const noexcept { return entries_end == header_bytes; }
 };
 
+// The key a cursor stands on: inline up to `inline_bytes` (a lookup allocates nothing for
+// ordinary keys), on the heap beyond. Growth is the only allocation; it reports failure
+// instead of throwing, so cursor steps stay noexcept.
+class key_buffer {
+ public:
+  static constexpr std::size_t inline_bytes = 128;
+
+  key_buffer() = default;
+  key_buffer(const key_buffer& o) {
+    if (!assign(o.view())) {
+      throw std::bad_alloc();
+    }
+  }
+  key_buffer& operator=(const key_buffer& o) {
+    if (this != &o && !assign(o.view())) {
+      throw std::bad_alloc();
+    }
+    return *this;
+  }
+  ~key_buffer() = default;
+
+  [[nodiscard]] std::string_view view() const noexcept { return {data(), size_}; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  void clear() noexcept { size_ = 0; }
+
+  // Keeps the first `keep` bytes (<= size()) and appends `suffix`. False if out of memory
+  // (the buffer is then empty).
+  [[nodiscard]] bool rebuild(std::size_t keep, std::string_view suffix) noexcept {
+    const std::size_t n = keep + suffix.size();
+    if (n > capacity() && !grow(n, keep)) {
+      return false;
+    }
+    std::memcpy(data() + keep, suffix.data(), suffix.size());
+    size_ = n;
+    return true;
+  }
+  [[nodiscard]] bool assign(std::string_view k) noexcept {
+    size_ = 0;
+    return rebuild(0, k);
+  }
+
+ private:
+  [[nodiscard]] char* data() noexcept { return heap_ ? heap_.get() : inline_; }
+  [[nodiscard]] const char* data() const noexcept { return heap_ ? heap_.get() : inline_; }
+  [[nodiscard]] std::size_t capacity() const noexcept { return heap_ ? heap_cap_ : inline_bytes; }
+
+  bool grow(std::size_t n, std::size_t keep) noexcept {
+    const std::size_t cap = std::max(n, 2 * capacity());
+    std::unique_ptr<char[]> bigger(new (std::nothrow) char[cap]);
+    if (!bigger) {
+      size_ = 0;
+      return false;
+    }
+    std::memcpy(bigger.get(), data(), keep);
+    heap_ = std::move(bigger);
+    heap_cap_ = cap;
+    return true;
+  }
+
+  char inline_[inline_bytes];
+  std::unique_ptr<char[]> heap_;
+  std::size_t heap_cap_ = 0;
+  std::size_t size_ = 0;
+};
+
 template <typename Codec>
 class block_cursor {
  public:
   using fields = typename Codec::fields;
 
   block_cursor() = default;
-  block_cursor(block_area area, std::size_t key_capacity) : area_(area) {
-    key_.reserve(key_capacity);
-  }
+  explicit block_cursor(block_area area) noexcept : area_(area) {}
 
   [[nodiscard]] bool valid() const noexcept { return valid_; }
   [[nodiscard]] error status() const noexcept { return status_; }
-  [[nodiscard]] std::string_view key() const noexcept { return key_; }
+  [[nodiscard]] std::string_view key() const noexcept { return key_.view(); }
   [[nodiscard]] const fields& entry() const noexcept { return fields_; }
   [[nodiscard]] bool empty() const noexcept { return area_.empty() || area_.restart_count == 0; }
 
@@ -96,7 +163,7 @@ class block_cursor {
     }
     start_region(region);
     parse_next();
-    while (valid_ && cmp.compare(key_, target) < 0) {
+    while (valid_ && cmp.compare(key_.view(), target) < 0) {
       parse_next();
     }
   }
@@ -117,10 +184,33 @@ class block_cursor {
       valid_ = false;  // region 0 already starts above target
       return false;
     }
+    // One pass over the region: each step remembers the entry it leaves, and the cursor
+    // steps back onto it when the next key is greater than target (or the region ends).
     start_region(region);
-    const std::size_t n =
-        count_while([&](std::string_view k) { return cmp.compare(k, target) <= 0; });
-    return reposition(region, n);
+    parse_next();
+    while (valid_) {
+      const std::size_t offset = next_offset_;
+      const std::size_t at_region = region_;
+      const fields f = fields_;
+      if (!prev_key_.assign(key_.view())) {
+        return fail(error::out_of_mem);
+      }
+      parse_next();
+      if (status_ != error::ok) {
+        return false;
+      }
+      if (!valid_ || cmp.compare(key_.view(), target) > 0) {
+        next_offset_ = offset;
+        region_ = at_region;
+        fields_ = f;
+        if (!key_.assign(prev_key_.view())) {
+          return fail(error::out_of_mem);
+        }
+        valid_ = true;
+        return true;
+      }
+    }
+    return false;
   }
 
   // The first key of the page, decoded without moving the cursor. False if empty or corrupt.
@@ -129,8 +219,8 @@ class block_cursor {
   }
 
  private:
-  bool fail() noexcept {
-    status_ = error::corrupted;
+  bool fail(error why = error::corrupted) noexcept {
+    status_ = why;
     valid_ = false;
     return false;
   }
@@ -176,8 +266,10 @@ class block_cursor {
       fail();
       return;
     }
-    key_.resize(shared);
-    key_.append(suffix, non_shared);
+    if (!key_.rebuild(shared, std::string_view(suffix, non_shared))) {
+      fail(error::out_of_mem);
+      return;
+    }
     fields_ = f;
     next_offset_ = static_cast<std::size_t>(p - area_.base);
     valid_ = true;
@@ -231,7 +323,7 @@ class block_cursor {
   std::size_t count_while(Pred pred) noexcept {
     std::size_t n = 0;
     parse_next();
-    while (valid_ && pred(std::string_view(key_))) {
+    while (valid_ && pred(key_.view())) {
       ++n;
       parse_next();
     }
@@ -252,7 +344,8 @@ class block_cursor {
   }
 
   block_area area_;
-  std::string key_;
+  key_buffer key_;
+  key_buffer prev_key_;  // seek_floor's step back
   fields fields_{};
   std::size_t next_offset_ = 0;
   std::size_t region_ = 0;

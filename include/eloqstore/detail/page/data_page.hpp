@@ -302,8 +302,7 @@ class data_page_iter {
  public:
   explicit data_page_iter(const data_page& page)
       : cursor_(block_area{page.bytes().data(), data_page_header_bytes, page.entries_end(),
-                           page.restart_count()},
-                page.bytes().size()) {}
+                           page.restart_count()}) {}
 
   [[nodiscard]] bool valid() const noexcept { return cursor_.valid(); }
   [[nodiscard]] error status() const noexcept { return cursor_.status(); }

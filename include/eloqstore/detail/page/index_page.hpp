@@ -229,7 +229,7 @@ struct index_entry_codec {
 class index_page_iter {
  public:
   explicit index_page_iter(const index_page& page)
-      : leftmost_(page.leftmost()), cursor_(page.area(), page.bytes().size()) {}
+      : leftmost_(page.leftmost()), cursor_(page.area()) {}
 
   [[nodiscard]] bool valid() const noexcept { return at_leftmost_ || cursor_.valid(); }
   [[nodiscard]] error status() const noexcept { return cursor_.status(); }
