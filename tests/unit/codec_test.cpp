@@ -2,13 +2,18 @@
 #include <bit>
 #include <cstdint>
 #include <limits>
+#include <random>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include <doctest/doctest.h>
 #include <xxhash.h>
 
 #include <eloqstore/detail/codec/checksum.hpp>
 #include <eloqstore/detail/codec/coding.hpp>
+#include <eloqstore/detail/util/string_arena.hpp>
 #include <eloqstore/error.hpp>
 
 #include "support/page_store.hpp"
@@ -159,4 +164,24 @@ TEST_CASE("error: messages, retryability and std::error_code") {
   CHECK(error_from_errno(EAGAIN) == error::try_again);
   CHECK(error_from_errno(EIO) == error::io_fail);
   CHECK(static_cast<int>(error::cloud_no_manifest) == 16);
+}
+
+TEST_CASE("string_arena: copies stay valid and unchanged while the arena grows") {
+  eloqstore::detail::string_arena arena;
+  std::vector<std::pair<std::string, std::string_view>> kept;
+  std::mt19937 g(7);
+  for (int i = 0; i < 5000; ++i) {
+    // Mostly key-sized strings, some past a quarter block (own block), some empty.
+    const std::size_t n = i % 97 == 0 ? 6000 + g() % 3000 : i % 31 == 0 ? 0 : 1 + g() % 40;
+    std::string s(n, '\0');
+    for (char& c : s) {
+      c = static_cast<char>('a' + g() % 26);
+    }
+    kept.emplace_back(s, arena.keep(s));
+  }
+  for (const auto& [copy, view] : kept) {
+    CHECK(view == copy);
+  }
+  // Small strings share blocks: far fewer blocks than strings.
+  CHECK(arena.block_count() < 200);
 }

@@ -47,6 +47,7 @@
 #include <eloqstore/detail/page/overflow_page.hpp>
 #include <eloqstore/detail/shard/partition.hpp>
 #include <eloqstore/detail/util/page_buffer.hpp>
+#include <eloqstore/detail/util/string_arena.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/types.hpp>
 
@@ -662,6 +663,7 @@ class tree_writer {
     leaf.prev = page.prev();
     leaf.next = page.next();
     leaf.records.clear();
+    leaf.records.reserve(leaf.bytes.size() / 16);  // a page of 16-byte entries: no regrowth
     data_page_iter it(page);
     for (it.seek_to_first(); it.valid(); it.next()) {
       leaf.records.push_back(record{keep(it.key()), it.value(), it.timestamp(), it.expire_ts(),
@@ -681,10 +683,7 @@ class tree_writer {
   }
 
   // Stable storage for keys decoded from pages (iterator keys are reused buffers).
-  std::string_view keep(std::string_view s) {
-    held_.emplace_back(s);
-    return held_.back();
-  }
+  std::string_view keep(std::string_view s) { return held_.keep(s); }
 
   // Merges `existing` (a page's records, or none) with `changes`, drops expired records, and
   // writes the result as data pages linked between prev and next. The first page reuses `id`
@@ -807,6 +806,7 @@ class tree_writer {
   // Two-way merge with last-writer-wins (>=), expiry dropping and overflow handling.
   [[nodiscard]] error merge(const std::vector<record>& existing,
                             std::span<const write_entry> changes, std::vector<record>& out) {
+    out.reserve(existing.size() + changes.size());
     std::size_t i = 0;
     std::size_t j = 0;
     while (i < existing.size() || j < changes.size()) {
@@ -1429,7 +1429,7 @@ class tree_writer {
   manifest_builder log_;
   term_mapping terms_;
   std::vector<write_entry> ttl_changes_;
-  std::deque<std::string> held_;
+  string_arena held_;
   data_page_builder data_builder_;
   index_page_builder index_builder_;
   std::vector<char> scratch_;

@@ -1,0 +1,55 @@
+// An append-only arena of byte strings: copies handed out as string_views stay valid (and
+// never move) until the arena is destroyed. The tree writer keeps the keys it decodes from
+// pages here: one allocation per block of keys instead of one per key (a 16-byte key is
+// past std::string's inline capacity, so a leaf of 180 records cost 180 mallocs).
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+namespace eloqstore::detail {
+
+class string_arena {
+ public:
+  static constexpr std::size_t block_bytes = 16 * 1024;
+
+  string_arena() = default;
+  string_arena(const string_arena&) = delete;
+  string_arena& operator=(const string_arena&) = delete;
+  string_arena(string_arena&&) noexcept = default;
+  string_arena& operator=(string_arena&&) noexcept = default;
+
+  // A stable copy of `s`. Strings over a quarter of a block get a block of their own, so a
+  // large one never wastes the rest of the current block.
+  [[nodiscard]] std::string_view keep(std::string_view s) {
+    if (s.empty()) {
+      return {};
+    }
+    if (s.size() > block_bytes / 4) {
+      auto& big = blocks_.emplace_back(new char[s.size()]);
+      std::memcpy(big.get(), s.data(), s.size());
+      return {big.get(), s.size()};
+    }
+    if (block_bytes - used_ < s.size() || current_ == nullptr) {
+      current_ = blocks_.emplace_back(new char[block_bytes]).get();
+      used_ = 0;
+    }
+    char* at = current_ + used_;
+    std::memcpy(at, s.data(), s.size());
+    used_ += s.size();
+    return {at, s.size()};
+  }
+
+  // Blocks allocated so far (for tests).
+  [[nodiscard]] std::size_t block_count() const noexcept { return blocks_.size(); }
+
+ private:
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  char* current_ = nullptr;  // the block small strings go to
+  std::size_t used_ = 0;     // bytes of current_ in use
+};
+
+}  // namespace eloqstore::detail
