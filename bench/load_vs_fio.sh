@@ -4,8 +4,9 @@
 # default, one fsync at the end) in the same directory, interleaved round by round so machine
 # drift hits both alike; prints the medians and the ratio. A third column, durable_write_bench,
 # is the device doing what the load asks of it and nothing else: the same bytes in batches of
-# 20 MB, each fdatasync'ed before the next starts (the engine acknowledges a batch only once
-# it is durable; fio's figure syncs once at the end).
+# 20 MB (64 writes of 256 KiB in flight, as many as the engine keeps), each fdatasync'ed
+# before the next starts (the engine acknowledges a batch only once it is durable; fio's
+# figure syncs once at the end).
 # Usage: bench/load_vs_fio.sh [build dir=build] [work dir=/tmp/eloqstore-lvf] [keys=1000000]
 #                             [rounds=3]
 set -euo pipefail
@@ -24,7 +25,7 @@ for ((r = 1; r <= rounds; r++)); do
       awk -F';' '{printf "%.1f", $48 * 1.024 / 1000}')  # write bandwidth, KiB/s -> MB/s
   fio_mbs+="$v "
   rm -rf "$dir" && mkdir -p "$dir"
-  v=$("$build/bench/durable_write_bench" "$dir/durable.dat" $((bytes / 1000000)) 20 8 |
+  v=$("$build/bench/durable_write_bench" "$dir/durable.dat" $((bytes / 1000000)) 20 64 |
       awk '{print $4}')
   dur_mbs+="$v "
   rm -rf "$dir"
