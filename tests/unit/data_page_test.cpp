@@ -128,6 +128,14 @@ TEST_CASE("data page: random pages round trip and agree with std::map") {
             --ub;
             CHECK(found);
             check_entry(it, ub->first, ub->second);
+            // The cursor stepped back onto the floor entry: iterating on from it decodes
+            // every later entry (keys, delta-coded timestamps) as a scan from the start does.
+            for (auto rest = std::next(ub); rest != m.end(); ++rest) {
+              it.next();
+              check_entry(it, rest->first, rest->second);
+            }
+            it.next();
+            CHECK_FALSE(it.valid());
           }
           CHECK(it.status() == error::ok);
         }
