@@ -1186,12 +1186,12 @@ class tree_writer {
       if constexpr (batched_io<IO>) {
         // Collected and written together below (the backend overlaps and coalesces them).
         if (names.empty() || names.back().first != f.value()) {
-          names.emplace_back(f.value(), pages_.file_name(p_, f));
+          names.emplace_back(f.value(), pages_.file_name(terms_, f));
         }
         batch.push_back(page_write{{}, file_offset_bytes(fp, shift, cfg_.page_size), bytes});
         batch_files.push_back(names.size() - 1);
       } else {
-        const error e = pages_.io().write(p_.id, pages_.file_name(p_, f),
+        const error e = pages_.io().write(p_.id, pages_.file_name(terms_, f),
                                           file_offset_bytes(fp, shift, cfg_.page_size), bytes);
         if (e != error::ok) {
           return e;
@@ -1317,7 +1317,7 @@ class tree_writer {
 
   [[nodiscard]] error sync_files() {
     for (const std::uint64_t f : files_) {
-      if (const error e = pages_.io().sync(p_.id, pages_.file_name(p_, file_id(f)));
+      if (const error e = pages_.io().sync(p_.id, pages_.file_name(terms_, file_id(f)));
           e != error::ok) {
         return e;
       }

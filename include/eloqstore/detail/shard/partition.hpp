@@ -83,7 +83,10 @@ struct partition_state {
     }
   }
 
-  [[nodiscard]] std::uint64_t term_of(file_id f) const noexcept {
+  [[nodiscard]] std::uint64_t term_of(file_id f) const noexcept { return term_in(terms, f); }
+
+  // The term `terms` records for file f; 0 (the local term) when it records none.
+  [[nodiscard]] static std::uint64_t term_in(const term_mapping& terms, file_id f) noexcept {
     for (const auto& [file, term] : terms) {
       if (file == f.value()) {
         return term;
@@ -113,6 +116,10 @@ class page_access {
 
   [[nodiscard]] std::string file_name(const partition_state& p, file_id f) const {
     return data_file_name(f, p.term_of(f));
+  }
+  // The name under `terms` (a writer's, which holds the terms of files new in its commit).
+  [[nodiscard]] static std::string file_name(const term_mapping& terms, file_id f) {
+    return data_file_name(f, partition_state::term_in(terms, f));
   }
 
   // Reads logical page `id` through `mapping` into `out` (resized to one page).
