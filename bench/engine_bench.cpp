@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -82,16 +83,22 @@ template <typename store_type>
 void reads_depth(const std::string& dir, std::uint64_t keys, std::size_t depth) {
   options o = make_options(dir);
   o.buffer_pool_size = 64 << 20;  // the whole index of the data set
+  // Declared before the store, so they outlive its shard threads: the last callback still
+  // touches `done` (and the store its request) after the waiter has seen the count.
+  std::deque<std::vector<read_request>> request_sets;
+  std::atomic<std::uint64_t> issued{0};
+  std::atomic<std::uint64_t> done{0};
+  std::atomic<std::uint64_t> missing{0};
   store_type store(o);
   if (store.start() != error::ok) {
     std::exit(1);
   }
   const table_ident t{"bench", 0};
   const auto run = [&](std::uint64_t total) {
-    std::vector<read_request> reqs(depth);
-    std::atomic<std::uint64_t> issued{0};
-    std::atomic<std::uint64_t> done{0};
-    std::atomic<std::uint64_t> missing{0};
+    std::vector<read_request>& reqs = request_sets.emplace_back(depth);
+    issued = 0;
+    done = 0;
+    missing = 0;
     // Keys are made before the clock starts: the callbacks run on the shard thread, and the
     // measurement is of the store, not of snprintf.
     std::mt19937_64 g(depth);
@@ -129,9 +136,9 @@ void reads_depth(const std::string& dir, std::uint64_t keys, std::size_t depth) 
   };
   run(std::min<std::uint64_t>(keys / 10 + 20000, 60000));  // warm the index cache
   drop_os_cache();
-  const auto [ops, missing, cpu_us] = run(depth == 1 ? 40000 : 300000);
+  const auto [ops, not_found, cpu_us] = run(depth == 1 ? 40000 : 300000);
   std::printf("read  random, depth %3zu:  %8.0f ops/s  %5.1f us CPU/op%s\n", depth, ops, cpu_us,
-              missing != 0 ? " (MISSING KEYS)" : "");
+              not_found != 0 ? " (MISSING KEYS)" : "");
 }
 
 template <typename store_type>

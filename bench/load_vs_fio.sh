@@ -17,6 +17,7 @@ rounds=${4:-3}
 bench="$build/bench/engine_bench"
 command -v fio >/dev/null || { echo "fio is missing (scripts/install-deps.sh --bench)" >&2; exit 1; }
 bytes=$((keys * 1000))
+((bytes >= 1000000)) || { echo "keys must be at least 1000 (1 MB of values)" >&2; exit 1; }
 fio_mbs="" eng_mbs="" dur_mbs=""
 for ((r = 1; r <= rounds; r++)); do
   rm -rf "$dir" && mkdir -p "$dir"

@@ -621,6 +621,13 @@ class EloqStore {
           sh.writer_yielded = now;  // another writer running meanwhile gets its own slice
           sh.sched.yield_low_priority();
           sh.writer_yielded = std::chrono::steady_clock::now();
+          if constexpr (has_ring) {
+            // Reads the tasks before us prepared and left to the round's end: the device
+            // works on them during our slice instead of after it.
+            if (sh.ring != nullptr && sh.ring->has_unsubmitted()) {
+              sh.ring->submit();
+            }
+          }
         },
         &s);
     s.ring = attach_ring(s);

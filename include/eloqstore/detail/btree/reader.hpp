@@ -288,7 +288,7 @@ class tree_reader {
       if (rightmost) {
         it.seek_to_last();
       } else if (!it.seek_floor(key, cmp_)) {
-        return error::corrupted;
+        return it.status() != error::ok ? it.status() : error::corrupted;  // or out_of_mem
       }
       if (!it.valid()) {
         return error::corrupted;

@@ -663,13 +663,13 @@ class tree_writer {
     leaf.prev = page.prev();
     leaf.next = page.next();
     leaf.records.clear();
-    leaf.records.reserve(leaf.bytes.size() / 16);  // a page of 16-byte entries: no regrowth
+    leaf.records.reserve(page.restart_count() * std::size_t{cfg_.data_restart_interval});
     data_page_iter it(page);
     for (it.seek_to_first(); it.valid(); it.next()) {
       leaf.records.push_back(record{keep(it.key()), it.value(), it.timestamp(), it.expire_ts(),
                                     it.is_overflow(), it.compression()});
     }
-    return it.status() == error::ok ? error::ok : error::corrupted;
+    return it.status();  // corrupted, or out_of_mem from a key past the cursor's inline room
   }
 
   // Merges a data page with its changes and rebuilds it (possibly as several pages).
