@@ -113,10 +113,11 @@ int main(int argc, char** argv) {
     offset = end;
   }
   const double secs = seconds_since(start);
-  std::printf("durable sequential write: %.1f MB/s (%zu MB in batches of %zu MB, depth %u; "
-              "%.2f s of %.2f s in fdatasync)\n",
-              static_cast<double>(offset) / secs / 1e6, offset / 1000000, batch / 1000000, depth,
-              sync_seconds, secs);
+  std::printf(
+      "durable sequential write: %.1f MB/s (%zu MB in batches of %zu MB, depth %u; "
+      "%.2f s of %.2f s in fdatasync)\n",
+      static_cast<double>(offset) / secs / 1e6, offset / 1000000, batch / 1000000, depth,
+      sync_seconds, secs);
   io_uring_queue_exit(&ring);
   ::close(fd);
   ::unlink(path);
