@@ -8,7 +8,6 @@
 #include <cstring>
 #include <memory>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 namespace eloqstore::detail {
@@ -20,22 +19,10 @@ class string_arena {
   string_arena() = default;
   string_arena(const string_arena&) = delete;
   string_arena& operator=(const string_arena&) = delete;
-  // A moved-from arena is empty (it must not go on filling a block it gave away).
-  string_arena(string_arena&& o) noexcept
-      : blocks_(std::move(o.blocks_)),
-        current_(std::exchange(o.current_, nullptr)),
-        used_(std::exchange(o.used_, 0)) {
-    o.blocks_.clear();
-  }
-  string_arena& operator=(string_arena&& o) noexcept {
-    if (this != &o) {
-      blocks_ = std::move(o.blocks_);
-      o.blocks_.clear();
-      current_ = std::exchange(o.current_, nullptr);
-      used_ = std::exchange(o.used_, 0);
-    }
-    return *this;
-  }
+  // Not movable either: the views it handed out point into its blocks, and its owner (the
+  // tree writer) never moves.
+  string_arena(string_arena&&) = delete;
+  string_arena& operator=(string_arena&&) = delete;
 
   // A stable copy of `s`. Strings over a quarter of a block get a block of their own, so a
   // large one never wastes the rest of the current block.
