@@ -144,6 +144,127 @@ TEST_CASE("data page: random pages round trip and agree with std::map") {
   }
 }
 
+TEST_CASE("data page: restart regions copied into a new page keep every entry") {
+  // A page made of whole regions of other pages with new entries between them (what the
+  // writer's region-by-region patch does) decodes to exactly those entries: keys, values,
+  // delta-coded timestamps and expiry, with seeks that land in copied and in added regions.
+  const bytewise_comparator cmp;
+  for (const std::uint16_t interval : {std::uint16_t{1}, std::uint16_t{4}, std::uint16_t{16}}) {
+    CAPTURE(interval);
+    test::rng r(interval);
+    data_page_builder src(4096, interval);
+    data_page_builder out(4096, interval);
+    for (int round = 0; round < 200; ++round) {
+      const model m = fill_random_page(r, src, 4096, 256);
+      if (m.empty()) {
+        continue;
+      }
+      const std::span<char> bytes = src.finish();
+      data_page page;
+      REQUIRE(data_page::open(bytes, page) == error::ok);
+      // Each region either copied whole or (chance 1/3) added entry by entry, so copied
+      // regions follow added entries and added entries follow copied regions.
+      std::vector<std::vector<std::pair<std::string, record>>> regions(page.restart_count());
+      data_page_iter it(page);
+      for (it.seek_to_first(); it.valid(); it.next()) {
+        regions[it.region()].emplace_back(
+            std::string(it.key()), record{std::string(it.value()), it.timestamp(), it.expire_ts(),
+                                          it.is_overflow(), it.compression()});
+      }
+      REQUIRE(it.status() == error::ok);
+      for (std::size_t k = 0; k < regions.size(); ++k) {
+        std::string_view first;
+        REQUIRE(it.region_first_key(k, first));
+        CHECK(first == regions[k].front().first);
+        it.seek_to_region(k);
+        REQUIRE(it.valid());
+        CHECK(it.key() == regions[k].front().first);
+        CHECK(it.region() == k);
+      }
+      model expect;
+      out.reset();
+      bool fits = true;
+      for (std::size_t k = 0; fits && k < regions.size(); ++k) {
+        if (r.chance(1.0 / 3)) {
+          for (const auto& [key, rec] : regions[k]) {
+            fits = out.add(key, rec.value, rec.ts, rec.expire_ts, rec.overflow, rec.compression);
+            if (!fits) {
+              break;
+            }
+            expect.emplace(key, rec);
+          }
+          continue;
+        }
+        const std::size_t begin = page.restart_offset(k);
+        const std::size_t end =
+            k + 1 < regions.size() ? page.restart_offset(k + 1) : page.entries_end();
+        fits = out.append_region(std::span<const char>(bytes.data() + begin, end - begin),
+                                 regions[k].size());
+        if (fits) {
+          expect.insert(regions[k].begin(), regions[k].end());
+        }
+      }
+      CHECK(out.entry_count() == expect.size());
+      CHECK(out.current_size_bytes() <= 4096);
+      const std::span<char> built = out.finish();
+      data_page copy;
+      REQUIRE(data_page::open(built, copy) == error::ok);
+      data_page_iter ci(copy);
+      ci.seek_to_first();
+      for (const auto& [key, rec] : expect) {
+        check_entry(ci, key, rec);
+        ci.next();
+      }
+      CHECK_FALSE(ci.valid());
+      CHECK(ci.status() == error::ok);
+      for (int q = 0; q < 10 && !expect.empty(); ++q) {
+        const auto at =
+            std::next(expect.begin(), static_cast<std::ptrdiff_t>(r.uniform(0, expect.size() - 1)));
+        ci.seek(at->first, cmp);
+        check_entry(ci, at->first, at->second);
+      }
+    }
+  }
+}
+
+TEST_CASE("data page: a region that does not fit is refused and changes nothing") {
+  data_page_builder src(512, 2);
+  for (char c = 'a'; c <= 'f'; ++c) {
+    REQUIRE(src.add(std::string(1, c), std::string(60, c), 5));
+  }
+  const std::span<char> bytes = src.finish();
+  data_page page;
+  REQUIRE(data_page::open(bytes, page) == error::ok);
+  REQUIRE(page.restart_count() == 3);
+  const std::span<const char> region(bytes.data() + page.restart_offset(1),
+                                     page.restart_offset(2) - page.restart_offset(1));
+  data_page_builder out(512, 2);
+  REQUIRE(out.add("A", std::string(400, 'v'), 1));
+  const std::size_t before = out.current_size_bytes();
+  CHECK_FALSE(out.append_region(region, 2));
+  CHECK(out.current_size_bytes() == before);
+  CHECK(out.entry_count() == 1);
+  out.reset();
+  REQUIRE(out.append_region(region, 2));
+  REQUIRE(out.add("z", "last", 9));  // starts its own region after the copied one
+  const std::span<char> built = out.finish();
+  data_page copy;
+  REQUIRE(data_page::open(built, copy) == error::ok);
+  CHECK(copy.restart_count() == 2);
+  data_page_iter it(copy);
+  it.seek_to_first();
+  CHECK(it.key() == "c");
+  CHECK(it.timestamp() == 5);
+  it.next();
+  CHECK(it.key() == "d");
+  it.next();
+  CHECK(it.key() == "z");
+  CHECK(it.value() == "last");
+  CHECK(it.timestamp() == 9);
+  it.next();
+  CHECK_FALSE(it.valid());
+}
+
 TEST_CASE("data page: fit rule counts header, restart slots and the restart count") {
   data_page_builder b(4096, 16);
   CHECK(b.current_size_bytes() == 19 + 2 + 2);

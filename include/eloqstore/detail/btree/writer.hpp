@@ -672,14 +672,164 @@ class tree_writer {
     return it.status();  // corrupted, or out_of_mem from a key past the cursor's inline room
   }
 
-  // Merges a data page with its changes and rebuilds it (possibly as several pages).
+  // Merges a data page with its changes and rebuilds it (possibly as several pages). A few
+  // changes to a page are applied region by region (patch_leaf).
   [[nodiscard]] error apply_leaf(page_id id, std::span<const write_entry> changes,
                                  std::vector<child_ref>& out) {
+    if (changes.size() <= patch_changes_max) {
+      return patch_leaf(id, changes, out);
+    }
     leaf_contents leaf;
     if (const error e = load_leaf(id, leaf); e != error::ok) {
       return e;
     }
     return build_leaves(leaf.records, changes, id, leaf.prev, leaf.next, out);
+  }
+
+  // Applies changes to a data page by restart regions (data_page.hpp): a region with no
+  // change and no expired record is copied as it is; runs of the other regions are decoded,
+  // merged and encoded again. A short region after a rewritten one joins its run, so regions
+  // do not shrink patch after patch. When the result is not one page (it overflows, or
+  // nothing is left), the page is rebuilt whole from the same merged records, as
+  // build_leaves would. The stored result is the one a whole rebuild gives, record for
+  // record; only the restart regions can differ.
+  [[nodiscard]] error patch_leaf(page_id id, std::span<const write_entry> changes,
+                                 std::vector<child_ref>& out) {
+    leaf_contents leaf;
+    if (const error e = load(id, leaf.bytes); e != error::ok) {
+      return e;
+    }
+    data_page page;
+    if (data_page::open(leaf.bytes, page) != error::ok) {
+      return error::corrupted;
+    }
+    leaf.prev = page.prev();
+    leaf.next = page.next();
+    const std::size_t regions = page.restart_count();
+    std::vector<region_plan>& plan = region_plans_;
+    plan.assign(regions, region_plan{});
+    data_page_iter it(page);
+    for (it.seek_to_first(); it.valid(); it.next()) {
+      region_plan& r = plan[it.region()];
+      ++r.entries;
+      r.rewrite = r.rewrite || is_expired(it.expire_ts(), now_ms_);
+    }
+    if (it.status() != error::ok) {
+      return it.status();
+    }
+    // Changes below region k+1's first key belong to region k (region 0 takes any key below
+    // the page's first; the last region takes the rest).
+    for (std::size_t k = 0, j = 0; k < regions; ++k) {
+      std::size_t end = changes.size();
+      if (k + 1 < regions) {
+        std::string_view next_first;
+        if (!it.region_first_key(k + 1, next_first)) {
+          return error::corrupted;
+        }
+        for (end = j; end < changes.size() && compare(changes[end].key, next_first) < 0;) {
+          ++end;
+        }
+      }
+      plan[k].changes_begin = j;
+      plan[k].changes_end = end;
+      plan[k].rewrite = plan[k].rewrite || end > j;
+      j = end;
+    }
+    for (std::size_t k = 0; k + 1 < regions; ++k) {
+      if (plan[k].rewrite && plan[k + 1].entries < cfg_.data_restart_interval) {
+        plan[k + 1].rewrite = true;
+      }
+    }
+    // Merge each run of rewritten regions with its changes (in order: merging has effects,
+    // such as freeing the overflow pages of a replaced value, that happen once).
+    std::vector<record>& merged = patch_merged_;
+    std::vector<record>& existing = patch_existing_;
+    merged.clear();
+    merged.reserve(leaf_record_reserve(page) + changes.size());
+    for (std::size_t k = 0; k < regions;) {
+      if (!plan[k].rewrite) {
+        ++k;
+        continue;
+      }
+      std::size_t last = k;
+      while (last + 1 < regions && plan[last + 1].rewrite) {
+        ++last;
+      }
+      existing.clear();
+      if (const error e = decode_regions(it, k, last, existing); e != error::ok) {
+        return e;
+      }
+      plan[k].merged_begin = merged.size();
+      if (const error e = merge(existing,
+                                changes.subspan(plan[k].changes_begin,
+                                                plan[last].changes_end - plan[k].changes_begin),
+                                merged);
+          e != error::ok) {
+        return e;
+      }
+      plan[k].merged_end = merged.size();
+      plan[k].run_last = last;
+      k = last + 1;
+    }
+    bool fits = true;
+    data_builder_.reset();
+    for (std::size_t k = 0; fits && k < regions;) {
+      if (!plan[k].rewrite) {
+        const std::size_t begin = page.restart_offset(k);
+        const std::size_t end = k + 1 < regions ? page.restart_offset(k + 1) : page.entries_end();
+        fits = data_builder_.append_region(
+            std::span<const char>(leaf.bytes.data() + begin, end - begin), plan[k].entries);
+        ++k;
+        continue;
+      }
+      for (std::size_t i = plan[k].merged_begin; fits && i < plan[k].merged_end; ++i) {
+        const record& r = merged[i];
+        fits = data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression);
+      }
+      k = plan[k].run_last + 1;
+    }
+    if (fits && !data_builder_.empty()) {
+      set_dirty(id, data_builder_.finish(leaf.prev, leaf.next));
+      pages_.yield_point();
+      if (leaf.next.is_none()) {
+        if (const error e = stream(id); e != error::ok) {
+          return e;
+        }
+      }
+      out.clear();
+      out.push_back(child_ref{std::string(), id});
+      return error::ok;
+    }
+    // All records in key order: the copied regions decoded, the rewritten runs as merged.
+    std::vector<record> all;
+    all.reserve(merged.size() + leaf_record_reserve(page));
+    for (std::size_t k = 0; k < regions;) {
+      if (plan[k].rewrite) {
+        all.insert(all.end(), merged.begin() + static_cast<std::ptrdiff_t>(plan[k].merged_begin),
+                   merged.begin() + static_cast<std::ptrdiff_t>(plan[k].merged_end));
+        k = plan[k].run_last + 1;
+        continue;
+      }
+      if (const error e = decode_regions(it, k, k, all); e != error::ok) {
+        return e;
+      }
+      ++k;
+    }
+    return build_merged(all, id, leaf.prev, leaf.next, out);
+  }
+
+  // Appends the records of restart regions [first, last] of the iterator's page.
+  [[nodiscard]] error decode_regions(data_page_iter& it, std::size_t first, std::size_t last,
+                                     std::vector<record>& out) {
+    for (it.seek_to_region(first); it.valid() && it.region() <= last; it.next()) {
+      out.push_back(record{keep(it.key()), it.value(), it.timestamp(), it.expire_ts(),
+                           it.is_overflow(), it.compression()});
+    }
+    return it.status();
+  }
+
+  [[nodiscard]] std::size_t leaf_record_reserve(const data_page& page) const noexcept {
+    return page.restart_count() * std::size_t{cfg_.data_restart_interval};
   }
 
   // Stable storage for keys decoded from pages (iterator keys are reused buffers).
@@ -695,6 +845,13 @@ class tree_writer {
     if (const error e = merge(existing, changes, merged); e != error::ok) {
       return e;
     }
+    return build_merged(merged, id, prev, next, out);
+  }
+
+  // Writes merged records (expired ones already dropped) as data pages linked between prev
+  // and next; the first page reuses `id` when there is one.
+  [[nodiscard]] error build_merged(const std::vector<record>& merged, page_id id, page_id prev,
+                                   page_id next, std::vector<child_ref>& out) {
     if (merged.empty()) {
       out.clear();
       if (!id.is_none()) {
@@ -1422,6 +1579,22 @@ class tree_writer {
   std::vector<std::uint64_t> allocated_;  // file pages taken by this writer, until committed
   std::set<std::uint64_t> files_;         // data files written
   bool new_file_ = false;                 // a file new to the term mapping
+  // patch_leaf's plan of one restart region: its entries, the changes that fall in it, and
+  // for the first region of a rewritten run, the run's last region and its merged records.
+  struct region_plan {
+    std::size_t entries = 0;
+    std::size_t changes_begin = 0;
+    std::size_t changes_end = 0;
+    std::size_t merged_begin = 0;
+    std::size_t merged_end = 0;
+    std::size_t run_last = 0;
+    bool rewrite = false;
+  };
+  // At most this many changes to one page are applied by patch_leaf; more rebuild it whole.
+  static constexpr std::size_t patch_changes_max = 8;
+  std::vector<region_plan> region_plans_;
+  std::vector<record> patch_merged_;
+  std::vector<record> patch_existing_;
   std::unordered_map<std::uint32_t, page_buffer> prefetched_;  // data pages read ahead
   static constexpr std::size_t prefetch_leaves_max = 512;
   std::vector<std::uint64_t> freed_fps_;

@@ -218,6 +218,19 @@ class block_cursor {
     return !empty() && restart_key(0, out);
   }
 
+  // Restart regions: the cursor's entry lies in region(); seek_to_region(r) positions on the
+  // first entry of region r (< restart_count of a non-empty area); region_first_key(r) decodes
+  // that key without moving the cursor (false if corrupt).
+  [[nodiscard]] std::size_t region() const noexcept { return region_; }
+  void seek_to_region(std::size_t region) noexcept {
+    assert(!empty() && region < area_.restart_count);
+    start_region(region);
+    parse_next();
+  }
+  [[nodiscard]] bool region_first_key(std::size_t region, std::string_view& out) const noexcept {
+    return !empty() && region < area_.restart_count && restart_key(region, out);
+  }
+
  private:
   bool fail(error why = error::corrupted) noexcept {
     status_ = why;

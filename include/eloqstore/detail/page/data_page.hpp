@@ -139,6 +139,28 @@ class data_page_builder {
     return true;
   }
 
+  // Appends a whole restart region of another data page as it is: `bytes` starts at a
+  // restart point (its first entry shares nothing) and holds `entries` complete entries. The
+  // next add() starts a new region. Returns false (page unchanged) if it does not fit.
+  // REQUIRES: !bytes.empty(), entries >= 1; !finished.
+  [[nodiscard]] bool append_region(std::span<const char> bytes, std::size_t entries) noexcept {
+    assert(!finished_ && !bytes.empty() && entries >= 1);
+    const bool first = end_ == data_page_header_bytes;  // the first restart is in place
+    if (current_size_bytes() + bytes.size() + (first ? 0 : 2) > buf_.size()) {
+      return false;
+    }
+    if (!first) {
+      restarts_.push_back(static_cast<std::uint16_t>(end_));
+    }
+    std::memcpy(buf_.data() + end_, bytes.data(), bytes.size());
+    end_ += bytes.size();
+    region_entries_ = interval_;  // full: the next entry is a restart point
+    entry_count_ += entries;
+    last_key_.clear();
+    last_ts_ = 0;
+    return true;
+  }
+
   // Writes the restart array, the content length and the sibling links. The checksum is not
   // set: links may still change, so the checksum is set just before the page is written.
   // The returned span stays valid until the next reset().
@@ -322,6 +344,14 @@ class data_page_iter {
   void seek_to_first() noexcept { cursor_.seek_to_first(); }
   void seek_to_last() noexcept { cursor_.seek_to_last(); }
   void next() noexcept { cursor_.next(); }
+
+  // Restart regions (see block_cursor): the region of the current entry, the first entry of
+  // region r, and region r's first key.
+  [[nodiscard]] std::size_t region() const noexcept { return cursor_.region(); }
+  void seek_to_region(std::size_t r) noexcept { cursor_.seek_to_region(r); }
+  [[nodiscard]] bool region_first_key(std::size_t r, std::string_view& out) const noexcept {
+    return cursor_.region_first_key(r, out);
+  }
 
   // Positions on the first key >= target; invalid if every key is smaller.
   template <key_comparator Cmp>
