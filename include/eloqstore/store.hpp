@@ -863,6 +863,9 @@ class EloqStore {
       p->current->mapping = detail::mapping_table::from_values(r.mapping);
       p->fps = detail::file_page_allocator(p->current->mapping, r.max_fp_id);
       p->manifest_bytes = r.append_offset;
+      p->manifest_file_bytes =
+          std::max<std::uint64_t>(r.append_offset, bytes.size() / detail::manifest_alignment_bytes *
+                                                       detail::manifest_alignment_bytes);
       p->terms = std::move(r.terms);
       p->dictionary = std::move(r.dictionary);
       p->next_expire_ts = r.ttl_root.is_none() ? 0 : 1;  // check expiry on the next write

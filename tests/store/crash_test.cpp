@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -22,6 +23,7 @@
 #include <doctest/doctest.h>
 #include <range/v3/algorithm/for_each.hpp>
 
+#include <eloqstore/detail/manifest/replay.hpp>
 #include <eloqstore/eloqstore.hpp>
 #include <eloqstore/io/faulty.hpp>
 
@@ -888,6 +890,20 @@ struct manifest_history {
   kv_model other;                   // partition 1
 };
 
+// Where the manifest's records end (its file also holds zero blocks written ahead of the
+// appends, which replay reads as a torn tail).
+std::size_t manifest_records_end(memory_io& io, const table_ident& t) {
+  std::string bytes;
+  const error re = io.read_file(t, "manifest_0", bytes);
+  REQUIRE((re == error::ok || re == error::not_found));
+  if (re == error::not_found) {
+    return 0;
+  }
+  detail::replay_result r;
+  REQUIRE(detail::replay_manifest(bytes, r) == error::ok);
+  return r.append_offset;
+}
+
 manifest_history write_manifest_history(memory_io& io, int batches) {
   options opts;
   opts.num_threads = 1;
@@ -898,10 +914,7 @@ manifest_history write_manifest_history(memory_io& io, int batches) {
   REQUIRE(s.start() == error::ok);
   kv_model m;
   for (int i = 0; i < batches; ++i) {
-    std::string bytes;
-    const error re = io.read_file(t, "manifest_0", bytes);
-    REQUIRE((re == error::ok || re == error::not_found));
-    h.starts.push_back(bytes.size());
+    h.starts.push_back(manifest_records_end(io, t));
     std::vector<write_entry> b;
     for (int j = 0; j < 5; ++j) {
       b.push_back(write_entry{key_of(static_cast<std::uint64_t>(i * 5 + j)),
@@ -923,9 +936,7 @@ manifest_history write_manifest_history(memory_io& io, int batches) {
   }
   REQUIRE(s.put({"manifest", 1}, "other", "value") == error::ok);
   h.other["other"] = "value";
-  std::string bytes;
-  REQUIRE(io.read_file(t, "manifest_0", bytes) == error::ok);
-  h.size = bytes.size();
+  h.size = manifest_records_end(io, t);
   s.stop();
   return h;
 }
@@ -1028,6 +1039,78 @@ TEST_CASE("crash: a manifest cut short in its last record loses only that record
     CHECK(d.empty());
     check_verify(s, t, want);
   }
+}
+
+TEST_CASE("crash: manifest appends overwrite the zero blocks written ahead of them") {
+  // An append past the manifest file's end writes zero blocks ahead, so the appends that
+  // follow only overwrite (their fdatasync records no new file size). The records end where
+  // they would without it; replay reads the zeros as a torn tail, and the next append after
+  // a restart overwrites them too.
+  memory_io io;
+  options opts;
+  opts.num_threads = 1;
+  opts.manifest_limit = 1 << 20;
+  const table_ident t{"ahead", 0};
+  const auto file_size = [&] {
+    std::string bytes;
+    REQUIRE(io.read_file(t, "manifest_0", bytes) == error::ok);
+    return bytes.size();
+  };
+  const auto zeros_after = [&](std::size_t from) {
+    std::string bytes;
+    REQUIRE(io.read_file(t, "manifest_0", bytes) == error::ok);
+    return std::all_of(bytes.begin() + static_cast<std::ptrdiff_t>(from), bytes.end(),
+                       [](char c) { return c == 0; });
+  };
+  std::set<std::size_t> sizes;
+  std::size_t records = 0;
+  {
+    memory_store s(opts, io);
+    REQUIRE(s.start() == error::ok);
+    for (int i = 0; i < 40; ++i) {
+      REQUIRE(s.put(t, key_of(static_cast<std::uint64_t>(i)), "v" + std::to_string(i), 1) ==
+              error::ok);
+      const std::size_t end = manifest_records_end(io, t);
+      CAPTURE(i);
+      if (i > 0) {
+        CHECK(end == records + 4096);  // one padded log record per small commit
+      }
+      records = end;
+      CHECK(file_size() >= records);
+      CHECK(zeros_after(records));
+      sizes.insert(file_size());
+    }
+    s.stop();
+  }
+  // The snapshot, then one write ahead for the 39 appends.
+  CHECK(sizes.size() == 2);
+  CHECK(*sizes.rbegin() > records);
+  REQUIRE(io.open() == error::ok);
+  const std::size_t size_before = file_size();
+  io.close();
+  memory_store s(opts, io);
+  REQUIRE(s.start() == error::ok);
+  for (int i = 0; i < 40; ++i) {
+    const auto got = s.get(t, key_of(static_cast<std::uint64_t>(i)));
+    REQUIRE(got.ok());
+    CHECK(got->value == "v" + std::to_string(i));
+  }
+  REQUIRE(s.put(t, "after", "restart", 2) == error::ok);
+  CHECK(manifest_records_end(io, t) == records + 4096);
+  CHECK(file_size() == size_before);
+  CHECK(zeros_after(records + 4096));
+  // Appends stop growing the file at the manifest limit; the next record past it is a new
+  // snapshot.
+  for (int i = 0; i < 300; ++i) {
+    REQUIRE(s.put(t, "k" + std::to_string(i), "v", 3) == error::ok);
+    CHECK(file_size() <= opts.manifest_limit);
+  }
+  s.stop();
+  REQUIRE(s.start() == error::ok);
+  const auto got = s.get(t, "k299");
+  REQUIRE(got.ok());
+  CHECK(got->value == "v");
+  s.stop();
 }
 
 TEST_CASE("crash: a damaged snapshot or middle manifest record makes the partition corrupted") {

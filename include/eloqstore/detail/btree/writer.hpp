@@ -1502,13 +1502,30 @@ class tree_writer {
       log = log_.finish_log(root_, ttl_root_, terms_);
     }
     if (!log.empty() && p_.manifest_bytes + log.size() <= cfg_.manifest_limit) {
-      if (const error e = pages_.io().write(p_.id, name, p_.manifest_bytes, log); e != error::ok) {
+      // An append past the file's end also writes zero blocks ahead of it (up to the
+      // manifest limit). The appends after it overwrite those in place, so their fdatasync
+      // has no file size or extent to record, only the data: on ext4 one metadata write (or
+      // journal commit) fewer per commit. Replay reads zero blocks as a torn tail and
+      // appends where the records end (spec 4.6), as the reference engine does.
+      const std::uint64_t end = p_.manifest_bytes + log.size();
+      std::uint64_t file_bytes = std::max(p_.manifest_file_bytes, end);
+      std::span<const char> out(log);
+      if (end > p_.manifest_file_bytes) {
+        file_bytes = std::max<std::uint64_t>(
+            end, std::min<std::uint64_t>(manifest_padded_bytes(end + manifest_write_ahead),
+                                         manifest_padded_bytes(cfg_.manifest_limit)));
+        manifest_out_.assign(log);
+        manifest_out_.resize(file_bytes - p_.manifest_bytes, '\0');
+        out = manifest_out_;
+      }
+      if (const error e = pages_.io().write(p_.id, name, p_.manifest_bytes, out); e != error::ok) {
         return e;
       }
       if (const error e = pages_.io().sync(p_.id, name); e != error::ok) {
         return e;
       }
-      new_manifest_bytes_ = p_.manifest_bytes + log.size();
+      new_manifest_bytes_ = end;
+      new_manifest_file_bytes_ = file_bytes;
       return error::ok;
     }
     std::vector<std::uint64_t> values;
@@ -1522,6 +1539,7 @@ class tree_writer {
     }
     stats_.manifest_snapshot = true;
     new_manifest_bytes_ = bytes.size();
+    new_manifest_file_bytes_ = bytes.size();
     return error::ok;
   }
 
@@ -1535,6 +1553,7 @@ class tree_writer {
     p_.current = std::move(next);
     p_.terms = terms_;
     p_.manifest_bytes = new_manifest_bytes_;
+    p_.manifest_file_bytes = new_manifest_file_bytes_;
     p_.has_manifest = true;
     p_.force_snapshot = false;
     if (truncated_all_ && root_.is_none()) {
@@ -1609,6 +1628,10 @@ class tree_writer {
   writer_stats stats_;
   std::uint64_t min_expire_ = 0;
   std::uint64_t new_manifest_bytes_ = 0;
+  std::uint64_t new_manifest_file_bytes_ = 0;
+  // Zero bytes an append past the manifest file's end writes ahead (write_manifest).
+  static constexpr std::uint64_t manifest_write_ahead = 256 << 10;
+  std::string manifest_out_;
   std::uint64_t purge_next_ = 0;
   bool ttl_mode_ = false;
   bool truncated_all_ = false;
