@@ -32,6 +32,7 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -478,7 +479,12 @@ class EloqStore {
     bool stopping = false;
     detail::page_access<io_type> pages;
     std::unordered_map<table_ident, std::unique_ptr<detail::partition_state>> partitions;
-    std::list<table_ident> lru;                  // most recently used first
+    std::list<table_ident> lru;  // most recently used first
+    // Partitions reads found without a manifest, so that reads of them do not open the file
+    // system each time: at most absent_max, the oldest forgotten first. Only this shard
+    // creates them (a write goes through partition(), which forgets the entry).
+    std::unordered_set<table_ident> absent;
+    std::deque<table_ident> absent_order;
     std::size_t meta_bytes = 0;                  // root-meta bytes of the cached partitions
     detail::partition_state* touched = nullptr;  // the partition of the current request
     scheduler_type sched;
@@ -490,6 +496,7 @@ class EloqStore {
     ring_ptr ring;                 // this shard thread's I/O ring, if the backend has rings
     std::chrono::steady_clock::time_point writer_yielded{};  // a writer last stepped aside
   };
+  static constexpr std::size_t absent_max = 4096;
   // How long a writer building pages keeps the shard thread before it lets waiting reads run.
   static constexpr std::chrono::microseconds writer_slice{100};
 
@@ -832,8 +839,9 @@ class EloqStore {
 
   // Finds or loads a partition's state. A partition without a manifest is "absent" (loaded,
   // has_manifest false) and becomes real with its first write.
-  // With `create` false, an absent partition is not remembered (reads of unknown partitions
-  // must not fill the shard's memory): error::not_found.
+  // With `create` false, an absent partition gets no state (reads of unknown partitions must
+  // not fill the root-meta cache), only an entry in the shard's bounded absent set:
+  // error::not_found.
   error partition(shard& s, const table_ident& t, bool create, detail::partition_state*& out) {
     auto it = s.partitions.find(t);
     if (it != s.partitions.end()) {
@@ -841,6 +849,12 @@ class EloqStore {
       s.lru.splice(s.lru.begin(), s.lru, out->lru_pos);
       s.touched = out;
       return error::ok;
+    }
+    if (!create && s.absent.contains(t)) {
+      return error::not_found;
+    }
+    if (create) {
+      s.absent.erase(t);  // its entry in absent_order goes when it comes up
     }
     auto p = std::make_unique<detail::partition_state>();
     p->id = t;
@@ -850,6 +864,13 @@ class EloqStore {
       return e;
     }
     if (e == error::not_found && !create) {
+      if (s.absent.insert(t).second) {
+        s.absent_order.push_back(t);
+        if (s.absent_order.size() > absent_max) {
+          s.absent.erase(s.absent_order.front());
+          s.absent_order.pop_front();
+        }
+      }
       return error::not_found;
     }
     if (e == error::ok) {

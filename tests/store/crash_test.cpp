@@ -13,9 +13,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <map>
-#include <set>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -60,6 +60,7 @@ class counting_io {
  public:
   memory_io inner;
   std::atomic<std::uint64_t> reads{0};
+  std::atomic<std::uint64_t> file_reads{0};  // read_file: manifests
 
   error open() { return inner.open(); }
   void close() { inner.close(); }
@@ -75,6 +76,7 @@ class counting_io {
   error sync(const table_ident& t, std::string_view name) { return inner.sync(t, name); }
   error sync_dir(const table_ident& t) { return inner.sync_dir(t); }
   error read_file(const table_ident& t, std::string_view name, std::string& out) {
+    file_reads.fetch_add(1, std::memory_order_relaxed);
     return inner.read_file(t, name, out);
   }
   error write_file_atomic(const table_ident& t, std::string_view name, std::span<const char> data) {
@@ -1042,10 +1044,10 @@ TEST_CASE("crash: a manifest cut short in its last record loses only that record
 }
 
 TEST_CASE("crash: manifest appends overwrite the zero blocks written ahead of them") {
-  // An append past the manifest file's end writes zero blocks ahead, so the appends that
-  // follow only overwrite (their fdatasync records no new file size). The records end where
-  // they would without it; replay reads the zeros as a torn tail, and the next append after
-  // a restart overwrites them too.
+  // An append past the manifest file's end writes zero blocks ahead (as many as the records
+  // hold, up to 256 KiB), so the appends that follow only overwrite (their fdatasync records
+  // no new file size). The records end where they would without it; replay reads the zeros
+  // as a torn tail, and the next append after a restart overwrites them too.
   memory_io io;
   options opts;
   opts.num_threads = 1;
@@ -1077,13 +1079,14 @@ TEST_CASE("crash: manifest appends overwrite the zero blocks written ahead of th
       }
       records = end;
       CHECK(file_size() >= records);
+      CHECK(file_size() <= 2 * records + 4096);  // ahead by at most what the records hold
       CHECK(zeros_after(records));
       sizes.insert(file_size());
     }
     s.stop();
   }
-  // The snapshot, then one write ahead for the 39 appends.
-  CHECK(sizes.size() == 2);
+  // The snapshot, then write-aheads that double: 39 appends grew the file 4 times.
+  CHECK(sizes.size() == 5);
   CHECK(*sizes.rbegin() > records);
   REQUIRE(io.open() == error::ok);
   const std::size_t size_before = file_size();
@@ -1205,6 +1208,64 @@ TEST_CASE("crash: thousands of partitions over two shards survive restarts") {
   for (std::uint32_t p = 0; p < many_partitions; p += 97) {
     check_verify(s, {"many", p}, {{"k0", ""}});
   }
+}
+
+TEST_CASE("crash: reads of absent partitions look for their manifest once") {
+  // A shard remembers (a bounded number of) partitions it found without a manifest; a write
+  // creates one, and the partition reads like any other from then on, also after a restart.
+  counting_store::io_type io;
+  options opts;
+  opts.num_threads = 2;
+  opts.root_meta_cache_size = 512 << 10;  // a few dozen partitions: written ones get evicted
+  auto s = std::make_unique<counting_store>(opts, io);
+  REQUIRE(s->start() == error::ok);
+  const table_ident t{"absent", 3};
+  const std::uint64_t before = io.file_reads.load();
+  for (int i = 0; i < 200; ++i) {
+    CHECK(s->get(t, "k").status() == error::not_found);
+    CHECK(s->floor(t, "k").status() == error::not_found);
+  }
+  CHECK(io.file_reads.load() - before == 1);
+  REQUIRE(s->put(t, "k", "v", 1) == error::ok);
+  auto got = s->get(t, "k");
+  REQUIRE(got.ok());
+  CHECK(got->value == "v");
+  // Written partitions that the root-meta cache evicts are read back from their manifests
+  // (the write made the shard forget that `t` was absent).
+  for (std::uint32_t p = 0; p < 200; ++p) {
+    REQUIRE(s->put({"written", p}, "k", std::to_string(p), 1) == error::ok);
+  }
+  for (std::uint32_t p = 0; p < 200; ++p) {
+    got = s->get({"written", p}, "k");
+    REQUIRE(got.ok());
+    CHECK(got->value == std::to_string(p));
+  }
+  got = s->get(t, "k");
+  REQUIRE(got.ok());
+  CHECK(got->value == "v");
+  // More absent partitions than a shard remembers: every read still answers not_found, and
+  // the one written in between is found.
+  for (std::uint32_t p = 0; p < 10000; ++p) {
+    CHECK(s->get({"absent-many", p}, "k").status() == error::not_found);
+    if (p == 5000) {
+      REQUIRE(s->put({"absent-many", 7}, "k", "seven", 1) == error::ok);
+    }
+  }
+  for (std::uint32_t p = 0; p < 10000; p += 499) {
+    CHECK(s->get({"absent-many", p}, "k").status() == error::not_found);
+  }
+  got = s->get({"absent-many", 7}, "k");
+  REQUIRE(got.ok());
+  CHECK(got->value == "seven");
+  s->stop();
+  REQUIRE(s->start() == error::ok);
+  got = s->get(t, "k");
+  REQUIRE(got.ok());
+  CHECK(got->value == "v");
+  got = s->get({"absent-many", 7}, "k");
+  REQUIRE(got.ok());
+  CHECK(got->value == "seven");
+  s->stop();
 }
 
 TEST_CASE("crash: a deep tree shrinks by range deletes and truncates and grows again") {

@@ -688,11 +688,11 @@ class tree_writer {
 
   // Applies changes to a data page by restart regions (data_page.hpp): a region with no
   // change and no expired record is copied as it is; runs of the other regions are decoded,
-  // merged and encoded again. A short region after a rewritten one joins its run, so regions
-  // do not shrink patch after patch. When the result is not one page (it overflows, or
-  // nothing is left), the page is rebuilt whole from the same merged records, as
-  // build_leaves would. The stored result is the one a whole rebuild gives, record for
-  // record; only the restart regions can differ.
+  // merged and encoded again. A short region right after a rewritten one joins its run, so
+  // the regions that patches leave short are merged back by later ones. When the result is
+  // not one page (it overflows, or nothing is left), the pages are built from the same
+  // merged records, as build_leaves would. Either way the records stored, and their order,
+  // are those of a whole rebuild; the restart regions (and so how full a page is) can differ.
   [[nodiscard]] error patch_leaf(page_id id, std::span<const write_entry> changes,
                                  std::vector<child_ref>& out) {
     leaf_contents leaf;
@@ -705,6 +705,9 @@ class tree_writer {
     }
     leaf.prev = page.prev();
     leaf.next = page.next();
+    if (page.empty()) {  // no region to patch (our writers never store such a page)
+      return build_leaves({}, changes, id, leaf.prev, leaf.next, out);
+    }
     const std::size_t regions = page.restart_count();
     std::vector<region_plan>& plan = region_plans_;
     plan.assign(regions, region_plan{});
@@ -1502,18 +1505,21 @@ class tree_writer {
       log = log_.finish_log(root_, ttl_root_, terms_);
     }
     if (!log.empty() && p_.manifest_bytes + log.size() <= cfg_.manifest_limit) {
-      // An append past the file's end also writes zero blocks ahead of it (up to the
-      // manifest limit). The appends after it overwrite those in place, so their fdatasync
-      // has no file size or extent to record, only the data: on ext4 one metadata write (or
-      // journal commit) fewer per commit. Replay reads zero blocks as a torn tail and
-      // appends where the records end (spec 4.6), as the reference engine does.
+      // An append past the file's end also writes zero blocks ahead of it: as many bytes
+      // as the records hold, at most manifest_write_ahead, never past the manifest limit.
+      // The appends after it overwrite those in place, so their fdatasync has no file size
+      // or extent to record, only the data: on ext4 one metadata write (or journal commit)
+      // fewer per commit. Replay reads zero blocks as a torn tail and appends where the
+      // records end (spec 4.6), as the reference engine does.
       const std::uint64_t end = p_.manifest_bytes + log.size();
       std::uint64_t file_bytes = std::max(p_.manifest_file_bytes, end);
       std::span<const char> out(log);
       if (end > p_.manifest_file_bytes) {
+        const std::uint64_t ahead = std::min(end, manifest_write_ahead);
+        const std::uint64_t limit =
+            cfg_.manifest_limit / manifest_alignment_bytes * manifest_alignment_bytes;
         file_bytes = std::max<std::uint64_t>(
-            end, std::min<std::uint64_t>(manifest_padded_bytes(end + manifest_write_ahead),
-                                         manifest_padded_bytes(cfg_.manifest_limit)));
+            end, std::min<std::uint64_t>(manifest_padded_bytes(end + ahead), limit));
         manifest_out_.assign(log);
         manifest_out_.resize(file_bytes - p_.manifest_bytes, '\0');
         out = manifest_out_;
@@ -1629,7 +1635,7 @@ class tree_writer {
   std::uint64_t min_expire_ = 0;
   std::uint64_t new_manifest_bytes_ = 0;
   std::uint64_t new_manifest_file_bytes_ = 0;
-  // Zero bytes an append past the manifest file's end writes ahead (write_manifest).
+  // Most zero bytes an append past the manifest file's end writes ahead (write_manifest).
   static constexpr std::uint64_t manifest_write_ahead = 256 << 10;
   std::string manifest_out_;
   std::uint64_t purge_next_ = 0;

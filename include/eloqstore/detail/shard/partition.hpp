@@ -52,7 +52,7 @@ struct partition_state {
   std::deque<std::shared_ptr<partition_version>> retired;
   file_page_allocator fps;
   std::uint64_t manifest_bytes = 0;       // the manifest's records: where the next one goes
-  std::uint64_t manifest_file_bytes = 0;  // its file: records, then zero blocks written ahead
+  std::uint64_t manifest_file_bytes = 0;  // its file (at least): records, then blocks to reuse
   term_mapping terms;
   std::string dictionary;
   std::uint64_t next_expire_ts = 0;  // smallest expiry that may be live; 0 = none
