@@ -27,6 +27,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -531,59 +532,72 @@ class EloqStore {
   // with bad input fails alone; any other error fails the whole group and changes nothing.
   void handle_group(shard& s, std::vector<request*>& group) {
     detail::partition_state* p = nullptr;
-    error e = partition(s, group[0]->table(), true, p);
+    error e = out_of_mem_guard([&] { return partition(s, group[0]->table(), true, p); });
     // Each request's own verdict (bad input), completed in submission order after the
     // commit; an untouched slot takes the group's result.
     std::vector<error> verdict(group.size(), error::ok);
-    const pin_guard pin(p);
+    const pin_guard pin(e == error::ok ? p : nullptr);
     if (e == error::ok) {
-      // The valid requests' entries become one batch sorted by key, equal keys in submission
-      // order (the writer applies those one after another, as separate requests would be),
-      // applied in one pass; afterwards every entry goes back to its request.
-      std::vector<std::pair<std::uint32_t, std::uint32_t>> origin;  // request, entry
-      for (std::size_t i = 0; i < group.size(); ++i) {
-        auto& b = static_cast<batch_write_request&>(*group[i]);
-        verdict[i] = prepare_batch(b.entries_);
-        if (verdict[i] == error::ok) {
-          for (std::size_t k = 0; k < b.entries_.size(); ++k) {
-            origin.emplace_back(static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(k));
-          }
-        }
-      }
-      const auto entry = [&](const std::pair<std::uint32_t, std::uint32_t>& o) -> write_entry& {
-        return static_cast<batch_write_request&>(*group[o.first]).entries_[o.second];
-      };
-      std::stable_sort(origin.begin(), origin.end(), [&](const auto& a, const auto& b) {
-        return cmp_.compare(entry(a).key, entry(b).key) < 0;
-      });
-      std::vector<write_entry> merged;
-      merged.reserve(origin.size());
-      for (const auto& o : origin) {
-        merged.push_back(std::move(entry(o)));
-      }
-      // Every entry returns to its request on every path, exceptions included.
-      struct give_back {
-        std::vector<std::pair<std::uint32_t, std::uint32_t>>& origin;
-        std::vector<write_entry>& merged;
-        decltype(entry)& at;
-        ~give_back() {
-          for (std::size_t k = 0; k < merged.size(); ++k) {
-            at(origin[k]) = std::move(merged[k]);
-          }
-        }
-      } restore{origin, merged, entry};
-      detail::tree_writer<io_type, comparator_type> w(s.pages, *p, cmp_, writer_cfg(), now_ms());
-      e = merged.empty() ? error::ok : w.apply(merged);
-      if (e == error::ok) {
-        e = w.commit();
-      }
+      e = out_of_mem_guard([&] { return apply_group(s, *p, group, verdict); });
     }
     for (std::size_t i = 0; i < group.size(); ++i) {
       group[i]->set_done(verdict[i] != error::ok ? verdict[i] : e);
     }
     if (e == error::ok && p->next_expire_ts != 0 && p->next_expire_ts <= now_ms()) {
-      purge_expired(s, *p);
+      (void)out_of_mem_guard([&] {
+        purge_expired(s, *p);
+        return error::ok;
+      });
     }
+  }
+
+  // The group's valid batches applied in one pass and one commit (handle_group); sets the
+  // verdict of each batch with bad input.
+  // Applies the group's valid batches in one pass and one commit (handle_group); a batch
+  // with bad input gets its own verdict.
+  error apply_group(shard& s, detail::partition_state& p, std::vector<request*>& group,
+                    std::vector<error>& verdict) {
+    // The valid requests' entries become one batch sorted by key, equal keys in submission
+    // order (the writer applies those one after another, as separate requests would be),
+    // applied in one pass; afterwards every entry goes back to its request.
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> origin;  // request, entry
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      auto& b = static_cast<batch_write_request&>(*group[i]);
+      verdict[i] = prepare_batch(b.entries_);
+      if (verdict[i] == error::ok) {
+        for (std::size_t k = 0; k < b.entries_.size(); ++k) {
+          origin.emplace_back(static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(k));
+        }
+      }
+    }
+    const auto entry = [&](const std::pair<std::uint32_t, std::uint32_t>& o) -> write_entry& {
+      return static_cast<batch_write_request&>(*group[o.first]).entries_[o.second];
+    };
+    std::stable_sort(origin.begin(), origin.end(), [&](const auto& a, const auto& b) {
+      return cmp_.compare(entry(a).key, entry(b).key) < 0;
+    });
+    std::vector<write_entry> merged;
+    merged.reserve(origin.size());
+    for (const auto& o : origin) {
+      merged.push_back(std::move(entry(o)));
+    }
+    // Every entry returns to its request on every path, exceptions included.
+    struct give_back {
+      std::vector<std::pair<std::uint32_t, std::uint32_t>>& origin;
+      std::vector<write_entry>& merged;
+      decltype(entry)& at;
+      ~give_back() {
+        for (std::size_t k = 0; k < merged.size(); ++k) {
+          at(origin[k]) = std::move(merged[k]);
+        }
+      }
+    } restore{origin, merged, entry};
+    detail::tree_writer<io_type, comparator_type> w(s.pages, p, cmp_, writer_cfg(), now_ms());
+    error e = merged.empty() ? error::ok : w.apply(merged);
+    if (e == error::ok) {
+      e = w.commit();
+    }
+    return e;
   }
 
   // The shard the calling thread runs, or nullptr for client threads.
@@ -644,10 +658,14 @@ class EloqStore {
       {
         std::unique_lock ql(s.mu);
         stopping = s.stopping;
-        while (!s.queue.empty()) {
-          s.backlog.push_back(s.queue.front());
-          s.queue.pop_front();
-        }
+        // Out of memory for the backlog, the rest waits in the queue for the next round.
+        (void)out_of_mem_guard([&] {
+          while (!s.queue.empty()) {
+            s.backlog.push_back(s.queue.front());
+            s.queue.pop_front();
+          }
+          return error::ok;
+        });
       }
       s.not_full.notify_all();
       while (!s.backlog.empty() && dispatch(s, *s.backlog.front())) {
@@ -703,8 +721,22 @@ class EloqStore {
   }
 
   // Starts a request: a task for reads, the partition's lane for writes. False if no task
-  // slot is free (the request stays in the backlog).
+  // slot is free (the request stays in the backlog). Without the memory to start it, the
+  // request completes with error::out_of_mem.
   bool dispatch(shard& s, request& req) {
+    bool started = false;
+    const error e = out_of_mem_guard([&] {
+      started = start_request(s, req);
+      return error::ok;
+    });
+    if (e != error::ok) {
+      req.set_done(e);
+      return true;
+    }
+    return started;
+  }
+
+  bool start_request(shard& s, request& req) {
     const bool is_write = !req.read_only() && dynamic_cast<verify_request*>(&req) == nullptr;
     if (!is_write) {
       return s.sched.spawn([this, &s, &req] {
@@ -718,14 +750,19 @@ class EloqStore {
       return true;
     }
     it = s.lanes.emplace(req.table(), write_lane{}).first;
-    it->second.queue.push_back(&req);
-    const table_ident t = req.table();
-    if (!s.sched.spawn([this, &s, t] { run_writer(s, t); })) {
-      it->second.queue.pop_back();
-      s.lanes.erase(it);
-      return false;
+    bool started = false;
+    try {
+      it->second.queue.push_back(&req);
+      const table_ident t = req.table();
+      started = s.sched.spawn([this, &s, t] { run_writer(s, t); });
+    } catch (...) {
+      s.lanes.erase(it);  // no writer task: the lane would never drain
+      throw;
     }
-    return true;
+    if (!started) {
+      s.lanes.erase(it);
+    }
+    return started;
   }
 
   // The writer task of partition t: runs its lane's requests in order, consecutive batch
@@ -739,10 +776,21 @@ class EloqStore {
         return;
       }
       group.clear();
+      const std::size_t most =
+          opts_.group_commit ? std::max<std::size_t>(1, opts_.group_commit_max) : 1;
+      if (out_of_mem_guard([&] {
+            group.reserve(most);  // the pushes below do not allocate
+            return error::ok;
+          }) != error::ok) {
+        request* r = lane.queue.front();
+        lane.queue.pop_front();
+        r->set_done(error::out_of_mem);  // no room to run it; the next one may have
+        continue;
+      }
       group.push_back(lane.queue.front());
       lane.queue.pop_front();
       if (opts_.group_commit && group[0]->type() == request_type::batch_write) {
-        while (!lane.queue.empty() && group.size() < opts_.group_commit_max &&
+        while (!lane.queue.empty() && group.size() < most &&
                lane.queue.front()->type() == request_type::batch_write) {
           group.push_back(lane.queue.front());
           lane.queue.pop_front();
@@ -924,8 +972,11 @@ class EloqStore {
         continue;
       }
       if (p.force_snapshot) {
-        detail::tree_writer<io_type, comparator_type> w(s.pages, p, cmp_, writer_cfg(), now_ms());
-        if (w.commit() != error::ok) {
+        const error e = out_of_mem_guard([&] {
+          detail::tree_writer<io_type, comparator_type> w(s.pages, p, cmp_, writer_cfg(), now_ms());
+          return w.commit();
+        });
+        if (e != error::ok) {
           s.lru.splice(s.lru.begin(), s.lru, victim);  // keep it; try the next one
           continue;
         }
@@ -949,21 +1000,37 @@ class EloqStore {
     return c;
   }
 
+  // Running out of memory fails the request that ran out (error::out_of_mem), not the
+  // store: a writer that unwinds gives back what it took, and nothing of it was published.
+  // (After its manifest record is durable a writer allocates nothing it cannot do without.)
+  template <typename F>
+  static error out_of_mem_guard(F&& f) {
+    try {
+      return f();
+    } catch (const std::bad_alloc&) {
+      return error::out_of_mem;
+    }
+  }
+
   void handle(shard& s, request& req) {
     if (auto* v = dynamic_cast<verify_request*>(&req); v != nullptr) {
-      req.set_done(handle_verify(s, *v));
+      req.set_done(out_of_mem_guard([&] { return handle_verify(s, *v); }));
       return;
     }
     detail::partition_state* p = nullptr;
-    error e = partition(s, req.table(), !req.read_only(), p);
+    error e = out_of_mem_guard([&] { return partition(s, req.table(), !req.read_only(), p); });
     const pin_guard pin(e == error::ok ? p : nullptr);
     if (e == error::ok) {
-      e = req.read_only() ? handle_read(s, *p, req) : handle_write(s, *p, req);
+      e = out_of_mem_guard(
+          [&] { return req.read_only() ? handle_read(s, *p, req) : handle_write(s, *p, req); });
     }
     const bool wrote = !req.read_only() && e == error::ok;
     req.set_done(e);
     if (wrote && p->next_expire_ts != 0 && p->next_expire_ts <= now_ms()) {
-      purge_expired(s, *p);
+      (void)out_of_mem_guard([&] {
+        purge_expired(s, *p);  // retried after a later write
+        return error::ok;
+      });
     }
   }
 

@@ -49,6 +49,7 @@
 #include <limits>
 #include <list>
 #include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <string_view>
@@ -292,7 +293,12 @@ class uring_io {
     char* data = nullptr;
     std::size_t size = 0;
     explicit aligned_buffer(std::size_t n)
-        : data(static_cast<char*>(std::aligned_alloc(alignment, round_up(n)))), size(round_up(n)) {}
+        : data(n == 0 ? nullptr : static_cast<char*>(std::aligned_alloc(alignment, round_up(n)))),
+          size(round_up(n)) {
+      if (n != 0 && data == nullptr) {
+        throw std::bad_alloc();
+      }
+    }
     aligned_buffer(const aligned_buffer&) = delete;
     aligned_buffer& operator=(const aligned_buffer&) = delete;
     aligned_buffer(aligned_buffer&& o) noexcept
@@ -832,6 +838,8 @@ class uring_io {
     // what is still in flight.
     class write_flight {
      public:
+      // Everything that allocates is done before the first operation is prepared: an
+      // exception here leaves nothing in flight that would point at this object.
       write_flight(shard_ring& ring, std::vector<run> runs)
           : ring_(ring), runs_(std::move(runs)), staged_(runs_.size()) {
         for (std::size_t i = 0; i < runs_.size(); ++i) {
@@ -854,12 +862,19 @@ class uring_io {
             if (!aligned(s.copy.data, rn.offset, rn.bytes)) {
               s.iov.clear();  // unaligned: written alone by finish()
               s.o.res = -EINVAL;
-              continue;
             }
           } else {
+            s.iov.reserve(rn.parts.size());
             for (const auto& part : rn.parts) {
               s.iov.push_back(iovec{const_cast<char*>(part.data()), part.size()});
             }
+          }
+        }
+        for (std::size_t i = 0; i < runs_.size(); ++i) {
+          const run& rn = runs_[i];
+          staged& s = staged_[i];
+          if (s.iov.empty()) {
+            continue;  // unaligned (above): finish() writes it
           }
           io_uring_sqe* sqe = ring_.next_sqe();
           io_uring_prep_writev(sqe, rn.file->fd, s.iov.data(), static_cast<unsigned>(s.iov.size()),

@@ -91,8 +91,26 @@ class fiber_scheduler {
     if (live_ >= cfg_.tasks_max) {
       return false;
     }
-    auto* t = new task;
+    // Out of memory (std::bad_alloc from the task, its registration or its stack) leaves
+    // nothing behind: the task is owned here until it is registered and has its fiber.
+    auto owned = std::make_unique<task>();
+    task* t = owned.get();
     t->body = std::forward<F>(f);
+    all_.insert(t);
+    try {
+      make_fiber(t);
+    } catch (...) {
+      all_.erase(t);
+      throw;
+    }
+    owned.release();
+    ++live_;
+    push_ready(*t);
+    return true;
+  }
+
+ private:
+  void make_fiber(task* t) {
 #ifdef ELOQSTORE_FIBER_TSAN
     t->tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -110,12 +128,9 @@ class fiber_scheduler {
                                       leaving(nullptr);  // this fiber ends
                                       return std::move(t->back);
                                     });
-    ++live_;
-    all_.insert(t);
-    push_ready(*t);
-    return true;
   }
 
+ public:
   // Runs `f` as a task and every task until none is left (the `scheduler` concept's run).
   template <typename F>
   void run(F&& f) {

@@ -26,6 +26,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <new>
 #include <set>
 #include <span>
 #include <string>
@@ -237,7 +238,18 @@ class tree_writer {
     if (e != error::ok) {
       return e;  // the destructor gives the new file pages back: nothing durable has them
     }
-    if (const error m = write_manifest(); m != error::ok) {
+    // What publish() needs is allocated before the record is written: after it nothing may
+    // fail. The retired slot waits (empty, so reclaim stops at it) for the version replaced.
+    auto next = std::make_shared<partition_version>();
+    p_.retired.emplace_back();
+    error m = error::ok;
+    try {
+      m = write_manifest();
+    } catch (const std::bad_alloc&) {
+      m = error::out_of_mem;  // the record may have been written: as any failed write
+    }
+    if (m != error::ok) {
+      p_.retired.pop_back();
       // The record may or may not have reached the disk: never reuse the pages it names in
       // this process, and replace the whole manifest on the next commit.
       p_.leaked_fps += allocated_.size();
@@ -246,7 +258,7 @@ class tree_writer {
       return m;
     }
     allocated_.clear();
-    publish();
+    publish(std::move(next));
     return error::ok;
   }
 
@@ -1549,15 +1561,18 @@ class tree_writer {
     return error::ok;
   }
 
-  void publish() {
-    auto next = std::make_shared<partition_version>();
+  // After the manifest record is durable the partition must take the new version: nothing
+  // here may fail (commit() allocated `next` and the retired slot before the record was
+  // written), and what needs memory besides is skipped when there is none: reclaiming old
+  // versions (the next commit does it) and warming the index cache.
+  void publish(std::shared_ptr<partition_version> next) noexcept {
     next->root = root_;
     next->ttl_root = ttl_root_;
     next->mapping = std::move(mapping_);
     p_.current->retired_fps = std::move(freed_fps_);
-    p_.retired.push_back(std::move(p_.current));
+    p_.retired.back() = std::move(p_.current);
     p_.current = std::move(next);
-    p_.terms = terms_;
+    p_.terms = std::move(terms_);
     p_.manifest_bytes = new_manifest_bytes_;
     p_.manifest_file_bytes = new_manifest_file_bytes_;
     p_.has_manifest = true;
@@ -1570,10 +1585,14 @@ class tree_writer {
     if (min_expire_ != 0 && (p_.next_expire_ts == 0 || min_expire_ < p_.next_expire_ts)) {
       p_.next_expire_ts = min_expire_;
     }
-    p_.reclaim();
-    // The index pages just written are what the next descent needs: keep them warm.
-    for (const auto& [fp, id] : written_index_) {
-      pages_.cache_written(p_, p_.current->mapping, page_id(id), file_page_id(fp), dirty_[id]);
+    try {
+      p_.reclaim();
+      // The index pages just written are what the next descent needs: keep them warm.
+      for (const auto& [fp, id] : written_index_) {
+        pages_.cache_written(p_, p_.current->mapping, page_id(id), file_page_id(fp), dirty_[id]);
+      }
+    } catch (const std::bad_alloc&) {
+      // Old versions stay retired until a later commit; the index pages are read when needed.
     }
   }
 

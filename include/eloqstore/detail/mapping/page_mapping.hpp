@@ -21,6 +21,7 @@
 // (file_page, for_each) see file page ids either way.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cassert>
 #include <cstddef>
@@ -273,6 +274,12 @@ class file_page_allocator {
     return file_page_id(next_++);
   }
   void release(file_page_id fp) { free_.push_back(fp.value()); }
+  // Room for n more released pages: that many release() calls then do not allocate.
+  void reserve_free(std::size_t n) {
+    if (free_.capacity() - free_.size() < n) {
+      free_.reserve(std::max(free_.size() + n, 2 * free_.capacity()));
+    }
+  }
 
   // The first file page never handed out (the manifest's max_fp_id).
   [[nodiscard]] std::uint64_t max_fp() const noexcept { return next_; }

@@ -31,12 +31,12 @@ class string_arena {
       return {};
     }
     if (s.size() > block_bytes / 4) {
-      auto& big = blocks_.emplace_back(new char[s.size()]);
-      std::memcpy(big.get(), s.data(), s.size());
-      return {big.get(), s.size()};
+      char* big = add_block(s.size());
+      std::memcpy(big, s.data(), s.size());
+      return {big, s.size()};
     }
     if (block_bytes - used_ < s.size() || current_ == nullptr) {
-      current_ = blocks_.emplace_back(new char[block_bytes]).get();
+      current_ = add_block(block_bytes);
       used_ = 0;
     }
     char* at = current_ + used_;
@@ -49,6 +49,14 @@ class string_arena {
   [[nodiscard]] std::size_t block_count() const noexcept { return blocks_.size(); }
 
  private:
+  // Owned before it is listed: if listing it fails (std::bad_alloc), it is freed.
+  char* add_block(std::size_t n) {
+    auto block = std::make_unique_for_overwrite<char[]>(n);
+    char* p = block.get();
+    blocks_.push_back(std::move(block));
+    return p;
+  }
+
   std::vector<std::unique_ptr<char[]>> blocks_;
   char* current_ = nullptr;  // the block small strings go to
   std::size_t used_ = 0;     // bytes of current_ in use
