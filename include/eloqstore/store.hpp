@@ -551,8 +551,6 @@ class EloqStore {
     }
   }
 
-  // The group's valid batches applied in one pass and one commit (handle_group); sets the
-  // verdict of each batch with bad input.
   // Applies the group's valid batches in one pass and one commit (handle_group); a batch
   // with bad input gets its own verdict.
   error apply_group(shard& s, detail::partition_state& p, std::vector<request*>& group,
@@ -912,13 +910,7 @@ class EloqStore {
       return e;
     }
     if (e == error::not_found && !create) {
-      if (s.absent.insert(t).second) {
-        s.absent_order.push_back(t);
-        if (s.absent_order.size() > absent_max) {
-          s.absent.erase(s.absent_order.front());
-          s.absent_order.pop_front();
-        }
-      }
+      remember_absent(s, t);
       return error::not_found;
     }
     if (e == error::ok) {
@@ -940,12 +932,38 @@ class EloqStore {
       p->next_expire_ts = r.ttl_root.is_none() ? 0 : 1;  // check expiry on the next write
     }
     p->loaded = true;
-    out = p.get();
-    s.lru.push_front(t);
-    p->lru_pos = s.lru.begin();
-    s.touched = out;
-    s.partitions.emplace(t, std::move(p));
+    // Listed in the LRU only once it is in the map (eviction looks it up from there); if
+    // listing it fails, it leaves the map again.
+    detail::partition_state* state = p.get();
+    const auto slot = s.partitions.emplace(t, std::move(p)).first;
+    try {
+      s.lru.push_front(t);
+    } catch (...) {
+      s.partitions.erase(slot);
+      throw;
+    }
+    state->lru_pos = s.lru.begin();
+    s.touched = state;
+    out = state;
     return error::ok;
+  }
+
+  // Adds t to the shard's absent set (bounded: the oldest entry goes). Only a saving: without
+  // the memory for it, t is just not remembered.
+  static void remember_absent(shard& s, const table_ident& t) {
+    if (s.absent.contains(t)) {
+      return;
+    }
+    try {
+      s.absent_order.push_back(t);  // first: an order entry without a set entry is harmless
+      s.absent.insert(t);
+    } catch (const std::bad_alloc&) {
+      return;
+    }
+    if (s.absent_order.size() > absent_max) {
+      s.absent.erase(s.absent_order.front());
+      s.absent_order.pop_front();
+    }
   }
 
   // Counts the partition the last request used and evicts least recently used partitions

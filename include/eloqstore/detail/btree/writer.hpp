@@ -664,18 +664,26 @@ class tree_writer {
     page_id next;
   };
 
-  [[nodiscard]] error load_leaf(page_id id, leaf_contents& leaf) {
+  // Reads a data page into leaf.bytes (with its links) and opens it as `page`.
+  [[nodiscard]] error open_leaf(page_id id, leaf_contents& leaf, data_page& page) {
     if (const error e = load(id, leaf.bytes); e != error::ok) {
       return e;
     }
-    data_page page;
     if (data_page::open(leaf.bytes, page) != error::ok) {
       return error::corrupted;
     }
     leaf.prev = page.prev();
     leaf.next = page.next();
+    return error::ok;
+  }
+
+  [[nodiscard]] error load_leaf(page_id id, leaf_contents& leaf) {
+    data_page page;
+    if (const error e = open_leaf(id, leaf, page); e != error::ok) {
+      return e;
+    }
     leaf.records.clear();
-    leaf.records.reserve(page.restart_count() * std::size_t{cfg_.data_restart_interval});
+    leaf.records.reserve(leaf_record_reserve(page));
     data_page_iter it(page);
     for (it.seek_to_first(); it.valid(); it.next()) {
       leaf.records.push_back(record{keep(it.key()), it.value(), it.timestamp(), it.expire_ts(),
@@ -708,15 +716,10 @@ class tree_writer {
   [[nodiscard]] error patch_leaf(page_id id, std::span<const write_entry> changes,
                                  std::vector<child_ref>& out) {
     leaf_contents leaf;
-    if (const error e = load(id, leaf.bytes); e != error::ok) {
+    data_page page;
+    if (const error e = open_leaf(id, leaf, page); e != error::ok) {
       return e;
     }
-    data_page page;
-    if (data_page::open(leaf.bytes, page) != error::ok) {
-      return error::corrupted;
-    }
-    leaf.prev = page.prev();
-    leaf.next = page.next();
     if (page.empty()) {  // no region to patch (our writers never store such a page)
       return build_leaves({}, changes, id, leaf.prev, leaf.next, out);
     }
