@@ -227,6 +227,52 @@ TEST_CASE("data page: restart regions copied into a new page keep every entry") 
   }
 }
 
+TEST_CASE("data page: regions longer than the builder's interval are copied whole") {
+  // A page written with restart interval 16 (another option value, or another engine),
+  // copied region by region into a builder with interval 4 and followed by added entries.
+  data_page_builder src(4096, 16);
+  model m;
+  for (int i = 0; i < 40; ++i) {
+    char key[8];
+    std::snprintf(key, sizeof key, "k%03d", i);
+    REQUIRE(src.add(key, std::string(5, static_cast<char>('a' + i % 26)), 100 + i));
+    m.emplace(key, record{std::string(5, static_cast<char>('a' + i % 26)), 100u + i});
+  }
+  const std::span<char> bytes = src.finish();
+  data_page page;
+  REQUIRE(data_page::open(bytes, page) == error::ok);
+  REQUIRE(page.restart_count() == 3);  // 16 + 16 + 8 entries
+  data_page_builder out(4096, 4);
+  for (std::size_t k = 0; k < page.restart_count(); ++k) {
+    const std::size_t begin = page.restart_offset(k);
+    const std::size_t end =
+        k + 1 < page.restart_count() ? page.restart_offset(k + 1) : page.entries_end();
+    REQUIRE(out.append_region(std::span<const char>(bytes.data() + begin, end - begin),
+                              k < 2 ? 16 : 8));
+  }
+  for (int i = 40; i < 46; ++i) {
+    char key[8];
+    std::snprintf(key, sizeof key, "k%03d", i);
+    REQUIRE(out.add(key, "new", 7));
+    m.emplace(key, record{"new", 7});
+  }
+  CHECK(out.entry_count() == 46);
+  const std::span<char> built = out.finish();
+  data_page copy;
+  REQUIRE(data_page::open(built, copy) == error::ok);
+  CHECK(copy.restart_count() == 3 + 2);  // the 6 added entries: regions of 4 and 2
+  data_page_iter it(copy);
+  it.seek_to_first();
+  for (const auto& [key, rec] : m) {
+    check_entry(it, key, rec);
+    it.next();
+  }
+  CHECK_FALSE(it.valid());
+  const bytewise_comparator cmp;
+  it.seek("k020", cmp);  // inside the second copied region, past its restart point
+  check_entry(it, "k020", m.at("k020"));
+}
+
 TEST_CASE("data page: a region that does not fit is refused and changes nothing") {
   data_page_builder src(512, 2);
   for (char c = 'a'; c <= 'f'; ++c) {
