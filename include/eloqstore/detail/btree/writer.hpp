@@ -686,8 +686,7 @@ class tree_writer {
     leaf.records.reserve(leaf_record_reserve(page));
     data_page_iter it(page);
     for (it.seek_to_first(); it.valid(); it.next()) {
-      leaf.records.push_back(record{keep(it.key()), it.value(), it.timestamp(), it.expire_ts(),
-                                    it.is_overflow(), it.compression()});
+      leaf.records.push_back(record_at(it));
     }
     return it.status();  // corrupted, or out_of_mem from a key past the cursor's inline room
   }
@@ -840,10 +839,15 @@ class tree_writer {
   [[nodiscard]] error decode_regions(data_page_iter& it, std::size_t first, std::size_t last,
                                      std::vector<record>& out) {
     for (it.seek_to_region(first); it.valid() && it.region() <= last; it.next()) {
-      out.push_back(record{keep(it.key()), it.value(), it.timestamp(), it.expire_ts(),
-                           it.is_overflow(), it.compression()});
+      out.push_back(record_at(it));
     }
     return it.status();
+  }
+
+  // The iterator's entry as a record: its key kept, its value a view of the page.
+  [[nodiscard]] record record_at(const data_page_iter& it) {
+    return record{keep(it.key()), it.value(),       it.timestamp(),
+                  it.expire_ts(), it.is_overflow(), it.compression()};
   }
 
   [[nodiscard]] std::size_t leaf_record_reserve(const data_page& page) const noexcept {

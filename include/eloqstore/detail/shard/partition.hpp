@@ -74,8 +74,7 @@ struct partition_state {
   }
 
   // Returns to the allocator the file pages of superseded versions no reader holds, oldest
-  // first (a younger version's pages may still be seen by an older reader).
-  // Gives the file pages of versions no reader holds back to the allocator. A version's
+  // first (a younger version's pages may still be seen by an older reader). A version's
   // pages go back all at once or not at all (room is made first), so a failure to allocate
   // leaves it retired, to be reclaimed later, never half released.
   void reclaim() {
