@@ -46,6 +46,10 @@ struct default_traits {
   static constexpr std::size_t page_size = 4096;
 
   static std::unique_ptr<io_type> make_io(const options& o) {
+    return std::make_unique<io_type>(o.store_path, uring_config(o));
+  }
+  // uring_io's settings for the options (also for backends that wrap a uring_io).
+  static uring_io::config uring_config(const options& o) {
     uring_io::config c;
     c.queue_depth = o.io_queue_size;
     // The descriptor cache and every shard's fixed-file slots share fd_limit.
@@ -54,7 +58,7 @@ struct default_traits {
         static_cast<unsigned>(std::min<std::size_t>(256, fds / (2 * o.num_threads)));
     c.open_files_max = fds - std::size_t{c.registered_files} * o.num_threads;
     c.buffer_bytes = page_size;
-    return std::make_unique<io_type>(o.store_path, c);
+    return c;
   }
   static fiber_scheduler::config scheduler_config(const options& o) {
     fiber_scheduler::config c;

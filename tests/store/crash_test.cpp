@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -28,6 +29,7 @@
 #include <eloqstore/io/faulty.hpp>
 
 #include "support/page_store.hpp"
+#include "support/store_fixture.hpp"
 
 using namespace eloqstore;
 
@@ -54,6 +56,59 @@ struct faulty_traits : memory_traits {
 };
 using faulty_store = EloqStore<faulty_traits>;
 using memory_store = EloqStore<memory_traits>;
+
+// The default traits' I/O path under faults: uring_io (O_DIRECT files in a temporary
+// directory, asynchronous streamed page writes) with fiber tasks.
+struct faulty_uring_traits : default_traits {
+  using io_type = faulty_io<uring_io>;
+  static std::unique_ptr<io_type> make_io(const options& o) {
+    return std::make_unique<io_type>(1, o.store_path, uring_config(o));
+  }
+};
+static_assert(async_page_writes<faulty_io<uring_io>>);
+static_assert(batched_reads<faulty_io<uring_io>>);
+static_assert(!batched_io<fio>);
+
+// The backends the crash and fault tests run over. make_io(seed, opts) gives a fresh, empty
+// backend; with_paths(opts) points the options at it. memory_io's crash() drops what was not
+// synced (a power loss); on real files what reached them stays (a process crash), so the
+// uring cases see more of the in-flight operations' writes. The uring cases also draw bulk
+// batches (streamed writes) and run a tenth of the seeds (real syncs).
+struct memory_env {
+  using io_type = fio;
+  using store_type = faulty_store;
+  static constexpr std::uint64_t seed_divisor = 1;
+  static constexpr double bulk_chance = 0;
+  std::unique_ptr<io_type> make_io(std::uint64_t seed, const options&) {
+    return std::make_unique<io_type>(seed);
+  }
+  options with_paths(options o) const { return o; }
+};
+
+struct uring_env {
+  using io_type = faulty_io<uring_io>;
+  using store_type = EloqStore<faulty_uring_traits>;
+  static constexpr std::uint64_t seed_divisor = 10;
+  static constexpr double bulk_chance = 0.05;
+  std::string dir = test::fresh_temp_dir("crash");
+  uring_env() = default;
+  uring_env(const uring_env&) = delete;
+  uring_env& operator=(const uring_env&) = delete;
+  ~uring_env() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  std::unique_ptr<io_type> make_io(std::uint64_t seed, const options& o) {
+    std::filesystem::remove_all(dir);
+    return std::make_unique<io_type>(seed, std::vector<std::string>{dir},
+                                     default_traits::uring_config(with_paths(o)));
+  }
+  options with_paths(options o) const {
+    o.store_path = {dir};
+    o.coroutine_stack_size = 1024 * 1024;
+    return o;
+  }
+};
 
 // memory_io that counts page reads, to measure the height of a tree from a cold read.
 class counting_io {
@@ -156,13 +211,30 @@ std::string make_value(test::rng& r, std::size_t n) {
   return v;
 }
 
+// Random operations: mostly small batches over key_space keys, some with large (overflow)
+// values, range deletes and truncates; with bulk_chance > 0 also bulk batches of 1500-3000
+// values of 1000 bytes under their own keys (bulk_key_space of them), large enough that the
+// writer streams pages to the device while it builds.
 class workload {
  public:
-  workload(std::uint64_t seed, std::uint32_t parts) : r_(seed), parts_(parts) {}
+  workload(std::uint64_t seed, std::uint32_t parts, double bulk_chance = 0)
+      : r_(seed), parts_(parts), bulk_chance_(bulk_chance) {}
 
   op next() {
     op o;
     o.part = static_cast<std::uint32_t>(r_.uniform(0, parts_ - 1));
+    if (bulk_chance_ > 0 && r_.chance(bulk_chance_)) {
+      o.kind = op_kind::batch;
+      const std::uint64_t first = r_.uniform(0, bulk_key_space - 3000);
+      const std::uint64_t n = r_.uniform(1500, 3000);
+      for (std::uint64_t i = first; i < first + n; ++i) {
+        char key[24];
+        std::snprintf(key, sizeof key, "b%05llu", static_cast<unsigned long long>(i));
+        o.batch.push_back(write_entry{key, make_value(r_, 1000), ts_, write_op::upsert, 0});
+      }
+      ++ts_;
+      return o;
+    }
     const auto roll = r_.uniform(0, 99);
     if (roll < 82) {
       o.kind = op_kind::batch;
@@ -204,10 +276,12 @@ class workload {
   }
 
   static constexpr std::uint64_t key_space = 400;
+  static constexpr std::uint64_t bulk_key_space = 8000;
 
  private:
   test::rng r_;
   std::uint32_t parts_;
+  double bulk_chance_;
   std::uint64_t ts_ = 1;
 };
 
@@ -405,18 +479,23 @@ std::string describe(const options& o) {
 
 // ---- 1. crash consistency ------------------------------------------------------------------
 
-TEST_CASE(
-    "crash: after a crash at any mutation the store recovers exactly the acknowledged batches") {
+TEST_CASE_TEMPLATE(
+    "crash: after a crash at any mutation the store recovers exactly the acknowledged batches", Env,
+    memory_env, uring_env) {
+  using io_type = typename Env::io_type;
+  using store_type = typename Env::store_type;
+  Env env;
+  const std::uint64_t seeds = crash_seeds / Env::seed_divisor;
   std::uint64_t crashes = 0;
   std::uint64_t inflight_survived = 0;
-  for (std::uint64_t seed = 1; seed <= crash_seeds; ++seed) {
+  for (std::uint64_t seed = 1; seed <= seeds; ++seed) {
     CAPTURE(seed);
     test::rng r(seed * 7919);
     const auto parts = static_cast<std::uint32_t>(r.uniform(1, 3));
-    const options opts = random_options(r);
+    const options opts = env.with_paths(random_options(r));
     CAPTURE(parts);
     INFO("options: " << describe(opts));
-    workload wl(seed, parts);
+    workload wl(seed, parts, Env::bulk_chance);
     std::vector<op> ops;
     const std::size_t op_count = r.uniform(8, 30);
     for (std::size_t i = 0; i < op_count; ++i) {
@@ -426,18 +505,19 @@ TEST_CASE(
     // A fault-free run of the same workload counts its mutations.
     std::uint64_t total_mutations = 0;
     {
-      fio io(seed);
-      faulty_store s(opts, io);
+      const auto counting_io = env.make_io(seed, opts);
+      store_type s(opts, *counting_io);
       REQUIRE(s.start() == error::ok);
       for (const op& o : ops) {
         INFO(describe(o));
         REQUIRE(run_op(s, o) == error::ok);
       }
-      total_mutations = io.mutations();
+      total_mutations = counting_io->mutations();
       s.stop();
     }
 
-    fio io(seed + 1000003);
+    const auto io_owner = env.make_io(seed + 1000003, opts);
+    io_type& io = *io_owner;
     std::vector<kv_model> models(parts);
     // Two crash rounds: the first at a point of the known workload, the second at a random
     // point of a continued workload after the first recovery.
@@ -456,14 +536,14 @@ TEST_CASE(
         }
       }
       CAPTURE(crash_after);
-      fio::faults f;
+      typename io_type::faults f;
       f.crash_after_mutations = crash_after;
       io.set_faults(f);
 
       std::optional<op> inflight;
       std::size_t acked = 0;
       {
-        faulty_store s(opts, io);
+        store_type s(opts, io);
         REQUIRE(s.start() == error::ok);
         for (const op& o : round_ops) {
           const error e = run_op(s, o);
@@ -491,7 +571,7 @@ TEST_CASE(
       io.recover();
       io.set_faults({});
       {
-        faulty_store s(opts, io);
+        store_type s(opts, io);
         REQUIRE(s.start() == error::ok);
         for (std::uint32_t p = 0; p < parts; ++p) {
           CAPTURE(p);
@@ -531,28 +611,34 @@ TEST_CASE(
     }
   }
   MESSAGE("crashes: " << crashes << ", in-flight batches that survived: " << inflight_survived);
-  CHECK(crashes > crash_seeds / 2);
+  CHECK(crashes > seeds / 2);
 }
 
-TEST_CASE("crash: concurrent writers on two shards crash together and recover") {
+TEST_CASE_TEMPLATE("crash: concurrent writers on two shards crash together and recover", Env,
+                   memory_env, uring_env) {
+  using io_type = typename Env::io_type;
+  using store_type = typename Env::store_type;
+  Env env;
+  const std::uint64_t seeds = concurrent_seeds / Env::seed_divisor;
   std::uint64_t crashes = 0;
-  for (std::uint64_t seed = 1; seed <= concurrent_seeds; ++seed) {
+  for (std::uint64_t seed = 1; seed <= seeds; ++seed) {
     CAPTURE(seed);
     test::rng r(seed * 31337);
     constexpr std::uint32_t parts = 4;
-    options opts = random_options(r);
+    options opts = env.with_paths(random_options(r));
     opts.num_threads = 2;
     INFO("options: " << describe(opts));
-    workload wl(seed + 555, parts);
-    fio io(seed);
-    fio::faults f;
+    workload wl(seed + 555, parts, Env::bulk_chance);
+    const auto io_owner = env.make_io(seed, opts);
+    io_type& io = *io_owner;
+    typename io_type::faults f;
     f.crash_after_mutations = r.uniform(0, 300);
     CAPTURE(f.crash_after_mutations);
     io.set_faults(f);
     std::vector<kv_model> models(parts);
     std::vector<std::optional<op>> inflight(parts);
     {
-      faulty_store s(opts, io);
+      store_type s(opts, io);
       REQUIRE(s.start() == error::ok);
       bool failed = false;
       for (int step = 0; step < 10 && !failed; ++step) {
@@ -584,7 +670,7 @@ TEST_CASE("crash: concurrent writers on two shards crash together and recover") 
     }
     io.recover();
     io.set_faults({});
-    faulty_store s(opts, io);
+    store_type s(opts, io);
     REQUIRE(s.start() == error::ok);
     for (std::uint32_t p = 0; p < parts; ++p) {
       CAPTURE(p);
@@ -617,24 +703,31 @@ TEST_CASE("crash: concurrent writers on two shards crash together and recover") 
     }
   }
   MESSAGE("concurrent crashes: " << crashes);
-  CHECK(crashes > concurrent_seeds / 2);
+  CHECK(crashes > seeds / 2);
 }
 
 // ---- 2. injected errors without a crash ----------------------------------------------------
 
-TEST_CASE("crash: injected write and sync errors never change visible state") {
+TEST_CASE_TEMPLATE("crash: injected write and sync errors never change visible state", Env,
+                   memory_env, uring_env) {
+  using io_type = typename Env::io_type;
+  using store_type = typename Env::store_type;
+  Env env;
+  const std::uint64_t seeds = fault_seeds / Env::seed_divisor;
   std::uint64_t failures = 0;
   std::uint64_t indeterminate_seen = 0;
-  for (std::uint64_t seed = 1; seed <= fault_seeds; ++seed) {
+  std::uint64_t deferred = 0;
+  for (std::uint64_t seed = 1; seed <= seeds; ++seed) {
     CAPTURE(seed);
     test::rng r(seed * 104729);
     const auto parts = static_cast<std::uint32_t>(r.uniform(1, 3));
-    const options opts = random_options(r);
+    const options opts = env.with_paths(random_options(r));
     CAPTURE(parts);
     INFO("options: " << describe(opts));
-    workload wl(seed + 77, parts);
-    fio io(seed);
-    fio::faults f;
+    workload wl(seed + 77, parts, Env::bulk_chance);
+    const auto io_owner = env.make_io(seed, opts);
+    io_type& io = *io_owner;
+    typename io_type::faults f;
     const double probs[] = {0.0, 0.03, 0.08};
     f.write_error = probs[r.uniform(0, 2)];
     f.sync_error = probs[r.uniform(0, 2)];
@@ -652,7 +745,7 @@ TEST_CASE("crash: injected write and sync errors never change visible state") {
     // Failed operations since the partition's last successful write: each may have reached
     // the manifest without its sync, so one of them may reappear after a restart.
     std::vector<std::vector<op>> failed(parts);
-    auto s = std::make_unique<faulty_store>(opts, io);
+    auto s = std::make_unique<store_type>(opts, io);
     REQUIRE(s->start() == error::ok);
     io.set_faults(f);
     for (int i = 0; i < 40; ++i) {
@@ -682,7 +775,7 @@ TEST_CASE("crash: injected write and sync errors never change visible state") {
     CAPTURE(mode);
     if (mode == 1) {
       // The faults go on and the backend crashes a few mutations later.
-      fio::faults fc = f;
+      typename io_type::faults fc = f;
       fc.crash_after_mutations = io.mutations() + r.uniform(0, 40);
       io.set_faults(fc);
       for (int i = 0; i < 30 && !io.crashed(); ++i) {
@@ -705,7 +798,7 @@ TEST_CASE("crash: injected write and sync errors never change visible state") {
       // record was written but not synced may be replayed (not after a crash), but only
       // whole, and only one of them.
       s->stop();
-      s = std::make_unique<faulty_store>(opts, io);
+      s = std::make_unique<store_type>(opts, io);
       REQUIRE(s->start() == error::ok);
       for (std::uint32_t p = 0; p < parts; ++p) {
         CAPTURE(p);
@@ -749,16 +842,20 @@ TEST_CASE("crash: injected write and sync errors never change visible state") {
       check_exact(*s, p, models[p], r);
     }
     s->stop();
-    s = std::make_unique<faulty_store>(opts, io);
+    s = std::make_unique<store_type>(opts, io);
     REQUIRE(s->start() == error::ok);
     for (std::uint32_t p = 0; p < parts; ++p) {
       check_exact(*s, p, models[p], r);
     }
     s->stop();
+    deferred += io.deferred_faults();
   }
-  MESSAGE("failed writes: " << failures
-                            << ", failed writes replayed after a restart: " << indeterminate_seen);
+  MESSAGE("failed writes: " << failures << ", failed writes replayed after a restart: "
+                            << indeterminate_seen << ", streamed batches torn: " << deferred);
   CHECK(failures > 0);
+  if constexpr (async_page_writes<io_type>) {
+    CHECK(deferred > 0);  // the bulk batches reached the streamed writes' failure path
+  }
 }
 
 // ---- 3. corruption -------------------------------------------------------------------------

@@ -803,3 +803,157 @@ TEST_CASE("io: uring_io notify wakes a blocked poll") {
   th.join();
   CHECK(woke.load());
 }
+
+// ---- faulty_io over uring_io -----------------------------------------------------------------
+
+namespace {
+
+using faulty_uring = faulty_io<uring_io>;
+static_assert(async_page_writes<faulty_uring>);
+static_assert(batched_reads<faulty_uring>);
+
+// `count` distinct pages of data_0 at pages 0..count-1, and their write batch.
+struct page_batch {
+  std::vector<detail::page_buffer> pages;
+  std::vector<page_write> writes;
+  explicit page_batch(std::size_t count, char tag) {
+    pages.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      pages.emplace_back(4096);
+      std::memset(pages.back().span().data(), tag + static_cast<char>(i % 16), 4096);
+      writes.push_back(page_write{"data_0", i * 4096, pages.back().span()});
+    }
+  }
+  // How many leading pages the file holds (it was zero-filled, or shorter, before).
+  std::size_t written(faulty_uring& io, const table_ident& t) const {
+    std::size_t n = 0;
+    detail::page_buffer got(4096);
+    for (; n < pages.size(); ++n) {
+      if (io.inner().read(t, "data_0", n * 4096, got.span()) != error::ok ||
+          std::memcmp(got.span().data(), pages[n].span().data(), 4096) != 0) {
+        break;
+      }
+    }
+    return n;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("io: faulty_io over uring_io faults page batches by whole pages") {
+  temp_dir dir;
+  faulty_uring io(11, std::vector<std::string>{dir.path()}, uring_io::config{});
+  REQUIRE(io.open() == error::ok);
+  auto ring = io.attach(suspend_hooks{});  // batches go through this thread's ring
+  REQUIRE(ring != nullptr);
+  const table_ident t{"faulty", 0};
+  std::uint64_t mutations = 0;
+  for (std::uint64_t round = 0; round < 12; ++round) {
+    CAPTURE(round);
+    const table_ident ti{"faulty", static_cast<std::uint32_t>(round + 1)};
+    const page_batch b(64, static_cast<char>('a' + round));
+    faulty_uring::faults f;
+    (round % 2 == 0 ? f.torn_write : f.short_write) = 1;
+    io.set_faults(f);
+    const error want = round % 2 == 0 ? error::io_fail : error::try_again;
+    if (round % 3 == 0) {
+      CHECK(io.write_pages(ti, b.writes) == want);
+    } else {
+      faulty_uring::write_ticket ticket;
+      REQUIRE(io.begin_write_pages(ti, b.writes, ticket) == error::ok);  // reported at finish
+      CHECK(io.finish_write_pages(ticket) == want);
+      CHECK(io.finish_write_pages(ticket) == error::ok);  // reported once
+    }
+    CHECK(b.written(io, ti) < 64);  // a proper prefix (checked page by page)
+    CHECK(io.mutations() == ++mutations);
+  }
+  CHECK(io.deferred_faults() == 8);
+
+  // write_error refuses a batch with nothing written or started; reads fail as a whole.
+  const page_batch b(8, 'x');
+  faulty_uring::faults f;
+  f.write_error = 1;
+  f.write_error_code = error::out_of_space;
+  io.set_faults(f);
+  faulty_uring::write_ticket ticket;
+  CHECK(io.begin_write_pages(t, b.writes, ticket) == error::out_of_space);
+  CHECK(io.write_pages(t, b.writes) == error::out_of_space);
+  CHECK(b.written(io, t) == 0);
+  io.set_faults({});
+  REQUIRE(io.write_pages(t, b.writes) == error::ok);
+  CHECK(b.written(io, t) == 8);
+  detail::page_buffer page(4096);
+  const page_read reads[] = {page_read{"data_0", 0, page.span()}};
+  CHECK(io.read_pages(t, reads) == error::ok);
+  f = {};
+  f.read_error = 1;
+  io.set_faults(f);
+  CHECK(io.read_pages(t, reads) == error::io_fail);
+
+  // A crash refuses batches too, and recover() keeps what reached the files.
+  f = {};
+  f.crash_after_mutations = io.mutations();
+  io.set_faults(f);
+  const page_batch late(8, 'L');
+  CHECK(io.begin_write_pages(t, late.writes, ticket) == error::io_fail);
+  CHECK(io.crashed());
+  CHECK(io.read_pages(t, reads) == error::io_fail);
+  io.recover();
+  io.set_faults({});
+  CHECK(b.written(io, t) == 8);
+  ring.reset();
+  io.close();
+}
+
+TEST_CASE("io: faulty_io over uring_io lets fiber tasks suspend in their I/O") {
+  // The faults are decided under faulty_io's lock, the I/O runs outside it: tasks parked in
+  // a read or a sync must not hold it (another task of the thread would deadlock on it).
+  temp_dir dir;
+  faulty_uring io(3, std::vector<std::string>{dir.path()}, uring_io::config{});
+  REQUIRE(io.open() == error::ok);
+  const table_ident t{"fibers", 0};
+  const page_batch b(64, 'f');
+  REQUIRE(io.write_pages(t, b.writes) == error::ok);
+  fiber_scheduler sched;
+  auto ring = io.attach(make_suspend_hooks(sched));
+  REQUIRE(ring != nullptr);
+  faulty_uring::faults f;
+  f.read_error = 0.1;
+  io.set_faults(f);
+  constexpr int task_count = 32;
+  int done = 0;
+  int failed = 0;
+  int wrong = 0;
+  std::size_t most_in_flight = 0;
+  for (int k = 0; k < task_count; ++k) {
+    sched.spawn([&, k] {
+      detail::page_buffer page(4096);
+      for (int i = 0; i < 10; ++i) {
+        const std::size_t p = static_cast<std::size_t>(k * 7 + i) % 64;
+        const error e = io.read(t, "data_0", p * 4096, page.span());
+        if (e != error::ok) {
+          ++failed;
+        } else if (std::memcmp(page.span().data(), b.pages[p].span().data(), 4096) != 0) {
+          ++wrong;
+        }
+      }
+      if (io.sync(t, "data_0") != error::ok) {
+        ++wrong;
+      }
+      ++done;
+    });
+  }
+  while (done < task_count) {
+    sched.run_round();
+    most_in_flight = std::max(most_in_flight, ring->in_flight());
+    if (done < task_count) {
+      ring->poll(sched.idle());
+    }
+  }
+  CHECK(wrong == 0);
+  CHECK(failed > 0);
+  CHECK(failed < task_count * 10);
+  CHECK(most_in_flight > 16);  // the tasks were parked in their reads together
+  ring.reset();
+  io.close();
+}

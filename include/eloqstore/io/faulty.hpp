@@ -3,27 +3,42 @@
 // Faults are set with set_faults() and drawn from one std::mt19937_64 seeded at construction.
 // The draws are computed from its raw output (not from the library's distributions), so one
 // seed and one sequence of calls give the same faults with every standard library:
-// * read_error: read and read_file fail with error::io_fail, reading nothing;
-// * write_error: write and write_file_atomic fail with write_error_code, writing nothing;
+// * read_error: read, read_file and read_pages fail with error::io_fail, reading nothing;
+// * write_error: write, write_file_atomic, write_pages and begin_write_pages fail with
+//   write_error_code, writing nothing;
 // * sync_error: sync and sync_dir fail with error::io_fail, syncing nothing;
 // * short_write: write writes a random proper prefix of its data, then returns try_again;
 // * torn_write: write writes a random proper prefix of its data, then returns io_fail.
+// A batch of page writes (write_pages, begin_write_pages) takes short and torn writes by
+// whole pages: a random proper prefix of the batch is written. begin_write_pages reports
+// them, as a device reports a failed write, only when the batch is finished
+// (finish_write_pages); its write_error is reported at once, with nothing started.
 // A probability of 0 or 1 draws nothing. Faults are tried in the order listed.
 //
-// Crashes: a mutation is a call of write, sync, sync_dir, write_file_atomic or remove. The
-// first crash_after_mutations mutations go ahead (faults aside); the next one crashes the
-// backend: it and every later call (reads, lists and open too) fail with error::io_fail
-// without reaching Inner, until recover(). recover() calls inner().crash() when Inner has one
-// (memory_io then drops what was not durable), zeroes the mutation count and clears the
-// crash. The fault settings stay as they are; set_faults({}) turns them off.
+// Optional parts of Inner are forwarded when it has them: batched page writes and reads
+// (batched_io, batched_reads), asynchronous page writes (async_page_writes), and a shard
+// thread's I/O ring (attach(), uring_io), so faults reach the default traits' I/O paths too.
 //
-// Thread safety: one mutex serialises every call, Inner's included, so that "every later call
-// fails" holds across threads; faults are reproducible for a reproducible order of calls.
-// inner() bypasses both the faults and the mutex.
+// Crashes: a mutation is a call of write, write_pages, begin_write_pages, sync, sync_dir,
+// write_file_atomic or remove. The first crash_after_mutations mutations go ahead (faults
+// aside); the next one crashes the backend: it and every later call (reads, lists and open
+// too) fail with error::io_fail without reaching Inner, until recover(). recover() calls
+// inner().crash() when Inner has one (memory_io then drops what was not durable), zeroes the
+// mutation count and clears the crash. Without crash() (files on a real disk) what reached
+// the files stays, as after a process crash. The fault settings stay as they are;
+// set_faults({}) turns them off. REQUIRES for recover(): no call in flight.
+//
+// Thread safety: one mutex serialises the fault decisions (the draws, the mutation count and
+// the crash), so faults are reproducible for a reproducible order of calls. Inner is called
+// outside it, because a call on a ring may suspend the calling task while other tasks of
+// the thread go on: a call admitted before the crash may reach Inner after it, as a write
+// already issued reaches the device after the crashing one was refused. inner() bypasses
+// the faults.
 // Invariant: mutations() <= faults.crash_after_mutations; crashed() implies equality.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <span>
@@ -35,12 +50,43 @@
 #include <eloqstore/concepts.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/io/memory.hpp>
+#include <eloqstore/sched/hooks.hpp>
 #include <eloqstore/table_ident.hpp>
 
 namespace eloqstore {
 
+namespace detail {
+
+// A backend with per-thread I/O rings (uring_io).
+template <typename B>
+concept ring_io = requires(B& io, suspend_hooks hooks) {
+  io.attach(hooks);
+};
+
+// The types faulty_io takes from Inner's optional parts: a shard ring, and a write ticket
+// that also carries the fault injected into its batch.
+template <typename Inner>
+struct faulty_ring_types {};
+template <ring_io Inner>
+struct faulty_ring_types<Inner> {
+  using shard_ring = typename Inner::shard_ring;
+};
+
+template <typename Inner>
+struct faulty_ticket_types {};
+template <async_page_writes Inner>
+struct faulty_ticket_types<Inner> {
+  struct write_ticket {
+    typename Inner::write_ticket inner;
+    error injected = error::ok;  // reported by finish_write_pages after the writes end
+  };
+};
+
+}  // namespace detail
+
 template <io_backend Inner>
-class faulty_io {
+class faulty_io : public detail::faulty_ring_types<Inner>,
+                  public detail::faulty_ticket_types<Inner> {
  public:
   // Probabilities are per call, in [0, 1].
   struct faults {
@@ -83,24 +129,27 @@ class faulty_io {
     const std::lock_guard lock(mutex_);
     return crashed_;
   }
+  // Batches begun with a short or torn write, reported when finished (begin_write_pages).
+  [[nodiscard]] std::uint64_t deferred_faults() const {
+    const std::lock_guard lock(mutex_);
+    return deferred_faults_;
+  }
   [[nodiscard]] Inner& inner() noexcept { return inner_; }
 
   // ---- io_backend --------------------------------------------------------------------------
 
   [[nodiscard]] error open() {
-    const std::lock_guard lock(mutex_);
-    return crashed_ ? error::io_fail : inner_.open();
+    if (crashed()) {
+      return error::io_fail;
+    }
+    return inner_.open();
   }
   // Always reaches Inner, so descriptors are released even after a crash.
-  void close() {
-    const std::lock_guard lock(mutex_);
-    inner_.close();
-  }
+  void close() { inner_.close(); }
 
   [[nodiscard]] error read(const table_ident& t, std::string_view name, std::uint64_t offset,
                            std::span<char> buf) {
-    const std::lock_guard lock(mutex_);
-    if (crashed_ || roll(faults_.read_error)) {
+    if (read_fault()) {
       return error::io_fail;
     }
     return inner_.read(t, name, offset, buf);
@@ -108,38 +157,30 @@ class faulty_io {
 
   [[nodiscard]] error write(const table_ident& t, std::string_view name, std::uint64_t offset,
                             std::span<const char> data) {
-    const std::lock_guard lock(mutex_);
-    if (const error e = write_fault(); e != error::ok) {
-      return e;
+    const write_plan plan = plan_write(data.size());
+    if (plan.refused != error::ok) {
+      return plan.refused;
     }
-    if (roll(faults_.short_write)) {
-      return write_prefix(t, name, offset, data, error::try_again);
-    }
-    if (roll(faults_.torn_write)) {
-      return write_prefix(t, name, offset, data, error::io_fail);
-    }
-    return inner_.write(t, name, offset, data);
+    const error e = inner_.write(t, name, offset, data.first(plan.prefix));
+    return e != error::ok ? e : plan.injected;
   }
 
   [[nodiscard]] error sync(const table_ident& t, std::string_view name) {
-    const std::lock_guard lock(mutex_);
-    if (!admit_mutation()) {
-      return error::io_fail;
+    if (const error e = sync_fault(); e != error::ok) {
+      return e;
     }
-    return roll(faults_.sync_error) ? error::io_fail : inner_.sync(t, name);
+    return inner_.sync(t, name);
   }
 
   [[nodiscard]] error sync_dir(const table_ident& t) {
-    const std::lock_guard lock(mutex_);
-    if (!admit_mutation()) {
-      return error::io_fail;
+    if (const error e = sync_fault(); e != error::ok) {
+      return e;
     }
-    return roll(faults_.sync_error) ? error::io_fail : inner_.sync_dir(t);
+    return inner_.sync_dir(t);
   }
 
   [[nodiscard]] error read_file(const table_ident& t, std::string_view name, std::string& out) {
-    const std::lock_guard lock(mutex_);
-    if (crashed_ || roll(faults_.read_error)) {
+    if (read_fault()) {
       return error::io_fail;
     }
     return inner_.read_file(t, name, out);
@@ -147,34 +188,129 @@ class faulty_io {
 
   [[nodiscard]] error write_file_atomic(const table_ident& t, std::string_view name,
                                         std::span<const char> data) {
-    const std::lock_guard lock(mutex_);
-    if (const error e = write_fault(); e != error::ok) {
-      return e;
+    {
+      const std::lock_guard lock(mutex_);
+      if (const error e = write_fault(); e != error::ok) {
+        return e;
+      }
     }
     return inner_.write_file_atomic(t, name, data);
   }
 
   [[nodiscard]] error remove(const table_ident& t, std::string_view name) {
-    const std::lock_guard lock(mutex_);
-    if (!admit_mutation()) {
-      return error::io_fail;
+    {
+      const std::lock_guard lock(mutex_);
+      if (!admit_mutation()) {
+        return error::io_fail;
+      }
     }
     return inner_.remove(t, name);
   }
 
   [[nodiscard]] error list(const table_ident& t, std::vector<std::string>& names) {
-    const std::lock_guard lock(mutex_);
-    return crashed_ ? error::io_fail : inner_.list(t, names);
+    if (crashed()) {
+      return error::io_fail;
+    }
+    return inner_.list(t, names);
   }
 
   [[nodiscard]] error list_partitions(std::vector<table_ident>& tables) {
-    const std::lock_guard lock(mutex_);
-    return crashed_ ? error::io_fail : inner_.list_partitions(tables);
+    if (crashed()) {
+      return error::io_fail;
+    }
+    return inner_.list_partitions(tables);
+  }
+
+  // ---- Inner's optional parts --------------------------------------------------------------
+
+  // The calling shard thread's ring (see uring_io::attach); its I/O still passes the faults.
+  [[nodiscard]] auto attach(suspend_hooks hooks) requires detail::ring_io<Inner> {
+    return inner_.attach(hooks);
+  }
+
+  [[nodiscard]] error read_pages(const table_ident& t,
+                                 std::span<const page_read> reads) requires batched_reads<Inner> {
+    if (read_fault()) {
+      return error::io_fail;
+    }
+    return inner_.read_pages(t, reads);
+  }
+
+  // A short or torn batch writes a proper prefix of its pages.
+  [[nodiscard]] error write_pages(const table_ident& t,
+                                  std::span<const page_write> writes) requires batched_io<Inner> {
+    const write_plan plan = plan_write(writes.size());
+    if (plan.refused != error::ok) {
+      return plan.refused;
+    }
+    const error e = inner_.write_pages(t, writes.first(plan.prefix));
+    return e != error::ok ? e : plan.injected;
+  }
+
+  // write_error refuses the batch at once; a short or torn batch starts a proper prefix of
+  // its pages and reports the fault from finish_write_pages.
+  template <typename Ticket>
+  [[nodiscard]] error begin_write_pages(const table_ident& t, std::span<const page_write> writes,
+                                        Ticket& out) requires async_page_writes<Inner> {
+    const write_plan plan = plan_write(writes.size());
+    if (plan.refused != error::ok) {
+      return plan.refused;
+    }
+    if (plan.injected != error::ok) {
+      const std::lock_guard lock(mutex_);
+      ++deferred_faults_;
+    }
+    out.injected = plan.injected;
+    return inner_.begin_write_pages(t, writes.first(plan.prefix), out.inner);
+  }
+
+  template <typename Ticket>
+  [[nodiscard]] error finish_write_pages(Ticket& ticket) requires async_page_writes<Inner> {
+    const error e = inner_.finish_write_pages(ticket.inner);
+    return e != error::ok ? e : std::exchange(ticket.injected, error::ok);
   }
 
  private:
-  // Counts a mutation, or crashes when crash_after_mutations have gone ahead already; false
-  // when the backend is (now) crashed. REQUIRES: mutex_ held.
+  // What a write-type call does: refuse (crashed, or write_error), or write the first
+  // `prefix` units (bytes or pages) and then report `injected` (a short or torn write).
+  struct write_plan {
+    error refused = error::ok;
+    std::size_t prefix = 0;
+    error injected = error::ok;
+  };
+  [[nodiscard]] write_plan plan_write(std::size_t units) {
+    const std::lock_guard lock(mutex_);
+    write_plan plan;
+    plan.refused = write_fault();
+    if (plan.refused != error::ok) {
+      return plan;
+    }
+    plan.prefix = units;
+    if (roll(faults_.short_write)) {
+      plan.injected = error::try_again;
+    } else if (roll(faults_.torn_write)) {
+      plan.injected = error::io_fail;
+    }
+    if (plan.injected != error::ok) {
+      plan.prefix = units == 0 ? 0 : rng_() % units;  // a random proper prefix
+    }
+    return plan;
+  }
+
+  // A read-type call fails: the backend crashed, or read_error was drawn.
+  [[nodiscard]] bool read_fault() {
+    const std::lock_guard lock(mutex_);
+    return crashed_ || roll(faults_.read_error);
+  }
+
+  [[nodiscard]] error sync_fault() {
+    const std::lock_guard lock(mutex_);
+    if (!admit_mutation()) {
+      return error::io_fail;
+    }
+    return roll(faults_.sync_error) ? error::io_fail : error::ok;
+  }
+
   // A write-type call: counts as a mutation (may crash) and may fail with the configured
   // write error. REQUIRES: mutex_ held.
   [[nodiscard]] error write_fault() {
@@ -184,6 +320,8 @@ class faulty_io {
     return roll(faults_.write_error) ? faults_.write_error_code : error::ok;
   }
 
+  // Counts a mutation, or crashes when crash_after_mutations have gone ahead already; false
+  // when the backend is (now) crashed. REQUIRES: mutex_ held.
   [[nodiscard]] bool admit_mutation() {
     if (!crashed_ && mutations_ >= faults_.crash_after_mutations) {
       crashed_ = true;
@@ -207,21 +345,12 @@ class faulty_io {
     return static_cast<double>(rng_() >> 11) * 0x1.0p-53 < p;
   }
 
-  // Writes a random proper prefix of data (empty when data is), then reports `injected`
-  // unless the inner write itself failed. REQUIRES: mutex_ held.
-  [[nodiscard]] error write_prefix(const table_ident& t, std::string_view name,
-                                   std::uint64_t offset, std::span<const char> data,
-                                   error injected) {
-    const std::uint64_t prefix_size = data.empty() ? 0 : rng_() % data.size();
-    const error e = inner_.write(t, name, offset, data.first(prefix_size));
-    return e != error::ok ? e : injected;
-  }
-
   Inner inner_;
-  mutable std::mutex mutex_;  // guards everything below, and serialises calls into inner_
+  mutable std::mutex mutex_;  // guards everything below
   std::mt19937_64 rng_;
   faults faults_;
   std::uint64_t mutations_ = 0;
+  std::uint64_t deferred_faults_ = 0;
   bool crashed_ = false;
 };
 
