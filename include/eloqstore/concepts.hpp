@@ -12,6 +12,7 @@
 
 #include <eloqstore/comparator.hpp>
 #include <eloqstore/error.hpp>
+#include <eloqstore/sched/hooks.hpp>
 #include <eloqstore/table_ident.hpp>
 
 namespace eloqstore {
@@ -102,6 +103,16 @@ template <typename B>
 concept batched_reads = io_backend<B> &&
     requires(B& io, const table_ident& t, std::span<const page_read> reads) {
   { io.read_pages(t, reads) } -> std::same_as<error>;
+};
+
+// ring_io: a backend with an I/O ring per shard thread (uring_io). attach(hooks) makes the
+// calling thread's ring and returns it (a unique_ptr to B::shard_ring; nullptr when it cannot
+// be set up); while it lives, that thread's I/O goes through it and parks the running task of
+// the scheduler behind `hooks` until done.
+template <typename B>
+concept ring_io = io_backend<B> && requires(B& io, suspend_hooks hooks) {
+  typename B::shard_ring;
+  io.attach(hooks);
 };
 
 // scheduler: runs a shard's tasks. Contract: run(f) executes f on the calling (shard) thread;

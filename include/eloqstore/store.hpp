@@ -448,13 +448,9 @@ class EloqStore {
     }
   }
 
-  template <typename IO>
-  static constexpr bool attachable = requires(IO& io) {
-    io.attach(suspend_hooks{});
-  };
-  static constexpr bool has_ring = attachable<io_type>;
+  static constexpr bool has_ring = ring_io<io_type>;
   using ring_ptr = decltype([] {
-    if constexpr (attachable<io_type>) {
+    if constexpr (has_ring) {
       return std::unique_ptr<typename io_type::shard_ring>{};
     } else {
       return std::unique_ptr<int>{};

@@ -824,17 +824,20 @@ struct page_batch {
       writes.push_back(page_write{"data_0", i * 4096, pages.back().span()});
     }
   }
-  // How many leading pages the file holds (it was zero-filled, or shorter, before).
+  // How many leading pages the file holds (it had none of them before); every later page
+  // must be missing too, or the batch was not cut to a prefix.
   std::size_t written(faulty_uring& io, const table_ident& t) const {
-    std::size_t n = 0;
+    std::size_t leading = 0;
+    std::size_t present = 0;
     detail::page_buffer got(4096);
-    for (; n < pages.size(); ++n) {
-      if (io.inner().read(t, "data_0", n * 4096, got.span()) != error::ok ||
-          std::memcmp(got.span().data(), pages[n].span().data(), 4096) != 0) {
-        break;
-      }
+    for (std::size_t i = 0; i < pages.size(); ++i) {
+      const bool here = io.inner().read(t, "data_0", i * 4096, got.span()) == error::ok &&
+                        std::memcmp(got.span().data(), pages[i].span().data(), 4096) == 0;
+      present += here ? 1 : 0;
+      leading += here && leading == i ? 1 : 0;
     }
-    return n;
+    CHECK(present == leading);
+    return leading;
   }
 };
 
@@ -848,6 +851,7 @@ TEST_CASE("io: faulty_io over uring_io faults page batches by whole pages") {
   REQUIRE(ring != nullptr);
   const table_ident t{"faulty", 0};
   std::uint64_t mutations = 0;
+  std::size_t pages_written = 0;
   for (std::uint64_t round = 0; round < 12; ++round) {
     CAPTURE(round);
     const table_ident ti{"faulty", static_cast<std::uint32_t>(round + 1)};
@@ -864,9 +868,13 @@ TEST_CASE("io: faulty_io over uring_io faults page batches by whole pages") {
       CHECK(io.finish_write_pages(ticket) == want);
       CHECK(io.finish_write_pages(ticket) == error::ok);  // reported once
     }
-    CHECK(b.written(io, ti) < 64);  // a proper prefix (checked page by page)
-    CHECK(io.mutations() == ++mutations);
+    const std::size_t prefix = b.written(io, ti);
+    CHECK(prefix < 64);  // a proper prefix
+    pages_written += prefix;
+    ++mutations;
+    CHECK(io.mutations() == mutations);
   }
+  CHECK(pages_written > 0);  // not only empty prefixes
   CHECK(io.deferred_faults() == 8);
 
   // write_error refuses a batch with nothing written or started; reads fail as a whole.
@@ -890,12 +898,18 @@ TEST_CASE("io: faulty_io over uring_io faults page batches by whole pages") {
   io.set_faults(f);
   CHECK(io.read_pages(t, reads) == error::io_fail);
 
-  // A crash refuses batches too, and recover() keeps what reached the files.
+  // A crash refuses batches too; one begun before it waits for its writes, then fails; and
+  // recover() keeps what reached the files.
   f = {};
-  f.crash_after_mutations = io.mutations();
+  f.crash_after_mutations = io.mutations() + 1;
   io.set_faults(f);
+  const page_batch early(4, 'E');
+  const table_ident te{"faulty", 99};
+  REQUIRE(io.begin_write_pages(te, early.writes, ticket) == error::ok);
   const page_batch late(8, 'L');
   CHECK(io.begin_write_pages(t, late.writes, ticket) == error::io_fail);
+  CHECK(io.finish_write_pages(ticket) == error::io_fail);
+  CHECK(early.written(io, te) == 4);  // it did reach the file
   CHECK(io.crashed());
   CHECK(io.read_pages(t, reads) == error::io_fail);
   io.recover();

@@ -13,7 +13,8 @@
 // whole pages: a random proper prefix of the batch is written. begin_write_pages reports
 // them, as a device reports a failed write, only when the batch is finished
 // (finish_write_pages); its write_error is reported at once, with nothing started.
-// A probability of 0 or 1 draws nothing. Faults are tried in the order listed.
+// A roll with a probability of 0 or 1 draws nothing (a short or torn write still draws its
+// prefix). Faults are tried in the order listed.
 //
 // Optional parts of Inner are forwarded when it has them: batched page writes and reads
 // (batched_io, batched_reads), asynchronous page writes (async_page_writes), and a shard
@@ -22,7 +23,9 @@
 // Crashes: a mutation is a call of write, write_pages, begin_write_pages, sync, sync_dir,
 // write_file_atomic or remove. The first crash_after_mutations mutations go ahead (faults
 // aside); the next one crashes the backend: it and every later call (reads, lists and open
-// too) fail with error::io_fail without reaching Inner, until recover(). recover() calls
+// too) fail with error::io_fail without reaching Inner, until recover(); only close() still
+// reaches Inner, and finish_write_pages(), which waits for the writes of its batch (their
+// buffers must outlive them) and then fails. recover() calls
 // inner().crash() when Inner has one (memory_io then drops what was not durable), zeroes the
 // mutation count and clears the crash. Without crash() (files on a real disk) what reached
 // the files stays, as after a process crash. The fault settings stay as they are;
@@ -38,7 +41,6 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <mutex>
 #include <random>
 #include <span>
@@ -56,12 +58,6 @@
 namespace eloqstore {
 
 namespace detail {
-
-// A backend with per-thread I/O rings (uring_io).
-template <typename B>
-concept ring_io = requires(B& io, suspend_hooks hooks) {
-  io.attach(hooks);
-};
 
 // The types faulty_io takes from Inner's optional parts: a shard ring, and a write ticket
 // that also carries the fault injected into its batch.
@@ -157,12 +153,9 @@ class faulty_io : public detail::faulty_ring_types<Inner>,
 
   [[nodiscard]] error write(const table_ident& t, std::string_view name, std::uint64_t offset,
                             std::span<const char> data) {
-    const write_plan plan = plan_write(data.size());
-    if (plan.refused != error::ok) {
-      return plan.refused;
-    }
-    const error e = inner_.write(t, name, offset, data.first(plan.prefix));
-    return e != error::ok ? e : plan.injected;
+    return write_planned(data.size(), [&](std::size_t prefix) {
+      return inner_.write(t, name, offset, data.first(prefix));
+    });
   }
 
   [[nodiscard]] error sync(const table_ident& t, std::string_view name) {
@@ -224,7 +217,7 @@ class faulty_io : public detail::faulty_ring_types<Inner>,
   // ---- Inner's optional parts --------------------------------------------------------------
 
   // The calling shard thread's ring (see uring_io::attach); its I/O still passes the faults.
-  [[nodiscard]] auto attach(suspend_hooks hooks) requires detail::ring_io<Inner> {
+  [[nodiscard]] auto attach(suspend_hooks hooks) requires ring_io<Inner> {
     return inner_.attach(hooks);
   }
 
@@ -239,12 +232,9 @@ class faulty_io : public detail::faulty_ring_types<Inner>,
   // A short or torn batch writes a proper prefix of its pages.
   [[nodiscard]] error write_pages(const table_ident& t,
                                   std::span<const page_write> writes) requires batched_io<Inner> {
-    const write_plan plan = plan_write(writes.size());
-    if (plan.refused != error::ok) {
-      return plan.refused;
-    }
-    const error e = inner_.write_pages(t, writes.first(plan.prefix));
-    return e != error::ok ? e : plan.injected;
+    return write_planned(writes.size(), [&](std::size_t prefix) {
+      return inner_.write_pages(t, writes.first(prefix));
+    });
   }
 
   // write_error refuses the batch at once; a short or torn batch starts a proper prefix of
@@ -256,18 +246,25 @@ class faulty_io : public detail::faulty_ring_types<Inner>,
     if (plan.refused != error::ok) {
       return plan.refused;
     }
+    if (const error e = inner_.begin_write_pages(t, writes.first(plan.prefix), out.inner);
+        e != error::ok) {
+      return e;  // nothing started: nothing to report later
+    }
+    out.injected = plan.injected;
     if (plan.injected != error::ok) {
       const std::lock_guard lock(mutex_);
       ++deferred_faults_;
     }
-    out.injected = plan.injected;
-    return inner_.begin_write_pages(t, writes.first(plan.prefix), out.inner);
+    return error::ok;
   }
 
   template <typename Ticket>
   [[nodiscard]] error finish_write_pages(Ticket& ticket) requires async_page_writes<Inner> {
-    const error e = inner_.finish_write_pages(ticket.inner);
-    return e != error::ok ? e : std::exchange(ticket.injected, error::ok);
+    const error injected = std::exchange(ticket.injected, error::ok);
+    if (const error e = inner_.finish_write_pages(ticket.inner); e != error::ok) {
+      return e;
+    }
+    return crashed() ? error::io_fail : injected;
   }
 
  private:
@@ -278,6 +275,16 @@ class faulty_io : public detail::faulty_ring_types<Inner>,
     std::size_t prefix = 0;
     error injected = error::ok;
   };
+  // Carries out a write-type call: `write_prefix(n)` writes the first n units.
+  template <typename WritePrefix>
+  [[nodiscard]] error write_planned(std::size_t units, WritePrefix&& write_prefix) {
+    const write_plan plan = plan_write(units);
+    if (plan.refused != error::ok) {
+      return plan.refused;
+    }
+    const error e = write_prefix(plan.prefix);
+    return e != error::ok ? e : plan.injected;
+  }
   [[nodiscard]] write_plan plan_write(std::size_t units) {
     const std::lock_guard lock(mutex_);
     write_plan plan;

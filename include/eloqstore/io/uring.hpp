@@ -524,6 +524,7 @@ class uring_io {
     void poll(bool wait) {
       for (;;) {
         const int rc = wait ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit(&ring_);
+        note_submitted(rc);
         if (rc >= 0 || (rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)) {
           break;
         }
@@ -542,6 +543,7 @@ class uring_io {
       do {
         rc = io_uring_submit(&ring_);
       } while (rc == -EINTR);
+      note_submitted(rc);
     }
 
     [[nodiscard]] std::size_t in_flight() const noexcept { return in_flight_; }
@@ -645,6 +647,13 @@ class uring_io {
       io_uring_prep_read(sqe, event_fd_, &event_value_, sizeof event_value_, 0);
       io_uring_sqe_set_data(sqe, &event_op_);
       ++in_flight_;
+      event_unsubmitted_ = true;
+    }
+    // After a submission: once nothing prepared is left, the eventfd read is in the kernel.
+    void note_submitted(int rc) noexcept {
+      if (rc >= 0 && io_uring_sq_ready(&ring_) == 0) {
+        event_unsubmitted_ = false;
+      }
     }
 
     // A free submission entry, submitting what is prepared when the queue is full.
@@ -726,7 +735,9 @@ class uring_io {
     void submit_soon() {
       const config& c = owner_.cfg_;
       const unsigned prepared = io_uring_sq_ready(&ring_);
-      const std::size_t armed = closing_ ? 0 : 1;  // the eventfd read
+      // The eventfd read waits in the kernel, not in the device; while it is still prepared
+      // (just re-armed) `prepared` counts it already.
+      const std::size_t armed = closing_ || event_unsubmitted_ ? 0 : 1;
       const std::size_t busy = in_flight_ - prepared - std::min(armed, in_flight_ - prepared);
       if (prepared >= c.submit_batch || busy < c.submit_low_water) {
         submit();
@@ -1013,6 +1024,7 @@ class uring_io {
     io_uring ring_{};
     bool ready_ = false;
     bool closing_ = false;
+    bool event_unsubmitted_ = false;  // the eventfd read is prepared, not yet submitted
     std::size_t in_flight_ = 0;
     int event_fd_ = -1;
     std::uint64_t event_value_ = 0;
@@ -1157,5 +1169,6 @@ class uring_io {
 static_assert(io_backend<uring_io>);
 static_assert(batched_io<uring_io>);
 static_assert(async_page_writes<uring_io>);
+static_assert(ring_io<uring_io>);
 
 }  // namespace eloqstore
