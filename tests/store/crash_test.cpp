@@ -37,7 +37,7 @@ using namespace eloqstore;
 namespace {
 
 // Debug and sanitizer builds are an order of magnitude slower: fewer iterations there.
-#if defined(__SANITIZE_ADDRESS__) || !defined(NDEBUG)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || !defined(NDEBUG)
 constexpr bool slow_build = true;
 #else
 constexpr bool slow_build = false;

@@ -618,6 +618,21 @@ TEST_CASE("io: faulty_io over pread_io forwards its constructor arguments") {
 
 namespace {
 
+// Runs the scheduler's tasks, polling the ring between rounds, until `done` reaches
+// `task_count`; returns the most operations the ring held in flight after a round.
+template <typename Ring>
+std::size_t run_tasks(fiber_scheduler& sched, Ring& ring, const int& done, int task_count) {
+  std::size_t most_in_flight = 0;
+  while (done < task_count) {
+    sched.run_round();
+    most_in_flight = std::max(most_in_flight, ring.in_flight());
+    if (done < task_count) {
+      ring.poll(sched.idle());
+    }
+  }
+  return most_in_flight;
+}
+
 // Checks reads and writes of a data file (O_DIRECT) against a model of its bytes: aligned and
 // unaligned buffers, offsets and sizes, and batches of page writes that coalesce into runs.
 void exercise_data_file(uring_io& io, std::uint32_t seed) {
@@ -750,7 +765,6 @@ TEST_CASE("io: uring_io suspends fiber tasks and overlaps their reads") {
   constexpr int task_count = 64;
   int done = 0;
   int bad = 0;
-  std::size_t most_in_flight = 0;
   for (int k = 0; k < task_count; ++k) {
     sched.spawn([&, k] {
       std::vector<char> page(4096);  // unaligned (heap): goes through provided buffers
@@ -764,13 +778,7 @@ TEST_CASE("io: uring_io suspends fiber tasks and overlaps their reads") {
       ++done;
     });
   }
-  while (done < task_count) {
-    sched.run_round();
-    most_in_flight = std::max(most_in_flight, ring->in_flight());
-    if (done < task_count) {
-      ring->poll(sched.idle());
-    }
-  }
+  const std::size_t most_in_flight = run_tasks(sched, *ring, done, task_count);
   CHECK(bad == 0);
   CHECK(most_in_flight > 32);  // the tasks' reads were in flight together
   ring.reset();
@@ -938,7 +946,6 @@ TEST_CASE("io: faulty_io over uring_io lets fiber tasks suspend in their I/O") {
   int done = 0;
   int failed = 0;
   int wrong = 0;
-  std::size_t most_in_flight = 0;
   for (int k = 0; k < task_count; ++k) {
     sched.spawn([&, k] {
       detail::page_buffer page(4096);
@@ -957,13 +964,7 @@ TEST_CASE("io: faulty_io over uring_io lets fiber tasks suspend in their I/O") {
       ++done;
     });
   }
-  while (done < task_count) {
-    sched.run_round();
-    most_in_flight = std::max(most_in_flight, ring->in_flight());
-    if (done < task_count) {
-      ring->poll(sched.idle());
-    }
-  }
+  const std::size_t most_in_flight = run_tasks(sched, *ring, done, task_count);
   CHECK(wrong == 0);
   CHECK(failed > 0);
   CHECK(failed < task_count * 10);
