@@ -34,9 +34,11 @@ enum class error : std::uint8_t {
   io_fail = 14,            // any other errno
   expired_term = 15,       // a newer process term owns the partition
   cloud_no_manifest = 16,  // bucket has objects of the partition but no usable manifest
+  // Ours, beyond the reference's codes:
+  store_locked = 17,  // another store (process or object) holds the store path
 };
 
-inline constexpr std::uint8_t error_count = 17;
+inline constexpr std::uint8_t error_count = 18;
 
 [[nodiscard]] constexpr std::string_view error_message(error e) noexcept {
   switch (e) {
@@ -74,6 +76,8 @@ inline constexpr std::uint8_t error_count = 17;
       return "term expired: a newer owner holds the partition";
     case error::cloud_no_manifest:
       return "object store holds no usable manifest";
+    case error::store_locked:
+      return "store path is in use by another store";
   }
   return "unknown error";
 }
@@ -103,6 +107,8 @@ inline constexpr std::uint8_t error_count = 17;
     case EBUSY:
       return error::busy;
     case EPERM:
+    case EACCES:
+    case EROFS:
       return error::no_permission;
     default:
       return error::io_fail;

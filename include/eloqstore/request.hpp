@@ -53,7 +53,11 @@ class request {
   [[nodiscard]] bool read_only() const noexcept { return type() < request_type::batch_write; }
   [[nodiscard]] error status() const noexcept { return err_; }
   [[nodiscard]] bool retryable() const noexcept { return is_retryable(err_); }
-  [[nodiscard]] std::string_view message() const noexcept { return error_message(err_); }
+  // What went wrong, in words: for a rejected batch the entry and the rule it broke (as
+  // "entry 3: empty key"), otherwise error_message(status()). Valid until resubmitted.
+  [[nodiscard]] std::string_view message() const noexcept {
+    return why_.empty() ? error_message(err_) : std::string_view(why_);
+  }
   [[nodiscard]] const table_ident& table() const noexcept { return table_; }
   [[nodiscard]] std::uint64_t user_data() const noexcept { return user_data_; }
   [[nodiscard]] bool done() const noexcept { return done_.load(std::memory_order_acquire); }
@@ -72,11 +76,18 @@ class request {
   template <typename Traits>
   friend class EloqStore;
 
-  void prepare(std::uint64_t user_data, callback_type cb) {
+  // Claims the request for one run: false (nothing changed) while an earlier submission is
+  // still pending, so a request submitted twice at once runs once and is not overwritten.
+  [[nodiscard]] bool prepare(std::uint64_t user_data, callback_type cb) {
+    bool idle = true;
+    if (!done_.compare_exchange_strong(idle, false, std::memory_order_acq_rel)) {
+      return false;
+    }
     user_data_ = user_data;
     callback_ = std::move(cb);
     err_ = error::ok;
-    done_.store(false, std::memory_order_relaxed);
+    why_.clear();
+    return true;
   }
   void set_done(error e) {
     err_ = e;
@@ -91,6 +102,7 @@ class request {
   }
 
   std::uint64_t user_data_ = 0;
+  std::string why_;  // message(); empty: the error's own message
   callback_type callback_;
   std::atomic<bool> done_{true};
   error err_ = error::ok;

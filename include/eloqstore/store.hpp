@@ -45,6 +45,7 @@
 #include <eloqstore/detail/btree/verify.hpp>
 #include <eloqstore/detail/btree/writer.hpp>
 #include <eloqstore/detail/io/file_names.hpp>
+#include <eloqstore/detail/io/store_root.hpp>
 #include <eloqstore/detail/manifest/replay.hpp>
 #include <eloqstore/detail/shard/partition.hpp>
 #include <eloqstore/error.hpp>
@@ -114,12 +115,17 @@ class EloqStore {
       last_message_ = "data_page_size must equal the traits' page_size";
       return error::invalid_args;
     }
+    if (const error e = lock_store_paths(); e != error::ok) {
+      return e;
+    }
     if (io_ == nullptr) {
       owned_io_ = Traits::make_io(opts_);
       io_ = owned_io_.get();
     }
     if (const error e = io_->open(); e != error::ok) {
-      last_message_ = "the I/O backend failed to open the store paths";
+      last_message_ = "the I/O backend failed to open the store paths: " +
+                      std::string(error_message(e));
+      root_.release();
       return e;
     }
     std::vector<std::unique_ptr<shard>> shards;
@@ -168,32 +174,43 @@ class EloqStore {
     std::unique_lock lock_shards(shards_mu_);  // waits for submitters still inside
     shards_.clear();
     io_->close();
+    root_.release();  // last: another store may open the paths now
+  }
+
+  // The identity this store records in (and checks against) its store paths.
+  [[nodiscard]] detail::store_identity identity() const {
+    detail::store_identity id;
+    id.comparator = std::string(comparator_type::name());
+    id.data_page_size = opts_.data_page_size;
+    id.pages_per_file_shift = opts_.pages_per_file_shift;
+    id.overflow_pointers = opts_.overflow_pointers;
+    id.data_append_mode = opts_.data_append_mode;
+    return id;
   }
 
   // The message of the last start() failure.
   [[nodiscard]] const std::string& last_message() const noexcept { return last_message_; }
 
-  // Submits `req`; false (request untouched) if the store is stopped. The callback, if any,
+  // Submits `req`; false (request untouched) if the store is stopped or `req` is still
+  // pending from an earlier submission (a request runs once at a time). The callback, if any,
   // runs once the request is done: on the shard thread, or on the calling thread when the
   // request fails before reaching a shard (invalid table, store stopping) and for
   // drop_table, which runs on the calling thread. Do not call drop_table or exec_sync from a
   // callback (the shard would wait for itself).
   bool exec_async(request& req, std::uint64_t user_data = 0, request::callback_type cb = {}) {
     if (req.type() == request_type::drop_table) {
-      if (!running()) {
+      if (!running() || !req.prepare(user_data, std::move(cb))) {
         return false;
       }
-      req.prepare(user_data, std::move(cb));
       req.set_done(drop_table(static_cast<drop_table_request&>(req).table_name_));
       return true;
     }
     error immediate = error::ok;
     {
       std::shared_lock lock_shards(shards_mu_);
-      if (!running() || shards_.empty()) {
+      if (!running() || shards_.empty() || !req.prepare(user_data, std::move(cb))) {
         return false;
       }
-      req.prepare(user_data, std::move(cb));
       if (!req.table().valid()) {
         immediate = error::invalid_args;
       } else {
@@ -224,7 +241,8 @@ class EloqStore {
     return true;
   }
 
-  // Runs `req` and waits for it; error::not_running if the store is stopped.
+  // Runs `req` and waits for it; error::not_running if the store is stopped, error::busy
+  // (request untouched) if `req` is still pending from an earlier submission.
   error exec_sync(request& req) {
     // The waiter lives here, not in the request: the completing thread touches it last
     // under the mutex, so `req` may be destroyed as soon as this returns.
@@ -239,7 +257,9 @@ class EloqStore {
       w.cv.notify_one();
     });
     if (!submitted) {
-      req.prepare(0, {});
+      if (!req.prepare(0, {})) {
+        return error::busy;  // pending: its own submitter gets its result
+      }
       req.set_done(error::not_running);
       return error::not_running;
     }
@@ -440,6 +460,18 @@ class EloqStore {
   using scheduler_type = typename Traits::scheduler_type;
   static constexpr bool fibers = scheduler_type::can_suspend;
 
+  // Locks the store paths and checks their identity (backends with local files only: an
+  // in-memory store has nothing to share or to misread).
+  error lock_store_paths() {
+    if constexpr (local_files_io<io_type>) {
+      if (const error e = root_.acquire(opts_.store_path, identity(), false); e != error::ok) {
+        last_message_ = root_.message();
+        return e;
+      }
+    }
+    return error::ok;
+  }
+
   static scheduler_type make_scheduler(const options& o) {
     if constexpr (requires { scheduler_type(Traits::scheduler_config(o)); }) {
       return scheduler_type(Traits::scheduler_config(o));
@@ -557,7 +589,7 @@ class EloqStore {
     std::vector<std::pair<std::uint32_t, std::uint32_t>> origin;  // request, entry
     for (std::size_t i = 0; i < group.size(); ++i) {
       auto& b = static_cast<batch_write_request&>(*group[i]);
-      verdict[i] = prepare_batch(b.entries_);
+      verdict[i] = prepare_batch(b.entries_, b.why_);
       if (verdict[i] == error::ok) {
         for (std::size_t k = 0; k < b.entries_.size(); ++k) {
           origin.emplace_back(static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(k));
@@ -1076,35 +1108,68 @@ class EloqStore {
     }
   }
 
-  // Checks a batch in release builds: keys non-empty, at most half a page, unique; values
-  // below the overflow limit. Sorts the batch by the comparator.
-  error prepare_batch(std::vector<write_entry>& batch) const {
-    for (const write_entry& w : batch) {
-      if (w.key.empty() || w.key.size() > Traits::page_size / 2 ||
-          w.value.size() >= detail::overflow_value_bytes_max ||
-          (w.op != write_op::upsert && w.op != write_op::erase)) {
-        return error::invalid_args;
+  // Checks a batch in release builds: keys non-empty and at most half a page, values below
+  // the overflow limit, known operations, no key twice; on failure `why` names the entry (by
+  // its index in the batch as submitted) and the rule, and the batch is unchanged. On success
+  // the batch is sorted by the comparator and its timestamps are as stored: a page keeps at
+  // most INT64_MAX (spec 3.3), and last-writer-wins compares what is kept, so a write ordered
+  // by a larger timestamp is not decided differently by whether it was grouped.
+  error prepare_batch(std::vector<write_entry>& batch, std::string& why) const {
+    const auto reject = [&](std::size_t i, std::string rule) {
+      why = "entry " + std::to_string(i) + ": " + std::move(rule);
+      return error::invalid_args;
+    };
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const write_entry& w = batch[i];
+      if (w.key.empty()) {
+        return reject(i, "empty key");
+      }
+      if (w.key.size() > Traits::page_size / 2) {
+        return reject(i, "key of " + std::to_string(w.key.size()) +
+                             " bytes is longer than half a page (" +
+                             std::to_string(Traits::page_size / 2) + " bytes)");
+      }
+      if (w.value.size() >= detail::overflow_value_bytes_max) {
+        return reject(i, "value of " + std::to_string(w.value.size()) +
+                             " bytes is not below the 4 GiB limit");
+      }
+      if (w.op != write_op::upsert && w.op != write_op::erase) {
+        return reject(i, "unknown write operation " + std::to_string(static_cast<int>(w.op)));
       }
     }
-    const auto less = [&](const write_entry& a, const write_entry& b) {
-      return cmp_.compare(a.key, b.key) < 0;
-    };
-    // One pass for the common case of a batch already in order; a duplicate key fails it
-    // (which one wins would be a guess).
-    for (std::size_t i = 1; i < batch.size(); ++i) {
+    // One pass for the common case of a batch already in order. A duplicate key fails the
+    // batch (which one wins would be a guess).
+    bool sorted = true;
+    for (std::size_t i = 1; i < batch.size() && sorted; ++i) {
       const auto c = cmp_.compare(batch[i - 1].key, batch[i].key);
       if (c == 0) {
-        return error::invalid_args;
+        return reject(i, "duplicate key (also entry " + std::to_string(i - 1) + ")");
       }
-      if (c > 0) {
-        std::stable_sort(batch.begin(), batch.end(), less);
-        for (std::size_t j = 1; j < batch.size(); ++j) {
-          if (cmp_.compare(batch[j - 1].key, batch[j].key) == 0) {
-            return error::invalid_args;
-          }
+      sorted = c < 0;
+    }
+    if (!sorted) {
+      std::vector<std::size_t> order(batch.size());
+      for (std::size_t i = 0; i < order.size(); ++i) {
+        order[i] = i;
+      }
+      std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        return cmp_.compare(batch[a].key, batch[b].key) < 0;
+      });
+      for (std::size_t j = 1; j < order.size(); ++j) {
+        if (cmp_.compare(batch[order[j - 1]].key, batch[order[j]].key) == 0) {
+          const auto [first, second] = std::minmax(order[j - 1], order[j]);
+          return reject(second, "duplicate key (also entry " + std::to_string(first) + ")");
         }
-        break;
       }
+      std::vector<write_entry> in_order;
+      in_order.reserve(batch.size());
+      for (const std::size_t i : order) {
+        in_order.push_back(std::move(batch[i]));
+      }
+      batch = std::move(in_order);
+    }
+    for (write_entry& w : batch) {
+      w.timestamp = std::min(w.timestamp, detail::timestamp_max);
     }
     return error::ok;
   }
@@ -1115,7 +1180,7 @@ class EloqStore {
     switch (req.type()) {
       case request_type::batch_write: {
         auto& r = static_cast<batch_write_request&>(req);
-        e = prepare_batch(r.entries_);
+        e = prepare_batch(r.entries_, r.why_);
         if (e == error::ok && !r.entries_.empty()) {
           e = w.apply(r.entries_);
         }
@@ -1218,6 +1283,7 @@ class EloqStore {
  private:
   options opts_;
   std::unique_ptr<io_type> owned_io_;
+  detail::store_root root_;  // the store paths' locks, held from start() to stop()
   io_type* io_ = nullptr;
   comparator_type cmp_{};
   std::function<std::uint64_t()> clock_;

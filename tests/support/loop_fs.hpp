@@ -1,7 +1,8 @@
-// Test support: a small ext4 file system in an image file, mounted on a loop device, for
-// full-disk tests. Needs root, a free loop device and mkfs.ext4; when a step fails, mounted()
-// is false and why() says which step and why, so the caller can skip. The destructor
-// unmounts (lazily) and deletes the image and its directory, also after a failed REQUIRE.
+// Test support: a small file system for full-disk and read-only tests: ext4 in an image file
+// mounted on a loop device (needs root, a free loop device and mkfs.ext4), or tmpfs (needs
+// root). When a step fails, mounted() is false and why() says which step and why, so the
+// caller can skip. The destructor unmounts (lazily) and deletes the image and its directory,
+// also after a failed REQUIRE.
 #pragma once
 
 #include <sys/wait.h>
@@ -20,7 +21,10 @@ namespace eloqstore::test {
 
 class loop_fs {
  public:
-  explicit loop_fs(std::uint64_t bytes) {
+  enum class kind { ext4, tmpfs };
+  static constexpr const char* kind_name(kind k) { return k == kind::ext4 ? "ext4" : "tmpfs"; }
+
+  explicit loop_fs(std::uint64_t bytes, kind k = kind::ext4) {
     namespace fs = std::filesystem;
     std::error_code ec;
     if (::geteuid() != 0) {
@@ -30,6 +34,12 @@ class loop_fs {
     fs::create_directories(mount_point_, ec);
     if (ec) {
       why_ = "cannot create " + mount_point_ + ": " + ec.message();
+      return;
+    }
+    if (k == kind::tmpfs) {
+      mounted_ = run("mount -t tmpfs -o size=" + std::to_string(bytes) + " tmpfs '" +
+                         mount_point_ + "'",
+                     "mount -t tmpfs");
       return;
     }
     std::ofstream(image_, std::ios::binary).close();
@@ -58,6 +68,12 @@ class loop_fs {
   loop_fs& operator=(const loop_fs&) = delete;
 
   [[nodiscard]] bool mounted() const noexcept { return mounted_; }
+  // Makes the file system read-only (true) or writable again (false); false if it failed.
+  bool remount(bool read_only) {
+    return run("mount -o remount," + std::string(read_only ? "ro" : "rw") + " '" + mount_point_ +
+                   "'",
+               "mount -o remount");
+  }
   [[nodiscard]] const std::string& why() const noexcept { return why_; }
   [[nodiscard]] const std::string& mount_point() const noexcept { return mount_point_; }
 

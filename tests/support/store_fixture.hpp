@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -33,6 +34,13 @@ inline std::string fresh_temp_dir(const char* tag) {
   return dir.string();
 }
 
+// Bytes of stack per fiber task in the tests: ELOQSTORE_TEST_STACK_BYTES when set (a ctest
+// entry runs the engine suites at the smallest size the options accept), else 1 MiB.
+inline std::uint32_t test_stack_bytes() {
+  const char* env = std::getenv("ELOQSTORE_TEST_STACK_BYTES");
+  return env != nullptr ? static_cast<std::uint32_t>(std::strtoul(env, nullptr, 10)) : 1024 * 1024;
+}
+
 // A store over local files in a fresh temporary directory, with `Shards` shard threads.
 template <typename Traits, std::uint16_t Shards>
 struct file_fixture {
@@ -42,7 +50,7 @@ struct file_fixture {
 
   file_fixture() {
     opts.num_threads = Shards;
-    opts.coroutine_stack_size = 1024 * 1024;
+    opts.coroutine_stack_size = test_stack_bytes();
     opts.store_path = {dir};
   }
   ~file_fixture() {

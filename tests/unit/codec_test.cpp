@@ -163,7 +163,10 @@ TEST_CASE("error: messages, retryability and std::error_code") {
   CHECK(error_from_errno(ENOSPC) == error::out_of_space);
   CHECK(error_from_errno(EAGAIN) == error::try_again);
   CHECK(error_from_errno(EIO) == error::io_fail);
+  CHECK(error_from_errno(EACCES) == error::no_permission);
+  CHECK(error_from_errno(EROFS) == error::no_permission);
   CHECK(static_cast<int>(error::cloud_no_manifest) == 16);
+  CHECK(static_cast<int>(error::store_locked) == 17);  // ours, past the reference's codes
 }
 
 TEST_CASE("string_arena: copies stay valid and unchanged while the arena grows") {

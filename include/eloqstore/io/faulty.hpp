@@ -84,6 +84,7 @@ template <io_backend Inner>
 class faulty_io : public detail::faulty_ring_types<Inner>,
                   public detail::faulty_ticket_types<Inner> {
  public:
+  static constexpr bool uses_store_paths = local_files_io<Inner>;  // as Inner's files
   // Probabilities are per call, in [0, 1].
   struct faults {
     double read_error = 0;

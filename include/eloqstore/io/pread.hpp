@@ -57,6 +57,7 @@ namespace eloqstore {
 class pread_io {
  public:
   static constexpr std::size_t open_files_max_default = 1024;
+  static constexpr bool uses_store_paths = true;  // local_files_io
   // Consecutive EINTR returns of one system call before giving up with error::try_again.
   static constexpr int eintr_retries_max = 64;
 

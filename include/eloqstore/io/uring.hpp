@@ -90,6 +90,7 @@ class uring_io {
 
   // Direct I/O alignment of buffers, offsets and sizes.
   static constexpr std::size_t alignment = 4096;
+  static constexpr bool uses_store_paths = true;  // local_files_io
   // Consecutive EINTR/EAGAIN results of one operation before giving up with try_again.
   static constexpr int again_retries_max = 64;
 

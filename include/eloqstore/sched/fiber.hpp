@@ -13,19 +13,30 @@
 //
 // Bounds: live tasks are limited by `tasks_max` (spawn fails beyond it), the pool keeps at
 // most `stacks_pooled` stacks.
+//
+// Stacks: each lies above a PROT_NONE guard page, so a task that overflows its stack faults
+// at once (SIGSEGV) instead of overwriting the memory below it. With `measure_stacks` every
+// stack is painted when handed out and checked when given back, and
+// stack_bytes_used_max() tells the deepest use seen (tests use it to size the minimum).
 #pragma once
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <boost/context/fiber.hpp>
-#include <boost/context/pooled_fixedsize_stack.hpp>
+#include <boost/context/stack_context.hpp>
 #include <boost/intrusive/list.hpp>
 
+#include <algorithm>
 #include <cassert>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <cstring>
 #include <memory>
+#include <new>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -50,6 +61,7 @@ class fiber_scheduler {
     std::size_t stacks_pooled = 64;       // stacks kept for reuse
     std::size_t tasks_max = 65536;        // live tasks at once
     std::chrono::microseconds low_priority_budget{50};
+    bool measure_stacks = false;  // paint stacks to find the deepest use (slower)
   };
 
   // A suspended or runnable task. Opaque to users except as a handle for wake().
@@ -70,7 +82,8 @@ class fiber_scheduler {
 
   fiber_scheduler() : fiber_scheduler(config{}) {}
   explicit fiber_scheduler(config c)
-      : cfg_(c), stacks_(c.stack_bytes, c.stacks_pooled == 0 ? 1 : c.stacks_pooled) {}
+      : cfg_(c),
+        stacks_(c.stack_bytes, c.stacks_pooled == 0 ? 1 : c.stacks_pooled, c.measure_stacks) {}
   fiber_scheduler(const fiber_scheduler&) = delete;
   fiber_scheduler& operator=(const fiber_scheduler&) = delete;
   // Unfinished tasks are unwound: each is resumed once more and its suspension point throws
@@ -114,7 +127,7 @@ class fiber_scheduler {
 #ifdef ELOQSTORE_FIBER_TSAN
     t->tsan_fiber = __tsan_create_fiber(0);
 #endif
-    t->self = boost::context::fiber(std::allocator_arg, recording_stack{stacks_, &t->stack},
+    t->self = boost::context::fiber(std::allocator_arg, recording_stack{&stacks_, &t->stack},
                                     [this, t](boost::context::fiber&& back) {
                                       t->back = std::move(back);
                                       arrived(nullptr);
@@ -148,6 +161,10 @@ class fiber_scheduler {
   }
   [[nodiscard]] bool idle() const noexcept {
     return ready_.empty() && low_.empty();
+  }
+  // The most stack bytes a finished task used (0 unless config::measure_stacks).
+  [[nodiscard]] std::size_t stack_bytes_used_max() const noexcept {
+    return stacks_.used_max();
   }
 
   // Suspends the running task to the end of the ready queue. REQUIRES: in a task.
@@ -206,15 +223,89 @@ class fiber_scheduler {
 
   struct unwind_signal {};
 
-  // Wraps the pooled stacks to remember each task's stack bounds.
+  // Stacks of one size, each above a guard page, pooled for reuse. One shard thread uses
+  // it: no locking. The free list is reserved up front, so giving a stack back never
+  // allocates. allocate() throws std::bad_alloc when the kernel has no memory for a stack.
+  class guarded_stacks {
+   public:
+    guarded_stacks(std::size_t bytes, std::size_t pooled, bool measure)
+        : page_(static_cast<std::size_t>(::sysconf(_SC_PAGESIZE))),
+          bytes_((bytes + page_ - 1) / page_ * page_),
+          pooled_(pooled),
+          measure_(measure) {
+      free_.reserve(pooled_);
+    }
+    guarded_stacks(const guarded_stacks&) = delete;
+    guarded_stacks& operator=(const guarded_stacks&) = delete;
+    ~guarded_stacks() {
+      for (char* base : free_) {
+        ::munmap(base, page_ + bytes_);
+      }
+    }
+
+    boost::context::stack_context allocate() {
+      char* base = nullptr;
+      if (!free_.empty()) {
+        base = free_.back();
+        free_.pop_back();
+      } else {
+        void* m = ::mmap(nullptr, page_ + bytes_, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) {
+          throw std::bad_alloc();
+        }
+        base = static_cast<char*>(m);
+        if (::mprotect(base, page_, PROT_NONE) != 0) {
+          ::munmap(base, page_ + bytes_);
+          throw std::bad_alloc();
+        }
+      }
+      if (measure_) {
+        std::memset(base + page_, paint_byte, bytes_);
+      }
+      boost::context::stack_context sc;
+      sc.size = bytes_;
+      sc.sp = base + page_ + bytes_;  // stacks grow down from here to the guard page
+      return sc;
+    }
+
+    void deallocate(boost::context::stack_context& sc) noexcept {
+      char* base = static_cast<char*>(sc.sp) - bytes_ - page_;
+      if (measure_) {
+        const char* low = base + page_;
+        const char* touched = std::find_if(low, low + bytes_, [](char c) {
+          return c != static_cast<char>(paint_byte);
+        });
+        used_max_ = std::max(used_max_, static_cast<std::size_t>(low + bytes_ - touched));
+      }
+      if (free_.size() < pooled_) {
+        free_.push_back(base);
+      } else {
+        ::munmap(base, page_ + bytes_);
+      }
+    }
+
+    [[nodiscard]] std::size_t used_max() const noexcept { return used_max_; }
+
+   private:
+    static constexpr unsigned char paint_byte = 0xa5;
+    std::size_t page_;
+    std::size_t bytes_;
+    std::size_t pooled_;
+    bool measure_;
+    std::size_t used_max_ = 0;
+    std::vector<char*> free_;
+  };
+
+  // Hands Boost.Context a stack of the pool and remembers its bounds in the task.
   struct recording_stack {
-    boost::context::pooled_fixedsize_stack pool;
+    guarded_stacks* pool;
     boost::context::stack_context* record;
     boost::context::stack_context allocate() {
-      *record = pool.allocate();
+      *record = pool->allocate();
       return *record;
     }
-    void deallocate(boost::context::stack_context& sc) noexcept { pool.deallocate(sc); }
+    void deallocate(boost::context::stack_context& sc) noexcept { pool->deallocate(sc); }
   };
 
   // Sanitizer bookkeeping around every switch between a task and the scheduler (no-ops in
@@ -288,7 +379,7 @@ class fiber_scheduler {
   using task_list = boost::intrusive::list<task>;
 
   config cfg_;
-  boost::context::pooled_fixedsize_stack stacks_;
+  guarded_stacks stacks_;
   task_list ready_;
   task_list low_;
   std::unordered_set<task*> all_;  // every live task, for the destructor

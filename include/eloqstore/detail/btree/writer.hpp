@@ -246,10 +246,14 @@ class tree_writer {
     try {
       m = write_manifest();
     } catch (const std::bad_alloc&) {
-      m = error::out_of_mem;  // the record may have been written: as any failed write
+      m = error::out_of_mem;  // the record may have been written
+      manifest_unknown_ = true;
     }
     if (m != error::ok) {
       p_.retired.pop_back();
+      if (!manifest_unknown_) {
+        return m;  // no record of it can replay: the destructor gives the new pages back
+      }
       // The record may or may not have reached the disk: never reuse the pages it names in
       // this process, and replace the whole manifest on the next commit.
       p_.leaked_fps += allocated_.size();
@@ -1524,34 +1528,7 @@ class tree_writer {
       log = log_.finish_log(root_, ttl_root_, terms_);
     }
     if (!log.empty() && p_.manifest_bytes + log.size() <= cfg_.manifest_limit) {
-      // An append past the file's end also writes zero blocks ahead of it: as many bytes
-      // as the records hold, at most manifest_write_ahead, never past the manifest limit.
-      // The appends after it overwrite those in place, so their fdatasync has no file size
-      // or extent to record, only the data: on ext4 one metadata write (or journal commit)
-      // fewer per commit. Replay reads zero blocks as a torn tail and appends where the
-      // records end (spec 4.6), as the reference engine does.
-      const std::uint64_t end = p_.manifest_bytes + log.size();
-      std::uint64_t file_bytes = std::max(p_.manifest_file_bytes, end);
-      std::span<const char> out(log);
-      if (end > p_.manifest_file_bytes) {
-        const std::uint64_t ahead = std::min(end, manifest_write_ahead);
-        const std::uint64_t limit =
-            cfg_.manifest_limit / manifest_alignment_bytes * manifest_alignment_bytes;
-        file_bytes = std::max<std::uint64_t>(
-            end, std::min<std::uint64_t>(manifest_padded_bytes(end + ahead), limit));
-        manifest_out_.assign(log);
-        manifest_out_.resize(file_bytes - p_.manifest_bytes, '\0');
-        out = manifest_out_;
-      }
-      if (const error e = pages_.io().write(p_.id, name, p_.manifest_bytes, out); e != error::ok) {
-        return e;
-      }
-      if (const error e = pages_.io().sync(p_.id, name); e != error::ok) {
-        return e;
-      }
-      new_manifest_bytes_ = end;
-      new_manifest_file_bytes_ = file_bytes;
-      return error::ok;
+      return append_manifest(name, log);
     }
     std::vector<std::uint64_t> values;
     values.reserve(mapping_.size());
@@ -1560,11 +1537,56 @@ class tree_writer {
     const std::string_view bytes =
         snap.snapshot(root_, ttl_root_, values, p_.fps.max_fp(), p_.dictionary, terms_);
     if (const error e = pages_.io().write_file_atomic(p_.id, name, bytes); e != error::ok) {
+      manifest_unknown_ = true;  // the rename may have happened before the failure
       return e;
     }
     stats_.manifest_snapshot = true;
     new_manifest_bytes_ = bytes.size();
     new_manifest_file_bytes_ = bytes.size();
+    return error::ok;
+  }
+
+  // Appends a log record at the end of the manifest's records (spec 4.5).
+  //
+  // An append past the file's end first extends the file with zero blocks ahead of it: as
+  // many bytes as the records hold, at most manifest_write_ahead, never past the manifest
+  // limit. The appends after it overwrite those in place, so their fdatasync has no file
+  // size or extent to record, only the data: on ext4 one metadata write (or journal commit)
+  // fewer per commit. Replay reads zero blocks as a torn tail and appends where the records
+  // end (spec 4.6), as the reference engine does.
+  //
+  // Failure leaves nothing replayable: the zeros are written before the record (a full disk
+  // fails there, with only zeros written), the record then overwrites blocks the file
+  // already has, and a record whose write or sync fails is overwritten with zeros again.
+  // manifest_unknown_ tells commit() when even that failed, so the record may survive.
+  [[nodiscard]] error append_manifest(const std::string& name, std::string_view log) {
+    const std::uint64_t end = p_.manifest_bytes + log.size();
+    std::uint64_t file_bytes = std::max(p_.manifest_file_bytes, end);
+    if (end > p_.manifest_file_bytes) {
+      const std::uint64_t ahead = std::min(end, manifest_write_ahead);
+      const std::uint64_t limit =
+          cfg_.manifest_limit / manifest_alignment_bytes * manifest_alignment_bytes;
+      file_bytes = std::max<std::uint64_t>(
+          end, std::min<std::uint64_t>(manifest_padded_bytes(end + ahead), limit));
+      manifest_out_.assign(file_bytes - p_.manifest_file_bytes, '\0');
+      if (const error e = pages_.io().write(p_.id, name, p_.manifest_file_bytes, manifest_out_);
+          e != error::ok) {
+        return e;  // zeros only: replay reads them as a torn tail
+      }
+    }
+    error e = pages_.io().write(p_.id, name, p_.manifest_bytes, log);
+    if (e == error::ok) {
+      e = pages_.io().sync(p_.id, name);
+    }
+    if (e != error::ok) {
+      manifest_out_.assign(log.size(), '\0');
+      manifest_unknown_ =
+          pages_.io().write(p_.id, name, p_.manifest_bytes, manifest_out_) != error::ok ||
+          pages_.io().sync(p_.id, name) != error::ok;
+      return e;
+    }
+    new_manifest_bytes_ = end;
+    new_manifest_file_bytes_ = file_bytes;
     return error::ok;
   }
 
@@ -1664,6 +1686,8 @@ class tree_writer {
   // Most zero bytes an append past the manifest file's end writes ahead (write_manifest).
   static constexpr std::uint64_t manifest_write_ahead = 256 << 10;
   std::string manifest_out_;
+  // A manifest write failed in a way that may have left its record on disk (commit()).
+  bool manifest_unknown_ = false;
   std::uint64_t purge_next_ = 0;
   bool ttl_mode_ = false;
   bool truncated_all_ = false;

@@ -1,0 +1,515 @@
+// The defects hostile tests found, each pinned: a write that fails on a full disk leaves no
+// trace (after a crash and after a clean restart), last-writer-wins over the whole timestamp
+// range, one store per store path (LOCK with flock, across objects and processes), the
+// recorded identity (comparator, page size, file size, overflow pointers, append mode)
+// checked at start with the directory untouched, start() errors that name the path and the
+// errno text, batch rejections that name the entry and the rule, and a request submitted
+// while still pending.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <thread>
+#include <chrono>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <range/v3/algorithm/for_each.hpp>
+
+#include <eloqstore/eloqstore.hpp>
+
+#include "support/loop_fs.hpp"
+#include "support/store_fixture.hpp"
+
+using namespace eloqstore;
+
+namespace {
+
+using kv_model = std::map<std::string, std::string>;
+
+// Fills the file system holding `dir` with one file, then frees `free_bytes` of it (synced,
+// so the blocks are free before the test goes on). Returns the file's path.
+std::string fill_disk(const std::string& dir, std::uint64_t free_bytes) {
+  const std::string path = dir + "/filler";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  REQUIRE(fd >= 0);
+  std::vector<char> block(1 << 20, 'f');
+  std::size_t chunk = block.size();
+  std::uint64_t size = 0;
+  while (chunk >= 4096) {
+    const ssize_t n = ::write(fd, block.data(), chunk);
+    if (n > 0) {
+      size += static_cast<std::uint64_t>(n);
+    } else {
+      chunk /= 2;
+    }
+  }
+  REQUIRE(::fsync(fd) == 0);
+  REQUIRE(size > free_bytes);
+  REQUIRE(::ftruncate(fd, static_cast<off_t>(size - free_bytes)) == 0);
+  REQUIRE(::fsync(fd) == 0);
+  ::close(fd);
+  return path;
+}
+
+std::string key_of(int i) {
+  char key[16];
+  std::snprintf(key, sizeof key, "k%06d", i);
+  return key;
+}
+
+// Puts keys from `first` on until one fails; returns the index of the failed put (its error
+// in `e`), or -1 if all of `count` fit. Acknowledged puts go to `m`.
+template <typename Store>
+int put_until_failure(Store& store, const table_ident& t, int first, int count, kv_model& m,
+                      error& e) {
+  for (int i = first; i < first + count; ++i) {
+    const std::string value = "v" + std::to_string(i) + std::string(200, 'x');
+    e = store.put(t, key_of(i), value, static_cast<std::uint64_t>(i + 1));
+    if (e != error::ok) {
+      return i;
+    }
+    m[key_of(i)] = value;
+  }
+  return -1;
+}
+
+template <typename Store>
+void check_model(Store& store, const table_ident& t, const kv_model& m, const char* when) {
+  CAPTURE(when);
+  std::size_t wrong = 0;
+  for (const auto& [k, v] : m) {
+    const auto got = store.get(t, k);
+    wrong += got.ok() && got->value == v ? 0 : 1;
+  }
+  CHECK(wrong == 0);
+  std::size_t scanned = 0;
+  ranges::for_each(store.scan(t), [&](const kv_entry&) { ++scanned; });
+  CHECK(scanned == m.size());
+  std::string problem;
+  CHECK(store.verify(t, problem) == error::ok);
+  CHECK(problem.empty());
+}
+
+// Every regular file under `dir` with a hash of its bytes.
+std::map<std::string, std::uint64_t> file_hashes(const std::string& dir) {
+  std::map<std::string, std::uint64_t> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) {
+      continue;
+    }
+    std::ifstream in(e.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    out[e.path().string()] = XXH3_64bits(bytes.data(), bytes.size());
+  }
+  return out;
+}
+
+// Keys in descending byte order: "" is the largest key, not the smallest.
+struct reverse_comparator {
+  [[nodiscard]] std::weak_ordering compare(std::string_view a, std::string_view b) const noexcept {
+    return bytewise_comparator{}.compare(b, a);
+  }
+  [[nodiscard]] static constexpr std::string_view name() noexcept { return "test.reverse"; }
+  [[nodiscard]] std::string shortest_separator(std::string_view, std::string_view b) const {
+    return std::string(b);
+  }
+};
+struct reverse_traits : pread_traits {
+  using comparator = reverse_comparator;
+};
+struct page8k_traits : pread_traits {
+  static constexpr std::size_t page_size = 8192;
+};
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("safety: a write that fails on a full disk leaves no trace", Fixture,
+                   test::pread_fixture, test::uring_fixture) {
+  // Fill the file system, free 12 KiB, and put until a put fails: its data pages may fit,
+  // its manifest record or the zero blocks ahead of it do not. The failed put must be gone
+  // after a crash (the writing process dies; a fork here) and after a clean restart, and
+  // the partition takes erases and truncates once space is free again.
+  for (const auto kind : {test::loop_fs::kind::tmpfs, test::loop_fs::kind::ext4}) {
+    const std::string fs_kind = test::loop_fs::kind_name(kind);
+    CAPTURE(fs_kind);
+    test::loop_fs disk(kind == test::loop_fs::kind::ext4 ? 32 << 20 : 16 << 20, kind);
+    if (!disk.mounted()) {
+      MESSAGE("full disk test skipped: " << disk.why());
+      continue;
+    }
+    for (const bool crash : {true, false}) {
+      CAPTURE(crash);
+      Fixture fx;
+      fx.opts.store_path = {disk.mount_point() + "/store"};
+      const table_ident t{"full", 0};
+      kv_model m;
+      {
+        auto store = fx.make();
+        REQUIRE(store->start() == error::ok);
+        error e = error::ok;
+        REQUIRE(put_until_failure(*store, t, 0, 50, m, e) == -1);
+      }
+      const std::string filler = fill_disk(disk.mount_point(), 12 << 10);
+      int failed = -1;
+      error failed_with = error::ok;
+      if (crash) {
+        int pipe_fds[2];
+        REQUIRE(::pipe(pipe_fds) == 0);
+        const pid_t child = ::fork();
+        REQUIRE(child >= 0);
+        if (child == 0) {
+          // The child writes until a put fails, reports it, and dies without stop().
+          ::close(pipe_fds[0]);
+          auto store = fx.make();
+          int result[2] = {-2, 0};
+          if (store->start() == error::ok) {
+            kv_model acknowledged;
+            error e = error::ok;
+            result[0] = put_until_failure(*store, t, 50, 3000, acknowledged, e);
+            result[1] = static_cast<int>(e);
+          }
+          [[maybe_unused]] const ssize_t n = ::write(pipe_fds[1], result, sizeof result);
+          ::_exit(0);
+        }
+        ::close(pipe_fds[1]);
+        int result[2] = {-3, 0};
+        CHECK(::read(pipe_fds[0], result, sizeof result) == static_cast<ssize_t>(sizeof result));
+        ::close(pipe_fds[0]);
+        int status = 0;
+        ::waitpid(child, &status, 0);
+        failed = result[0];
+        failed_with = static_cast<error>(result[1]);
+        for (int i = 50; i < failed; ++i) {
+          m[key_of(i)] = "v" + std::to_string(i) + std::string(200, 'x');
+        }
+      } else {
+        auto store = fx.make();
+        REQUIRE(store->start() == error::ok);
+        failed = put_until_failure(*store, t, 50, 3000, m, failed_with);
+        REQUIRE(failed >= 50);
+        CHECK_FALSE(store->get(t, key_of(failed)).ok());
+        check_model(*store, t, m, "after the failed put, before the restart");
+        store->stop();  // its manifest rewrite may fail on the full disk
+        REQUIRE(store->start() == error::ok);
+        CHECK(store->get(t, key_of(failed)).status() == error::not_found);
+        check_model(*store, t, m, "after a clean restart on the full disk");
+      }
+      REQUIRE(failed >= 50);
+      CHECK(failed_with == error::out_of_space);
+      std::filesystem::remove(filler);
+      auto store = fx.make();
+      REQUIRE(store->start() == error::ok);
+      CHECK(store->get(t, key_of(failed)).status() == error::not_found);
+      check_model(*store, t, m, "after the restart, space freed");
+      CHECK(store->erase(t, key_of(3), 1000000) == error::ok);
+      m.erase(key_of(3));
+      CHECK(store->delete_range(t, key_of(10), key_of(20)) == error::ok);
+      m.erase(m.lower_bound(key_of(10)), m.lower_bound(key_of(20)));
+      CHECK(store->truncate(t, key_of(40)) == error::ok);
+      m.erase(m.lower_bound(key_of(40)), m.end());
+      check_model(*store, t, m, "after erase, delete_range and truncate");
+      store->stop();
+      REQUIRE(store->start() == error::ok);
+      check_model(*store, t, m, "after the last restart");
+      store->stop();
+      std::filesystem::remove_all(fx.opts.store_path[0]);
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("safety: last writer wins over the whole timestamp range", Fixture,
+                   test::memory_fixture, test::uring_fixture) {
+  // Pages keep timestamps up to INT64_MAX (spec 3.3); the store compares what it keeps, so
+  // the outcome is the same whether writes commit one by one or grouped.
+  constexpr std::uint64_t top = std::numeric_limits<std::int64_t>::max();
+  const std::array<std::uint64_t, 4> stamps{0, top, top + 1, std::numeric_limits<std::uint64_t>::max()};
+  Fixture fx;
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  const table_ident t{"lww", 0};
+  std::array<std::size_t, 4> order{0, 1, 2, 3};
+  int key = 0;
+  do {
+    for (const bool grouped : {false, true}) {
+      const std::string k = "key" + std::to_string(key++);
+      std::string want;
+      std::uint64_t want_ts = 0;
+      bool have = false;
+      std::vector<std::unique_ptr<batch_write_request>> reqs;
+      for (const std::size_t i : order) {
+        const std::string value = "ts" + std::to_string(i);
+        const std::uint64_t kept = std::min(stamps[i], top);
+        if (!have || kept >= want_ts) {  // ties go to the later write
+          want = value;
+          want_ts = kept;
+          have = true;
+        }
+        if (grouped) {
+          reqs.push_back(std::make_unique<batch_write_request>());
+          reqs.back()->set_args(t, {write_entry{k, value, stamps[i], write_op::upsert, 0}});
+          REQUIRE(store->exec_async(*reqs.back()));
+        } else {
+          REQUIRE(store->put(t, k, value, stamps[i]) == error::ok);
+        }
+      }
+      for (auto& r : reqs) {
+        r->wait();
+        CHECK(r->status() == error::ok);
+      }
+      const auto got = store->get(t, k);
+      REQUIRE(got.ok());
+      CAPTURE(grouped);
+      CHECK(got->value == want);
+      CHECK(got->timestamp == want_ts);
+    }
+  } while (std::next_permutation(order.begin(), order.end()));
+  store->stop();
+  REQUIRE(store->start() == error::ok);
+  std::size_t n = 0;
+  ranges::for_each(store->scan(t), [&](const kv_entry& e) { n += e.timestamp <= top ? 1 : 0; });
+  CHECK(n == 48);
+}
+
+TEST_CASE("safety: one store per store path, across objects and processes") {
+  test::uring_fixture fx;
+  const table_ident t{"locked", 0};
+  auto first = fx.make();
+  REQUIRE(first->start() == error::ok);
+  REQUIRE(first->put(t, "a", "1", 1) == error::ok);
+
+  auto second = fx.make();
+  CHECK(second->start() == error::store_locked);
+  CHECK(second->last_message().find(fx.dir) != std::string::npos);
+  CHECK(second->last_message().find("process " + std::to_string(::getpid())) != std::string::npos);
+  CHECK_FALSE(second->running());
+
+  // Another process: its start() fails while this one holds the path.
+  const auto child_start = [&] {
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      auto store = fx.make();
+      const error e = store->start();
+      const bool saw = e == error::ok && store->get(t, "a").ok();
+      store->stop();
+      ::_exit(e == error::ok ? (saw ? 0 : 99) : static_cast<int>(e));
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  CHECK(child_start() == static_cast<int>(error::store_locked));
+
+  // The holder lost nothing and goes on.
+  REQUIRE(first->put(t, "b", "2", 1) == error::ok);
+  CHECK(first->get(t, "a").ok());
+  first->stop();
+  CHECK(child_start() == 0);  // free again: another process starts and reads
+  REQUIRE(second->start() == error::ok);
+  CHECK(second->get(t, "a").ok());
+  CHECK(second->get(t, "b").ok());
+  CHECK(first->start() == error::store_locked);
+}
+
+TEST_CASE("safety: a store path remembers what wrote it and refuses other settings") {
+  test::pread_fixture fx;
+  const table_ident t{"ident", 3};
+  {
+    auto store = fx.make();
+    REQUIRE(store->start() == error::ok);
+    for (int i = 0; i < 300; ++i) {
+      REQUIRE(store->put(t, key_of(i), std::string(100, 'v'), 1) == error::ok);
+    }
+  }
+  const auto before = file_hashes(fx.dir);
+  REQUIRE(before.size() >= 4);  // LOCK, IDENTITY, a manifest and a data file
+  const auto refused = [&](auto&& store, const char* needle) {
+    CAPTURE(needle);
+    CHECK(store.start() == error::invalid_args);
+    CHECK(store.last_message().find(needle) != std::string::npos);
+    CHECK(store.last_message().find(fx.dir) != std::string::npos);
+    CHECK_FALSE(store.running());
+    CHECK(file_hashes(fx.dir) == before);
+  };
+  {
+    options o = fx.opts;
+    o.pages_per_file_shift = 12;
+    refused(EloqStore<pread_traits>(o), "pages_per_file_shift was 18 when the store was written, is 12");
+  }
+  {
+    options o = fx.opts;
+    o.overflow_pointers = 8;
+    refused(EloqStore<pread_traits>(o), "overflow_pointers was 16 when the store was written, is 8");
+  }
+  {
+    options o = fx.opts;
+    o.data_append_mode = true;
+    refused(EloqStore<pread_traits>(o), "data_append_mode was false");
+  }
+  {
+    options o = fx.opts;
+    o.data_page_size = 8192;
+    refused(EloqStore<page8k_traits>(o), "data_page_size was 4096 when the store was written, is 8192");
+  }
+  refused(EloqStore<reverse_traits>(fx.opts),
+          "the comparator was 'eloqstore.bytewise' when the store was written, is 'test.reverse'");
+  // A damaged record is reported as such, not guessed around.
+  const std::string identity = fx.dir + "/.eloqstore/IDENTITY";
+  const std::string saved = [&] {
+    std::ifstream in(identity);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }();
+  std::ofstream(identity, std::ios::trunc) << "format_version=1\ncomparator=eloqstore.bytewise\n";
+  {
+    EloqStore<pread_traits> store(fx.opts);
+    CHECK(store.start() == error::corrupted);
+    CHECK(store.last_message().find("IDENTITY") != std::string::npos);
+  }
+  std::ofstream(identity, std::ios::trunc) << saved;
+  // The same settings open it; a path without a record (as the reference writes them) is
+  // taken as the options describe it, and gets the record.
+  {
+    auto store = fx.make();
+    REQUIRE(store->start() == error::ok);
+    CHECK(store->get(t, key_of(7)).ok());
+  }
+  std::filesystem::remove(identity);
+  {
+    auto store = fx.make();
+    REQUIRE(store->start() == error::ok);
+    CHECK(store->get(t, key_of(7)).ok());
+  }
+  CHECK(std::filesystem::exists(identity));
+}
+
+TEST_CASE("safety: start() errors name the path, the operation and the cause") {
+  const std::string dir = test::fresh_temp_dir("errors");
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/plain") << "not a directory";
+  {
+    options o;
+    o.store_path = {dir + "/plain"};
+    EloqStore<pread_traits> store(o);
+    CHECK(store.start() == error::invalid_args);
+    CHECK(store.last_message().find(dir + "/plain") != std::string::npos);
+    CHECK(store.last_message().find("not a directory") != std::string::npos);
+  }
+  {
+    options o;
+    o.store_path = {dir + "/plain/below"};
+    EloqStore<default_traits> store(o);
+    CHECK(store.start() == error::invalid_args);
+    CHECK(store.last_message().find("not a directory") != std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+
+  // A read-only file system: refused at start(), with its own error code, changing nothing.
+  test::loop_fs disk(8 << 20, test::loop_fs::kind::tmpfs);
+  if (!disk.mounted()) {
+    MESSAGE("read-only test skipped: " << disk.why());
+    return;
+  }
+  options o;
+  o.store_path = {disk.mount_point() + "/store"};
+  {
+    EloqStore<default_traits> store(o);
+    REQUIRE(store.start() == error::ok);
+    REQUIRE(store.put({"ro", 0}, "k", "v", 1) == error::ok);
+  }
+  const auto before = file_hashes(disk.mount_point());
+  // A closed io_uring ring lets go of its registered files a moment later (the kernel
+  // tears rings down asynchronously): until then the remount is busy.
+  bool read_only = false;
+  for (int tries = 0; tries < 100 && !read_only; ++tries) {
+    read_only = disk.remount(true);
+    if (!read_only) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  INFO(disk.why());
+  REQUIRE(read_only);
+  {
+    EloqStore<default_traits> store(o);
+    CHECK(store.start() == error::no_permission);
+    CHECK(store.last_message().find(o.store_path[0]) != std::string::npos);
+    CHECK(store.last_message().find("Read-only file system") != std::string::npos);
+  }
+  CHECK(file_hashes(disk.mount_point()) == before);
+  REQUIRE(disk.remount(false));
+}
+
+TEST_CASE_TEMPLATE("safety: a rejected batch names the entry and the rule, and changes nothing",
+                   Fixture, test::memory_fixture, test::uring_fixture) {
+  Fixture fx;
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  const table_ident t{"reject", 1};
+  REQUIRE(store->put(t, "b", "kept", 5) == error::ok);
+  const auto rejected = [&](std::vector<write_entry> batch, const std::string& why) {
+    CAPTURE(why);
+    batch_write_request r;
+    r.set_args(t, std::move(batch));
+    CHECK(store->exec_sync(r) == error::invalid_args);
+    CHECK(std::string(r.message()) == why);
+    const auto got = store->get(t, "b");
+    CHECK((got.ok() && got->value == "kept" && got->timestamp == 5));
+    std::size_t n = 0;
+    ranges::for_each(store->scan(t), [&](const kv_entry&) { ++n; });
+    CHECK(n == 1);
+  };
+  const auto w = [](std::string k) { return write_entry{std::move(k), "x", 9, write_op::upsert, 0}; };
+  rejected({w("a"), w("b"), w("")}, "entry 2: empty key");
+  rejected({w("a"), w(std::string(3000, 'k'))},
+           "entry 1: key of 3000 bytes is longer than half a page (2048 bytes)");
+  rejected({w("a"), w("c"), w("a")}, "entry 2: duplicate key (also entry 0)");
+  rejected({w("a"), w("a")}, "entry 1: duplicate key (also entry 0)");
+  write_entry bad_op = w("z");
+  bad_op.op = static_cast<write_op>(7);
+  rejected({w("a"), bad_op}, "entry 1: unknown write operation 7");
+  // The message of a request that succeeds is the error's own.
+  batch_write_request ok;
+  ok.set_args(t, {w("c")});
+  CHECK(store->exec_sync(ok) == error::ok);
+  CHECK(ok.message() == "ok");
+}
+
+TEST_CASE("safety: a request submitted while it is still pending is refused, not run twice") {
+  test::uring_fixture fx;
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  const table_ident t{"twice", 0};
+  REQUIRE(store->put(t, "k", "v", 1) == error::ok);
+  // A blocks the shard thread in its callback, so B stays queued (pending) meanwhile.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  read_request a;
+  a.set_args(t, "k");
+  REQUIRE(store->exec_async(a, 0, [released](request&) { released.wait(); }));
+  read_request b;
+  b.set_args(t, "k");
+  std::atomic<int> b_callbacks{0};
+  REQUIRE(store->exec_async(b, 7, [&](request&) { ++b_callbacks; }));
+  CHECK_FALSE(b.done());
+  CHECK_FALSE(store->exec_async(b, 8, [&](request&) { b_callbacks += 100; }));
+  CHECK(store->exec_sync(b) == error::busy);
+  CHECK(b.user_data() == 7);
+  release.set_value();
+  store->stop();  // drains: B completes once
+  CHECK(b_callbacks.load() == 1);
+  CHECK(b.status() == error::ok);
+  CHECK(b.value() == "v");
+}
