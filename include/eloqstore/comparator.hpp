@@ -3,6 +3,10 @@
 // Contract of a key_comparator (what the concept cannot check):
 // * `compare(a, b)` is a strict weak order, pure, noexcept, and callable from any thread.
 // * `name()` is stable across releases: it names the order data was written in.
+// * The empty key is never a stored key (writes refuse it). Where the API takes a range, an
+//   empty begin or end means unbounded on that side (-inf, +inf), whatever the comparator
+//   says about "": the engine never hands a bound of "" to `compare`. So a comparator need
+//   not order "" first (a descending order puts it last).
 // * `shortest_separator(a, b)`, REQUIRES compare(a, b) < 0, returns a key s with
 //   a < s <= b that is as short as the comparator can make it. It becomes an index-page
 //   separator, so shorter means more fan-out per index page.

@@ -997,8 +997,8 @@ struct manifest_history {
   kv_model other;                   // partition 1
 };
 
-// Where the manifest's records end (its file also holds zero blocks written ahead of the
-// appends, which replay reads as a torn tail).
+// Where the manifest's records end (its file also holds end-marker blocks written ahead of
+// the appends, where replay stops).
 std::size_t manifest_records_end(memory_io& io, const table_ident& t) {
   std::string bytes;
   const error re = io.read_file(t, "manifest_0", bytes);
@@ -1148,11 +1148,11 @@ TEST_CASE("crash: a manifest cut short in its last record loses only that record
   }
 }
 
-TEST_CASE("crash: manifest appends overwrite the zero blocks written ahead of them") {
-  // An append past the manifest file's end writes zero blocks ahead (as many as the records
-  // hold, up to 256 KiB), so the appends that follow only overwrite (their fdatasync records
-  // no new file size). The records end where they would without it; replay reads the zeros
-  // as a torn tail, and the next append after a restart overwrites them too.
+TEST_CASE("crash: manifest appends overwrite the end-marker blocks written ahead of them") {
+  // An append past the manifest file's end writes end-marker blocks ahead (as many as the
+  // records hold, up to 256 KiB), so the appends that follow only overwrite (their fdatasync
+  // records no new file size). The records end where they would without it; replay stops at
+  // the markers, and the next append after a restart overwrites them too.
   memory_io io;
   options opts;
   opts.num_threads = 1;
@@ -1163,11 +1163,13 @@ TEST_CASE("crash: manifest appends overwrite the zero blocks written ahead of th
     REQUIRE(io.read_file(t, "manifest_0", bytes) == error::ok);
     return bytes.size();
   };
-  const auto zeros_after = [&](std::size_t from) {
+  // Past the records: end-marker blocks only (record.hpp), as the writer fills them.
+  const auto markers_after = [&](std::size_t from) {
     std::string bytes;
     REQUIRE(io.read_file(t, "manifest_0", bytes) == error::ok);
-    return std::all_of(bytes.begin() + static_cast<std::ptrdiff_t>(from), bytes.end(),
-                       [](char c) { return c == 0; });
+    std::string markers;
+    eloqstore::detail::fill_manifest_end_markers(markers, bytes.size() - from);
+    return bytes.compare(from, std::string::npos, markers) == 0;
   };
   std::set<std::size_t> sizes;
   std::size_t records = 0;
@@ -1185,7 +1187,7 @@ TEST_CASE("crash: manifest appends overwrite the zero blocks written ahead of th
       records = end;
       CHECK(file_size() >= records);
       CHECK(file_size() <= 2 * records + 4096);  // ahead by at most what the records hold
-      CHECK(zeros_after(records));
+      CHECK(markers_after(records));
       sizes.insert(file_size());
     }
     s.stop();
@@ -1206,7 +1208,7 @@ TEST_CASE("crash: manifest appends overwrite the zero blocks written ahead of th
   REQUIRE(s.put(t, "after", "restart", 2) == error::ok);
   CHECK(manifest_records_end(io, t) == records + 4096);
   CHECK(file_size() == size_before);
-  CHECK(zeros_after(records + 4096));
+  CHECK(markers_after(records + 4096));
   // Appends stop growing the file at the manifest limit; the next record past it is a new
   // snapshot.
   for (int i = 0; i < 300; ++i) {
@@ -1223,7 +1225,7 @@ TEST_CASE("crash: manifest appends overwrite the zero blocks written ahead of th
 
 TEST_CASE("crash: damage past the manifest's records is a torn tail, then overwritten") {
   // What a crash can leave after the records of a manifest with blocks written ahead: a torn
-  // record (garbage) in the first block past them, or the file cut short inside the zeros.
+  // record (garbage) in the first block past them, or the file cut short inside the markers.
   // Either way a restart keeps every acknowledged write and appends where the records end.
   for (int variant = 0; variant < 2; ++variant) {
     CAPTURE(variant);

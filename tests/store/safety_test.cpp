@@ -32,6 +32,7 @@
 #include <eloqstore/eloqstore.hpp>
 
 #include "support/loop_fs.hpp"
+#include "support/page_store.hpp"
 #include "support/store_fixture.hpp"
 
 using namespace eloqstore;
@@ -512,4 +513,125 @@ TEST_CASE("safety: a request submitted while it is still pending is refused, not
   CHECK(b_callbacks.load() == 1);
   CHECK(b.status() == error::ok);
   CHECK(b.value() == "v");
+}
+
+TEST_CASE("safety: unbounded scan ends are infinities whatever the comparator says of \"\"") {
+  // Under a descending comparator "" sorts last, so treating an empty bound as the empty key
+  // would make scan(t) return nothing. Checked against a model in the same order.
+  test::file_fixture<reverse_traits, 1> fx;
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  const table_ident t{"reverse", 0};
+  const auto desc = [](const std::string& a, const std::string& b) { return a > b; };
+  std::map<std::string, std::string, decltype(desc)> m(desc);
+  test::rng r(5);
+  for (int b = 0; b < 12; ++b) {
+    std::vector<write_entry> batch;
+    for (int i = 0; i < 300; ++i) {
+      const std::string k = key_of(static_cast<int>(r.uniform(0, 20000)));
+      if (std::none_of(batch.begin(), batch.end(), [&](const write_entry& w) { return w.key == k; })) {
+        batch.push_back(write_entry{k, "v" + k + std::string(r.uniform(1, 90), 'x'), 1,
+                                    write_op::upsert, 0});
+        m[k] = batch.back().value;
+      }
+    }
+    REQUIRE(store->write(t, std::move(batch)) == error::ok);
+  }
+  std::string problem;
+  REQUIRE(store->verify(t, problem) == error::ok);
+  const auto collect = [&](auto range) {
+    std::vector<std::string> keys;
+    ranges::for_each(range, [&](const kv_entry& e) { keys.push_back(e.key); });
+    CHECK(range.status() == error::ok);
+    return keys;
+  };
+  const auto model_keys = [&](const std::string& begin, const std::string& end, bool reverse) {
+    std::vector<std::string> keys;
+    for (const auto& [k, v] : m) {
+      if ((begin.empty() || !desc(k, begin)) && (end.empty() || desc(k, end))) {
+        keys.push_back(k);
+      }
+    }
+    if (reverse) {
+      std::reverse(keys.begin(), keys.end());
+    }
+    return keys;
+  };
+  const std::string mid = std::next(m.begin(), static_cast<long>(m.size() / 2))->first;
+  const std::string late = std::next(m.begin(), static_cast<long>(m.size() * 3 / 4))->first;
+  for (const std::size_t page : {std::size_t{7}, std::size_t{256}}) {
+    CAPTURE(page);
+    CHECK(collect(store->scan(t, {}, {}, page)) == model_keys({}, {}, false));
+    CHECK(collect(store->scan(t, mid, {}, page)) == model_keys(mid, {}, false));
+    CHECK(collect(store->scan(t, {}, mid, page)) == model_keys({}, mid, false));
+    CHECK(collect(store->scan(t, mid, late, page)) == model_keys(mid, late, false));
+    CHECK(collect(store->scan_reverse(t, {}, {}, page)) == model_keys({}, {}, true));
+    CHECK(collect(store->scan_reverse(t, mid, {}, page)) == model_keys(mid, {}, true));
+    CHECK(collect(store->scan_reverse(t, {}, mid, page)) == model_keys({}, mid, true));
+  }
+  // floor: the last key not after the probe in the comparator's order.
+  for (int i = 0; i < 200; ++i) {
+    const std::string probe = key_of(static_cast<int>(r.uniform(0, 20000))) + "5";
+    const auto got = store->floor(t, probe);
+    const auto after = m.upper_bound(probe);  // the floor is the key before the first after
+    if (after == m.begin()) {
+      CHECK(got.status() == error::not_found);
+    } else {
+      REQUIRE(got.ok());
+      CHECK(got->key == std::prev(after)->first);
+    }
+  }
+  // A range delete from -inf, then one to +inf.
+  REQUIRE(store->delete_range(t, {}, late) == error::ok);
+  m.erase(m.begin(), m.find(late));
+  REQUIRE(store->delete_range(t, std::prev(m.end(), 5)->first, {}) == error::ok);
+  m.erase(std::prev(m.end(), 5), m.end());
+  CHECK(collect(store->scan(t)) == model_keys({}, {}, false));
+  store->stop();
+  REQUIRE(store->start() == error::ok);
+  CHECK(collect(store->scan_reverse(t)) == model_keys({}, {}, true));
+  REQUIRE(store->verify(t, problem) == error::ok);
+}
+
+TEST_CASE("safety: a manifest ends in blocks the reference engine reads as its end") {
+  // The reference's replayer reads a header, then its payload; a payload past the end of the
+  // file ends the replay silently, a checksum mismatch is logged as corruption. Walk our
+  // manifest the same way: every record good, then the end.
+  test::pread_fixture fx;
+  const table_ident t{"markers", 0};
+  {
+    auto store = fx.make();
+    REQUIRE(store->start() == error::ok);
+    for (int i = 0; i < 40; ++i) {
+      REQUIRE(store->put(t, key_of(i), "v", 1) == error::ok);
+    }
+  }
+  std::ifstream in(fx.dir + "/" + t.to_string() + "/" + detail::manifest_file_name(0),
+                   std::ios::binary);
+  const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE(file.size() > 41 * detail::manifest_alignment_bytes);  // blocks written ahead
+  std::size_t offset = 0;
+  std::size_t records = 0;
+  std::size_t corrupt = 0;
+  bool ended = false;
+  while (offset + detail::manifest_header_bytes <= file.size()) {
+    detail::manifest_record rec;
+    if (detail::read_manifest_record(std::string_view(file).substr(offset), rec) ==
+        detail::record_status::ok) {
+      ++records;
+      offset += rec.padded_bytes;
+      continue;
+    }
+    const std::uint32_t payload =
+        detail::decode_fixed32(file.data() + offset + detail::manifest_payload_length_offset);
+    if (offset + detail::manifest_header_bytes + payload > file.size()) {
+      ended = true;  // the reference: end of file inside the payload, a quiet end
+      break;
+    }
+    ++corrupt;
+    offset += detail::manifest_padded_bytes(detail::manifest_header_bytes + payload);
+  }
+  CHECK(ended);
+  CHECK(corrupt == 0);
+  CHECK(records >= 2);  // the snapshot, then logs (a snapshot may have rolled them over)
 }

@@ -44,6 +44,7 @@
 #include <eloqstore/concepts.hpp>
 
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define ELOQSTORE_FIBER_ASAN 1
 #endif
@@ -278,6 +279,12 @@ class fiber_scheduler {
         });
         used_max_ = std::max(used_max_, static_cast<std::size_t>(low + bytes_ - touched));
       }
+      // AddressSanitizer keeps the poison of the task's frames in its shadow of these
+      // addresses; cleared here, or the next stack (or another mapping at the same address)
+      // would report stale redzones.
+#ifdef ELOQSTORE_FIBER_ASAN
+      __asan_unpoison_memory_region(base + page_, bytes_);
+#endif
       if (free_.size() < pooled_) {
         free_.push_back(base);
       } else {

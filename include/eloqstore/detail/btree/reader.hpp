@@ -167,7 +167,11 @@ class tree_reader {
           return error::corrupted;
         }
         data_page_iter it(page);
-        it.seek(begin, cmp_);
+        if (begin.empty()) {
+          it.seek_to_first();  // -inf
+        } else {
+          it.seek(begin, cmp_);
+        }
         for (; it.valid(); it.next()) {
           if (!end.empty() && cmp_.compare(it.key(), end) >= 0) {
             return error::ok;
@@ -287,6 +291,8 @@ class tree_reader {
       index_page_iter it(page);
       if (rightmost) {
         it.seek_to_last();
+      } else if (key.empty()) {
+        it.seek_to_first();  // -inf: the comparator never sees the empty key
       } else if (!it.seek_floor(key, cmp_)) {
         return it.status() != error::ok ? it.status() : error::corrupted;  // or out_of_mem
       }

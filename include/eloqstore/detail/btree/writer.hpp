@@ -135,7 +135,7 @@ class tree_writer {
   // Deletes every key in [begin, end); an empty end means +inf.
   [[nodiscard]] error delete_range(std::string_view begin, std::string_view end) {
     ttl_mode_ = false;
-    if (root_.is_none() || (!end.empty() && compare(begin, end) >= 0)) {
+    if (root_.is_none() || (!begin.empty() && !end.empty() && compare(begin, end) >= 0)) {
       return error::ok;
     }
     std::vector<child_ref> result;
@@ -1240,13 +1240,13 @@ class tree_writer {
   [[nodiscard]] error range_child(const child_ref& c, std::string_view hi, bool leaf,
                                   std::string_view begin, std::string_view end, std::size_t depth,
                                   std::vector<child_ref>& rep) {
-    const bool below = !hi.empty() && compare(hi, begin) <= 0;  // child ends before
+    const bool below = !hi.empty() && !begin.empty() && compare(hi, begin) <= 0;  // ends before
     const bool above = !end.empty() && !c.key.empty() && compare(c.key, end) >= 0;  // after
     if (below || above) {
       rep = {c};
       return error::ok;
     }
-    const bool inside = (!c.key.empty() && compare(c.key, begin) >= 0) &&
+    const bool inside = (begin.empty() || (!c.key.empty() && compare(c.key, begin) >= 0)) &&
                         (end.empty() || (!hi.empty() && compare(hi, end) <= 0));
     if (inside) {
       rep.clear();
@@ -1271,7 +1271,8 @@ class tree_writer {
     }
     std::vector<record> kept;
     for (const record& r : leaf.records) {
-      const bool in_range = compare(r.key, begin) >= 0 && (end.empty() || compare(r.key, end) < 0);
+      const bool in_range = (begin.empty() || compare(r.key, begin) >= 0) &&
+                            (end.empty() || compare(r.key, end) < 0);
       if (!in_range) {
         kept.push_back(r);
       } else if (const error e = drop(r); e != error::ok) {
@@ -1548,16 +1549,16 @@ class tree_writer {
 
   // Appends a log record at the end of the manifest's records (spec 4.5).
   //
-  // An append past the file's end first extends the file with zero blocks ahead of it: as
-  // many bytes as the records hold, at most manifest_write_ahead, never past the manifest
-  // limit. The appends after it overwrite those in place, so their fdatasync has no file
-  // size or extent to record, only the data: on ext4 one metadata write (or journal commit)
-  // fewer per commit. Replay reads zero blocks as a torn tail and appends where the records
-  // end (spec 4.6), as the reference engine does.
+  // An append past the file's end first extends the file with blocks ahead of it (end
+  // markers, see record.hpp): as many bytes as the records hold, at most
+  // manifest_write_ahead, never past the manifest limit. The appends after it overwrite those
+  // in place, so their fdatasync has no file size or extent to record, only the data: on
+  // ext4 one metadata write (or journal commit) fewer per commit. Replay stops at the first
+  // marker and appends where the records end.
   //
-  // Failure leaves nothing replayable: the zeros are written before the record (a full disk
-  // fails there, with only zeros written), the record then overwrites blocks the file
-  // already has, and a record whose write or sync fails is overwritten with zeros again.
+  // Failure leaves nothing replayable: the markers are written before the record (a full
+  // disk fails there, with only markers written), the record then overwrites blocks the
+  // file already has, and a record whose write or sync fails is overwritten with markers.
   // manifest_unknown_ tells commit() when even that failed, so the record may survive.
   [[nodiscard]] error append_manifest(const std::string& name, std::string_view log) {
     const std::uint64_t end = p_.manifest_bytes + log.size();
@@ -1568,10 +1569,10 @@ class tree_writer {
           cfg_.manifest_limit / manifest_alignment_bytes * manifest_alignment_bytes;
       file_bytes = std::max<std::uint64_t>(
           end, std::min<std::uint64_t>(manifest_padded_bytes(end + ahead), limit));
-      manifest_out_.assign(file_bytes - p_.manifest_file_bytes, '\0');
+      fill_manifest_end_markers(manifest_out_, file_bytes - p_.manifest_file_bytes);
       if (const error e = pages_.io().write(p_.id, name, p_.manifest_file_bytes, manifest_out_);
           e != error::ok) {
-        return e;  // zeros only: replay reads them as a torn tail
+        return e;  // markers only: replay stops at them
       }
     }
     error e = pages_.io().write(p_.id, name, p_.manifest_bytes, log);
@@ -1579,7 +1580,7 @@ class tree_writer {
       e = pages_.io().sync(p_.id, name);
     }
     if (e != error::ok) {
-      manifest_out_.assign(log.size(), '\0');
+      fill_manifest_end_markers(manifest_out_, log.size());
       manifest_unknown_ =
           pages_.io().write(p_.id, name, p_.manifest_bytes, manifest_out_) != error::ok ||
           pages_.io().sync(p_.id, name) != error::ok;
@@ -1685,6 +1686,9 @@ class tree_writer {
   std::uint64_t new_manifest_file_bytes_ = 0;
   // Most zero bytes an append past the manifest file's end writes ahead (write_manifest).
   static constexpr std::uint64_t manifest_write_ahead = 256 << 10;
+  static_assert(manifest_write_ahead + 2 * manifest_alignment_bytes <
+                    manifest_end_marker_payload_bytes,
+                "an end marker must claim more bytes than follow it in any manifest");
   std::string manifest_out_;
   // A manifest write failed in a way that may have left its record on disk (commit()).
   bool manifest_unknown_ = false;

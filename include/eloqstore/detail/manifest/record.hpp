@@ -49,6 +49,26 @@ inline constexpr std::size_t manifest_alignment_bytes = 4096;
   return (n + manifest_alignment_bytes - 1) / manifest_alignment_bytes * manifest_alignment_bytes;
 }
 
+// End markers: what a manifest holds after its last record, in the blocks written ahead of
+// appends and over a record whose append failed. Each 4 KiB block starts with a record header
+// whose checksum is 0, roots none, and payload length manifest_end_marker_payload_bytes:
+// more than the rest of any manifest we write (at most manifest_write_ahead past its
+// records), so a reader that trusts the length finds the file ending inside the "record".
+// The reference engine's replayer then stops at end of file without a word (a zero block
+// would be a checksum mismatch, logged as corruption once per block); ours reads any
+// unreadable tail as a torn one (replay.hpp). Replay of either never applies a marker.
+inline constexpr std::uint32_t manifest_end_marker_payload_bytes = 1U << 20;
+
+inline void fill_manifest_end_markers(std::string& out, std::size_t bytes) {
+  out.assign(bytes, '\0');
+  for (std::size_t at = 0; at + manifest_header_bytes <= bytes; at += manifest_alignment_bytes) {
+    encode_fixed32(out.data() + at + manifest_root_offset, 0xFFFFFFFFU);
+    encode_fixed32(out.data() + at + manifest_ttl_root_offset, 0xFFFFFFFFU);
+    encode_fixed32(out.data() + at + manifest_payload_length_offset,
+                   manifest_end_marker_payload_bytes);
+  }
+}
+
 // file id -> term of the process that created it, sorted by file id, unique file ids.
 using term_mapping = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
 
