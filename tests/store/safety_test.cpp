@@ -635,3 +635,48 @@ TEST_CASE("safety: a manifest ends in blocks the reference engine reads as its e
   CHECK(corrupt == 0);
   CHECK(records >= 2);  // the snapshot, then logs (a snapshot may have rolled them over)
 }
+
+TEST_CASE("safety: the deepest task stack fits the smallest stack the options accept") {
+  // Stacks are painted and checked (fiber_scheduler::measure_stacks_everywhere) while a
+  // store runs the deep paths: a 3000-entry batch, multi-MiB overflow values, range deletes,
+  // scans both ways, floors, a truncate, a restart's replay. The deepest use must leave a
+  // quarter of options::coroutine_stack_size_min (times the sanitizer scale) unused.
+  fiber_scheduler::measure_stacks_everywhere(true);
+  fiber_scheduler::reset_stack_high_water();
+  struct measuring_off {
+    ~measuring_off() { fiber_scheduler::measure_stacks_everywhere(false); }
+  } off;
+  test::uring_fixture fx;
+  fx.opts.coroutine_stack_size = options::coroutine_stack_size_min;
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  const table_ident t{"deep", 2};
+  test::rng r(11);
+  for (int b = 0; b < 4; ++b) {
+    std::vector<write_entry> batch;
+    for (int i = 0; i < 3000; ++i) {
+      batch.push_back(write_entry{key_of(b * 3000 + i), r.bytes(r.uniform(200, 1200), 26), 1,
+                                  write_op::upsert, 0});
+    }
+    REQUIRE(store->write(t, std::move(batch)) == error::ok);
+  }
+  REQUIRE(store->put(t, "big", std::string(3 << 20, 'b'), 1) == error::ok);
+  REQUIRE(store->get(t, "big").ok());
+  REQUIRE(store->delete_range(t, key_of(100), key_of(5000)) == error::ok);
+  std::size_t n = 0;
+  ranges::for_each(store->scan(t), [&](const kv_entry&) { ++n; });
+  ranges::for_each(store->scan_reverse(t, key_of(20), key_of(9000)), [&](const kv_entry&) { ++n; });
+  CHECK(n > 0);
+  CHECK(store->floor(t, key_of(7000) + "x").ok());
+  REQUIRE(store->truncate(t, key_of(11000)) == error::ok);
+  store->stop();
+  REQUIRE(store->start() == error::ok);
+  std::string problem;
+  CHECK(store->verify(t, problem) == error::ok);
+  store->stop();
+  const std::size_t used = fiber_scheduler::stack_bytes_used_high_water();
+  const std::size_t limit = options::coroutine_stack_size_min * fiber_scheduler::stack_scale;
+  MESSAGE("deepest task stack: " << used << " of " << limit << " bytes");
+  CHECK(used > 0);
+  CHECK(used <= limit * 3 / 4);
+}

@@ -28,6 +28,7 @@
 #include <boost/intrusive/list.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <chrono>
 #include <cstddef>
@@ -84,7 +85,17 @@ class fiber_scheduler {
   fiber_scheduler() : fiber_scheduler(config{}) {}
   explicit fiber_scheduler(config c)
       : cfg_(c),
-        stacks_(c.stack_bytes, c.stacks_pooled == 0 ? 1 : c.stacks_pooled, c.measure_stacks) {}
+        stacks_(c.stack_bytes * stack_scale, c.stacks_pooled == 0 ? 1 : c.stacks_pooled,
+                c.measure_stacks || measure_everywhere().load(std::memory_order_relaxed)) {}
+
+  // AddressSanitizer surrounds every local with redzones, so frames take several times the
+  // stack they take otherwise: its builds give each task stack_scale times the configured
+  // size (with 16 KiB stacks the engine tests overflow under ASan, not in other builds).
+#ifdef ELOQSTORE_FIBER_ASAN
+  static constexpr std::size_t stack_scale = 4;
+#else
+  static constexpr std::size_t stack_scale = 1;
+#endif
   fiber_scheduler(const fiber_scheduler&) = delete;
   fiber_scheduler& operator=(const fiber_scheduler&) = delete;
   // Unfinished tasks are unwound: each is resumed once more and its suspension point throws
@@ -168,6 +179,20 @@ class fiber_scheduler {
     return stacks_.used_max();
   }
 
+  // Process-wide stack measurement, for tests and for sizing coroutine_stack_size: while on,
+  // schedulers created afterwards measure their stacks (as config::measure_stacks), and
+  // stack_bytes_used_high_water() is the deepest use of any of their tasks since the last
+  // reset. Any thread.
+  static void measure_stacks_everywhere(bool on) noexcept {
+    measure_everywhere().store(on, std::memory_order_relaxed);
+  }
+  [[nodiscard]] static std::size_t stack_bytes_used_high_water() noexcept {
+    return high_water().load(std::memory_order_relaxed);
+  }
+  static void reset_stack_high_water() noexcept {
+    high_water().store(0, std::memory_order_relaxed);
+  }
+
   // Suspends the running task to the end of the ready queue. REQUIRES: in a task.
   void yield() {
     stop_if_unwinding();
@@ -224,6 +249,15 @@ class fiber_scheduler {
 
   struct unwind_signal {};
 
+  static std::atomic<bool>& measure_everywhere() noexcept {
+    static std::atomic<bool> on{false};
+    return on;
+  }
+  static std::atomic<std::size_t>& high_water() noexcept {
+    static std::atomic<std::size_t> bytes{0};
+    return bytes;
+  }
+
   // Stacks of one size, each above a guard page, pooled for reuse. One shard thread uses
   // it: no locking. The free list is reserved up front, so giving a stack back never
   // allocates. allocate() throws std::bad_alloc when the kernel has no memory for a stack.
@@ -278,6 +312,10 @@ class fiber_scheduler {
           return c != static_cast<char>(paint_byte);
         });
         used_max_ = std::max(used_max_, static_cast<std::size_t>(low + bytes_ - touched));
+        std::size_t seen = high_water().load(std::memory_order_relaxed);
+        while (seen < used_max_ &&
+               !high_water().compare_exchange_weak(seen, used_max_, std::memory_order_relaxed)) {
+        }
       }
       // AddressSanitizer keeps the poison of the task's frames in its shadow of these
       // addresses; cleared here, or the next stack (or another mapping at the same address)
