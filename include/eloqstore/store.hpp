@@ -937,6 +937,9 @@ class EloqStore {
     if (e != error::ok && e != error::not_found) {
       return e;
     }
+    if (e == error::not_found && has_data_files(t)) {
+      return error::corrupted;  // its manifest is gone: reading it as empty would lose data
+    }
     if (e == error::not_found && !create) {
       remember_absent(s, t);
       return error::not_found;
@@ -974,6 +977,18 @@ class EloqStore {
     s.touched = state;
     out = state;
     return error::ok;
+  }
+
+  // Whether t's directory holds data files (a partition's manifest is written before its
+  // first data file: tree_writer::ensure_manifest).
+  bool has_data_files(const table_ident& t) {
+    std::vector<std::string> names;
+    if (io_->list(t, names) != error::ok) {
+      return false;  // no directory (or not listable: the manifest read decides)
+    }
+    return std::any_of(names.begin(), names.end(), [](const std::string& n) {
+      return detail::parse_file_name(n).kind == detail::file_kind::data;
+    });
   }
 
   // Adds t to the shard's absent set (bounded: the oldest entry goes). Only a saving: without

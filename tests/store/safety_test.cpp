@@ -680,3 +680,36 @@ TEST_CASE("safety: the deepest task stack fits the smallest stack the options ac
   CHECK(used > 0);
   CHECK(used <= limit * 3 / 4);
 }
+
+TEST_CASE_TEMPLATE("safety: data files without their manifest are reported, not read as empty",
+                   Fixture, test::pread_fixture, test::uring_fixture) {
+  // A new partition's manifest is written before its first data file, so a partition
+  // directory with data files and no manifest lost its manifest: every request on it fails
+  // with corrupted, and a write does not start the partition over on top of its data.
+  Fixture fx;
+  const table_ident t{"lost", 1};
+  {
+    auto store = fx.make();
+    REQUIRE(store->start() == error::ok);
+    for (int i = 0; i < 200; ++i) {
+      REQUIRE(store->put(t, key_of(i), std::string(300, 'v'), 1) == error::ok);
+    }
+  }
+  const std::string part = fx.dir + "/" + t.to_string();
+  REQUIRE(std::filesystem::remove(part + "/" + detail::manifest_file_name(0)));
+  const auto data_before = file_hashes(part);
+  {
+    auto store = fx.make();
+    REQUIRE(store->start() == error::ok);
+    CHECK(store->get(t, key_of(3)).status() == error::corrupted);
+    scan_request s;
+    s.set_args(t, {}, {});
+    CHECK(store->exec_sync(s) == error::corrupted);
+    CHECK(store->put(t, "new", "x", 2) == error::corrupted);
+    CHECK(store->truncate(t) == error::corrupted);
+    // Other partitions are unaffected, and a new one gets its manifest first.
+    REQUIRE(store->put({"lost", 2}, "k", "v", 1) == error::ok);
+    CHECK(std::filesystem::exists(fx.dir + "/lost.2/" + detail::manifest_file_name(0)));
+  }
+  CHECK(file_hashes(part) == data_before);
+}

@@ -126,6 +126,9 @@ class tree_writer {
   // keys (a group of requests) are applied one after another in batch order.
   [[nodiscard]] error apply(std::span<const write_entry> batch) {
     ttl_mode_ = false;
+    if (const error e = ensure_manifest(); e != error::ok) {
+      return e;
+    }
     if (const error e = apply_tree(root_, batch); e != error::ok) {
       return e;
     }
@@ -1544,6 +1547,31 @@ class tree_writer {
     stats_.manifest_snapshot = true;
     new_manifest_bytes_ = bytes.size();
     new_manifest_file_bytes_ = bytes.size();
+    return error::ok;
+  }
+
+  // A new partition gets a manifest (an empty snapshot) before its first data file, so data
+  // files without a manifest are damage the store reports (error::corrupted), never a first
+  // write cut short by a crash. Either outcome of a failure here is the empty partition.
+  [[nodiscard]] error ensure_manifest() {
+    if (p_.has_manifest) {
+      return error::ok;
+    }
+    if (!has_term(manifest_file_id)) {
+      add_term(manifest_file_id);
+    }
+    manifest_builder snap;
+    const std::vector<std::uint64_t> no_pages;
+    const std::string_view bytes = snap.snapshot(page_id::none(), page_id::none(), no_pages,
+                                                 p_.fps.max_fp(), p_.dictionary, terms_);
+    if (const error e = pages_.io().write_file_atomic(p_.id, manifest_file_name(cfg_.term), bytes);
+        e != error::ok) {
+      return e;
+    }
+    p_.has_manifest = true;
+    p_.manifest_bytes = bytes.size();
+    p_.manifest_file_bytes = bytes.size();
+    p_.terms = terms_;
     return error::ok;
   }
 
