@@ -104,6 +104,10 @@ struct options {
   // Ours: requests a shard queues before exec_async blocks its caller (callbacks running on
   // a shard thread are never blocked).
   std::uint32_t request_queue_capacity = 65536;
+  // Ours: open the store read-only. start() takes a shared lock on each store path (beside
+  // other read-only stores; never beside a writer), creates nothing, files are opened
+  // read-only, and every write request fails with error::no_permission.
+  bool read_only = false;
   // Which partitions this instance owns for prewarm and global archive; empty = all.
   std::function<bool(const table_ident&)> partition_filter;
 

@@ -122,6 +122,9 @@ class EloqStore {
       owned_io_ = Traits::make_io(opts_);
       io_ = owned_io_.get();
     }
+    if constexpr (requires(io_type& b) { b.set_read_only(true); }) {
+      io_->set_read_only(opts_.read_only);
+    }
     if (const error e = io_->open(); e != error::ok) {
       last_message_ = "the I/O backend failed to open the store paths: " +
                       std::string(error_message(e));
@@ -198,6 +201,15 @@ class EloqStore {
   // drop_table, which runs on the calling thread. Do not call drop_table or exec_sync from a
   // callback (the shard would wait for itself).
   bool exec_async(request& req, std::uint64_t user_data = 0, request::callback_type cb = {}) {
+    if (opts_.read_only && !req.read_only() && dynamic_cast<verify_request*>(&req) == nullptr) {
+      // A read-only store writes nothing: refused here, before any shard sees it.
+      if (!running() || !req.prepare(user_data, std::move(cb))) {
+        return false;
+      }
+      req.why_ = "the store was opened read-only";
+      req.set_done(error::no_permission);
+      return true;
+    }
     if (req.type() == request_type::drop_table) {
       if (!running() || !req.prepare(user_data, std::move(cb))) {
         return false;
@@ -464,7 +476,8 @@ class EloqStore {
   // in-memory store has nothing to share or to misread).
   error lock_store_paths() {
     if constexpr (local_files_io<io_type>) {
-      if (const error e = root_.acquire(opts_.store_path, identity(), false); e != error::ok) {
+      if (const error e = root_.acquire(opts_.store_path, identity(), opts_.read_only);
+          e != error::ok) {
         last_message_ = root_.message();
         return e;
       }

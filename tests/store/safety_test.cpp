@@ -450,6 +450,18 @@ TEST_CASE("safety: start() errors name the path, the operation and the cause") {
     CHECK(store.last_message().find("Read-only file system") != std::string::npos);
   }
   CHECK(file_hashes(disk.mount_point()) == before);
+  {
+    // Opened read-only, the same store starts and reads (no lock file can be written).
+    options ro = o;
+    ro.read_only = true;
+    EloqStore<default_traits> store(ro);
+    REQUIRE(store.start() == error::ok);
+    const auto got = store.get({"ro", 0}, "k");
+    REQUIRE(got.ok());
+    CHECK(got->value == "v");
+    CHECK(store.put({"ro", 0}, "k", "w", 2) == error::no_permission);
+  }
+  CHECK(file_hashes(disk.mount_point()) == before);
   REQUIRE(disk.remount(false));
 }
 
@@ -712,4 +724,60 @@ TEST_CASE_TEMPLATE("safety: data files without their manifest are reported, not 
     CHECK(std::filesystem::exists(fx.dir + "/lost.2/" + detail::manifest_file_name(0)));
   }
   CHECK(file_hashes(part) == data_before);
+}
+
+TEST_CASE_TEMPLATE("safety: read-only stores share a path, write nothing, and keep writers out",
+                   Fixture, test::pread_fixture, test::uring_fixture) {
+  Fixture fx;
+  const table_ident t{"shared", 0};
+  {
+    auto store = fx.make();
+    REQUIRE(store->start() == error::ok);
+    for (int i = 0; i < 500; ++i) {
+      REQUIRE(store->put(t, key_of(i), "v" + std::to_string(i), 1) == error::ok);
+    }
+  }
+  const auto before = file_hashes(fx.dir);
+  options ro = fx.opts;
+  ro.read_only = true;
+  typename Fixture::store_type first(ro);
+  typename Fixture::store_type second(ro);
+  REQUIRE(first.start() == error::ok);
+  REQUIRE(second.start() == error::ok);  // shared locks
+  for (auto* s : {&first, &second}) {
+    const auto got = s->get(t, key_of(77));
+    REQUIRE(got.ok());
+    CHECK(got->value == "v77");
+    std::size_t n = 0;
+    ranges::for_each(s->scan(t), [&](const kv_entry&) { ++n; });
+    CHECK(n == 500);
+    std::string problem;
+    CHECK(s->verify(t, problem) == error::ok);
+  }
+  batch_write_request w;
+  w.set_args(t, {write_entry{"x", "y", 1, write_op::upsert, 0}});
+  CHECK(first.exec_sync(w) == error::no_permission);
+  CHECK(w.message() == "the store was opened read-only");
+  CHECK(first.truncate(t) == error::no_permission);
+  CHECK(first.delete_range(t, key_of(1), key_of(9)) == error::no_permission);
+  CHECK(first.drop_table("shared") == error::no_permission);
+  CHECK(first.get(t, "x").status() == error::not_found);
+  // A writer waits for the readers to go.
+  auto writer = fx.make();
+  CHECK(writer->start() == error::store_locked);
+  first.stop();
+  CHECK(writer->start() == error::store_locked);
+  second.stop();
+  CHECK(file_hashes(fx.dir) == before);
+  REQUIRE(writer->start() == error::ok);
+  // And readers wait for the writer.
+  CHECK(first.start() == error::store_locked);
+  writer->stop();
+  // A missing path is not created by a read-only store.
+  options missing = ro;
+  missing.store_path = {fx.dir + "/absent"};
+  typename Fixture::store_type none(missing);
+  CHECK(none.start() == error::not_found);
+  CHECK(none.last_message().find(fx.dir + "/absent") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(fx.dir + "/absent"));
 }

@@ -87,6 +87,9 @@ class pread_io {
   // file system supports it; their reads and writes then need aligned buffers, offsets and
   // sizes, so only a layered backend that provides them may enable this. Call while closed.
   void set_direct_data(bool on) noexcept { direct_data_ = on; }
+  // Read-only: files are opened O_RDONLY and open() creates no directory (a missing store
+  // path is error::not_found). Writes then fail (EBADF). Call while closed.
+  void set_read_only(bool on) noexcept { read_only_ = on; }
 
   // Makes sure blocks up to byte `end` of the file are allocated before writes reach them,
   // growing ahead by a quarter of what the file holds (at most reserve_step_max, at most a
@@ -157,7 +160,7 @@ class pread_io {
     std::vector<int> roots;
     roots.reserve(store_paths_.size());
     for (const std::string& path : store_paths_) {
-      error e = make_directories(path);
+      error e = read_only_ ? error::ok : make_directories(path);
       int fd = -1;
       if (e == error::ok) {
         fd = retry([&] { return ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
@@ -372,7 +375,7 @@ class pread_io {
       }
     }
     int fd = -1;
-    const int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
+    const int flags = read_only_ ? O_RDONLY | O_CLOEXEC : O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
     bool direct = direct_data_ && name.starts_with("data_");
     error e = open_path(t, path, flags | (direct ? O_DIRECT : 0), fd);
     if (e != error::ok && direct && errno == EINVAL) {
@@ -599,6 +602,7 @@ class pread_io {
   std::size_t open_files_max_;
   std::vector<int> roots_;  // one directory fd per store path while open
   bool direct_data_ = false;
+  bool read_only_ = false;
 
   std::mutex cache_mutex_;  // guards cache_ and lru_
   std::unordered_map<std::string, cache_entry> cache_;

@@ -108,9 +108,12 @@ class uring_io {
       return e;
     }
     files_.set_direct_data(cfg_.direct);
+    files_.set_read_only(read_only_);
     return files_.open();
   }
   void close() { files_.close(); }
+  // Read-only: see pread_io::set_read_only. Call while closed.
+  void set_read_only(bool on) noexcept { read_only_ = on; }
   [[nodiscard]] const std::string& last_message() const noexcept { return message_; }
   [[nodiscard]] const config& cfg() const noexcept { return cfg_; }
 
@@ -1120,6 +1123,7 @@ class uring_io {
 
   pread_io files_;
   config cfg_;
+  bool read_only_ = false;
   std::string message_;
 
  public:

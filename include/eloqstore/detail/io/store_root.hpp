@@ -187,7 +187,9 @@ class store_root {
   ~store_root() { release(); }
 
   // For each path: creates it if missing (as `mkdir -p`), creates `.eloqstore`, takes the
-  // lock (shared if `read_only`), then checks the identity record or writes it. On failure
+  // exclusive lock, then checks the identity record or writes it. With `read_only` it
+  // creates and writes nothing: a missing path fails (not_found), the lock is shared (when
+  // there is a LOCK file), an identity record is checked if there is one. On failure
   // nothing stays locked, message() says what failed, and nothing was written but missing
   // directories and the (empty) LOCK file: a path with another identity is left as it was.
   // Errors: invalid_args (a path is not a directory; identity mismatch), store_locked,
@@ -229,39 +231,72 @@ class store_root {
 
   [[nodiscard]] error acquire_one(const std::string& path, const store_identity& id,
                                   bool read_only) {
+    const std::string meta = path + "/" + std::string(store_meta_dir_name);
+    const std::string lock_path = meta + "/" + std::string(store_lock_file_name);
+    if (read_only) {
+      // Creates nothing. A path no store of ours wrote to has no LOCK (and no writer of
+      // ours, which would have made one): it is read without a lock.
+      if (const error e = check_directory(path); e != error::ok) {
+        return e;
+      }
+      const int fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0 && errno != ENOENT) {
+        return fail_errno("cannot open the lock file", lock_path, errno);
+      }
+      if (fd >= 0) {
+        if (const error e = lock(path, lock_path, fd, LOCK_SH); e != error::ok) {
+          return e;
+        }
+      }
+      return check_identity(path, meta, id, true);
+    }
     if (const error e = make_directories(path); e != error::ok) {
       return e;
     }
-    const std::string meta = path + "/" + std::string(store_meta_dir_name);
     if (::mkdir(meta.c_str(), 0755) != 0 && errno != EEXIST) {
       return fail_errno("cannot create the store's directory", meta, errno);
     }
-    const std::string lock_path = meta + "/" + std::string(store_lock_file_name);
-    const int fd = ::open(lock_path.c_str(), (read_only ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC,
-                          0644);
+    const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
-      return fail_errno(read_only ? "cannot open the lock file" : "cannot create the lock file",
-                        lock_path, errno);
+      return fail_errno("cannot create the lock file", lock_path, errno);
     }
-    if (::flock(fd, (read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+    if (const error e = lock(path, lock_path, fd, LOCK_EX); e != error::ok) {
+      return e;
+    }
+    // A path the store cannot write fails here, not at its first write.
+    if (::faccessat(AT_FDCWD, path.c_str(), W_OK, AT_EACCESS) != 0) {
+      return fail_errno("cannot write to the store path", path, errno);
+    }
+    return check_identity(path, meta, id, false);
+  }
+
+  // Takes the flock (`how`: LOCK_SH or LOCK_EX) on fd without waiting; keeps fd on success,
+  // closes it on failure.
+  [[nodiscard]] error lock(const std::string& path, const std::string& lock_path, int fd,
+                           int how) {
+    if (::flock(fd, how | LOCK_NB) != 0) {
       const int err = errno;
       const std::string holder = lock_holder(fd);
       ::close(fd);
       if (err == EWOULDBLOCK) {
-        return fail(error::store_locked,
-                    "store path '" + path + "' is in use: " + lock_path + " is locked by " +
-                        holder);
+        return fail(error::store_locked, "store path '" + path + "' is in use: " + lock_path +
+                                             " is locked by " + holder);
       }
       return fail_errno("cannot lock", lock_path, err);
     }
     lock_fds_.push_back(fd);
-    if (!read_only) {
-      // A path the store cannot write fails here, not at its first write.
-      if (::faccessat(AT_FDCWD, path.c_str(), W_OK, AT_EACCESS) != 0) {
-        return fail_errno("cannot write to the store path", path, errno);
-      }
+    return error::ok;
+  }
+
+  [[nodiscard]] error check_directory(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      return fail_errno("cannot open the store path", path, errno);
     }
-    return check_identity(path, meta, id, read_only);
+    if (!S_ISDIR(st.st_mode)) {
+      return fail(error::invalid_args, "store path '" + path + "' is not a directory");
+    }
+    return error::ok;
   }
 
   // Compares the recorded identity with `id`, or records `id` where there is none.
