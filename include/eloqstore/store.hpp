@@ -131,6 +131,16 @@ class EloqStore {
       root_.release();
       return e;
     }
+    // Anything below that throws (no memory, no thread) must not leave the paths locked.
+    struct unlock_on_throw {
+      detail::store_root& root;
+      bool armed = true;
+      ~unlock_on_throw() {
+        if (armed) {
+          root.release();
+        }
+      }
+    } unlock{root_};
     std::vector<std::unique_ptr<shard>> shards;
     shards_count_ = opts_.num_threads;
     const std::size_t cache_pages = opts_.buffer_pool_size / Traits::page_size;
@@ -143,6 +153,7 @@ class EloqStore {
     std::unique_lock lock_shards(shards_mu_);
     shards_ = std::move(shards);
     running_.store(true, std::memory_order_release);
+    unlock.armed = false;
     return error::ok;
   }
 
@@ -201,27 +212,78 @@ class EloqStore {
   // drop_table, which runs on the calling thread. Do not call drop_table or exec_sync from a
   // callback (the shard would wait for itself).
   bool exec_async(request& req, std::uint64_t user_data = 0, request::callback_type cb = {}) {
+    return submit(req, user_data, std::move(cb)) == submitted::yes;
+  }
+
+  // Runs `req` and waits for it; error::not_running if the store is stopped, error::busy
+  // (request untouched) if `req` is still pending from an earlier submission.
+  error exec_sync(request& req) {
+    // The waiter lives here, not in the request: the completing thread touches it last
+    // under the mutex, so `req` may be destroyed as soon as this returns.
+    struct waiter {
+      std::mutex mu;
+      std::condition_variable cv;
+      bool done = false;
+    } w;
+    const submitted how = submit(req, 0, [&w](request&) {
+      std::lock_guard lock(w.mu);
+      w.done = true;
+      w.cv.notify_one();
+    });
+    if (how == submitted::pending) {
+      return error::busy;  // its own submitter gets its result
+    }
+    if (how == submitted::stopped) {
+      if (!req.prepare(0, {})) {
+        return error::busy;  // submitted elsewhere meanwhile
+      }
+      req.set_done(error::not_running);
+      return error::not_running;
+    }
+    std::unique_lock lock(w.mu);
+    w.cv.wait(lock, [&] { return w.done; });
+    return req.status();
+  }
+
+ private:
+  enum class submitted { yes, stopped, pending };
+
+  submitted submit(request& req, std::uint64_t user_data, request::callback_type cb) {
     if (opts_.read_only && !req.read_only() && dynamic_cast<verify_request*>(&req) == nullptr) {
       // A read-only store writes nothing: refused here, before any shard sees it.
-      if (!running() || !req.prepare(user_data, std::move(cb))) {
-        return false;
+      if (!running()) {
+        return submitted::stopped;
+      }
+      if (!req.prepare(user_data, std::move(cb))) {
+        return submitted::pending;
       }
       req.why_ = "the store was opened read-only";
       req.set_done(error::no_permission);
-      return true;
+      return submitted::yes;
     }
     if (req.type() == request_type::drop_table) {
-      if (!running() || !req.prepare(user_data, std::move(cb))) {
-        return false;
+      if (!running()) {
+        return submitted::stopped;
       }
-      req.set_done(drop_table(static_cast<drop_table_request&>(req).table_name_));
-      return true;
+      if (!req.prepare(user_data, std::move(cb))) {
+        return submitted::pending;
+      }
+      error e = error::out_of_mem;
+      try {
+        e = drop_table(static_cast<drop_table_request&>(req).table_name_);
+      } catch (const std::bad_alloc&) {
+      }
+      req.set_done(e);
+      return submitted::yes;
     }
     error immediate = error::ok;
     {
       std::shared_lock lock_shards(shards_mu_);
-      if (!running() || shards_.empty() || !req.prepare(user_data, std::move(cb))) {
-        return false;
+      if (!running() || shards_.empty()) {
+        return submitted::stopped;
+      }
+      if (!req.prepare(user_data, std::move(cb))) {
+        return submitted::pending;
       }
       if (!req.table().valid()) {
         immediate = error::invalid_args;
@@ -237,7 +299,13 @@ class EloqStore {
         if (s.stopping) {
           immediate = error::not_running;
         } else {
-          s.queue.push_back(&req);
+          try {
+            s.queue.push_back(&req);
+          } catch (const std::bad_alloc&) {
+            immediate = error::out_of_mem;  // completed below: never left pending
+          }
+        }
+        if (immediate == error::ok) {
           s.cv.notify_one();
           // The shard's own thread (a callback submitting again) drains its queue before it
           // next blocks: only other threads need to wake it.
@@ -250,36 +318,10 @@ class EloqStore {
     if (immediate != error::ok) {
       req.set_done(immediate);  // outside the locks: the callback may submit again
     }
-    return true;
+    return submitted::yes;
   }
 
-  // Runs `req` and waits for it; error::not_running if the store is stopped, error::busy
-  // (request untouched) if `req` is still pending from an earlier submission.
-  error exec_sync(request& req) {
-    // The waiter lives here, not in the request: the completing thread touches it last
-    // under the mutex, so `req` may be destroyed as soon as this returns.
-    struct waiter {
-      std::mutex mu;
-      std::condition_variable cv;
-      bool done = false;
-    } w;
-    const bool submitted = exec_async(req, 0, [&w](request&) {
-      std::lock_guard lock(w.mu);
-      w.done = true;
-      w.cv.notify_one();
-    });
-    if (!submitted) {
-      if (!req.prepare(0, {})) {
-        return error::busy;  // pending: its own submitter gets its result
-      }
-      req.set_done(error::not_running);
-      return error::not_running;
-    }
-    std::unique_lock lock(w.mu);
-    w.cv.wait(lock, [&] { return w.done; });
-    return req.status();
-  }
-
+ public:
   // ---- facade ------------------------------------------------------------------------------
 
   [[nodiscard]] result<kv_entry> get(const table_ident& t, std::string_view key) {
@@ -950,8 +992,12 @@ class EloqStore {
     if (e != error::ok && e != error::not_found) {
       return e;
     }
-    if (e == error::not_found && has_data_files(t)) {
-      return error::corrupted;  // its manifest is gone: reading it as empty would lose data
+    if (e == error::not_found) {
+      // Data files without a manifest: its manifest is gone, and reading the partition as
+      // empty (or starting it over) would lose them.
+      if (const error d = check_no_data_files(t); d != error::ok) {
+        return d;
+      }
     }
     if (e == error::not_found && !create) {
       remember_absent(s, t);
@@ -992,16 +1038,19 @@ class EloqStore {
     return error::ok;
   }
 
-  // Whether t's directory holds data files (a partition's manifest is written before its
-  // first data file: tree_writer::ensure_manifest).
-  bool has_data_files(const table_ident& t) {
+  // error::corrupted if t's directory holds data files (a partition's manifest is written
+  // before its first data file: tree_writer::ensure_manifest), ok if it has none or no
+  // directory; a listing that fails fails the caller (the partition must not be taken for
+  // a new one and its files written over).
+  error check_no_data_files(const table_ident& t) {
     std::vector<std::string> names;
-    if (io_->list(t, names) != error::ok) {
-      return false;  // no directory (or not listable: the manifest read decides)
+    if (const error e = io_->list(t, names); e != error::ok) {
+      return e == error::not_found ? error::ok : e;
     }
-    return std::any_of(names.begin(), names.end(), [](const std::string& n) {
+    const bool data = std::any_of(names.begin(), names.end(), [](const std::string& n) {
       return detail::parse_file_name(n).kind == detail::file_kind::data;
     });
+    return data ? error::corrupted : error::ok;
   }
 
   // Adds t to the shard's absent set (bounded: the oldest entry goes). Only a saving: without

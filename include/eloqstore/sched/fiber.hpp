@@ -15,7 +15,9 @@
 // most `stacks_pooled` stacks.
 //
 // Stacks: each lies above a PROT_NONE guard page, so a task that overflows its stack faults
-// at once (SIGSEGV) instead of overwriting the memory below it. With `measure_stacks` every
+// at once (SIGSEGV) instead of overwriting the memory below it. Each stack is two memory
+// mappings: a process has vm.max_map_count of them (65530 by default), so about 32 K live
+// tasks in the process at once before spawn fails with std::bad_alloc. With `measure_stacks` every
 // stack is painted when handed out and checked when given back, and
 // stack_bytes_used_max() tells the deepest use seen (tests use it to size the minimum).
 #pragma once
@@ -306,6 +308,12 @@ class fiber_scheduler {
 
     void deallocate(boost::context::stack_context& sc) noexcept {
       char* base = static_cast<char*>(sc.sp) - bytes_ - page_;
+      // AddressSanitizer keeps the poison of the task's frames in its shadow of these
+      // addresses; cleared first (the measurement reads them), or the next stack (or another
+      // mapping at the same address) would report stale redzones.
+#ifdef ELOQSTORE_FIBER_ASAN
+      __asan_unpoison_memory_region(base + page_, bytes_);
+#endif
       if (measure_) {
         const char* low = base + page_;
         const char* touched = std::find_if(low, low + bytes_, [](char c) {
@@ -317,12 +325,6 @@ class fiber_scheduler {
                !high_water().compare_exchange_weak(seen, used_max_, std::memory_order_relaxed)) {
         }
       }
-      // AddressSanitizer keeps the poison of the task's frames in its shadow of these
-      // addresses; cleared here, or the next stack (or another mapping at the same address)
-      // would report stale redzones.
-#ifdef ELOQSTORE_FIBER_ASAN
-      __asan_unpoison_memory_region(base + page_, bytes_);
-#endif
       if (free_.size() < pooled_) {
         free_.push_back(base);
       } else {

@@ -176,7 +176,7 @@ class tree_reader {
           if (!end.empty() && cmp_.compare(it.key(), end) >= 0) {
             return error::ok;
           }
-          if ((!begin_inclusive && cmp_.compare(it.key(), begin) == 0) ||
+          if ((!begin_inclusive && !begin.empty() && cmp_.compare(it.key(), begin) == 0) ||
               is_expired(it.expire_ts(), now_ms_)) {
             continue;
           }

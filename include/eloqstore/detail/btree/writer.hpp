@@ -1597,7 +1597,8 @@ class tree_writer {
           cfg_.manifest_limit / manifest_alignment_bytes * manifest_alignment_bytes;
       file_bytes = std::max<std::uint64_t>(
           end, std::min<std::uint64_t>(manifest_padded_bytes(end + ahead), limit));
-      fill_manifest_end_markers(manifest_out_, file_bytes - p_.manifest_file_bytes);
+      fill_manifest_end_markers(manifest_out_, file_bytes - p_.manifest_file_bytes,
+                                p_.manifest_file_bytes, file_bytes);
       if (const error e = pages_.io().write(p_.id, name, p_.manifest_file_bytes, manifest_out_);
           e != error::ok) {
         return e;  // markers only: replay stops at them
@@ -1608,7 +1609,7 @@ class tree_writer {
       e = pages_.io().sync(p_.id, name);
     }
     if (e != error::ok) {
-      fill_manifest_end_markers(manifest_out_, log.size());
+      fill_manifest_end_markers(manifest_out_, log.size(), p_.manifest_bytes, file_bytes);
       manifest_unknown_ =
           pages_.io().write(p_.id, name, p_.manifest_bytes, manifest_out_) != error::ok ||
           pages_.io().sync(p_.id, name) != error::ok;
@@ -1714,9 +1715,7 @@ class tree_writer {
   std::uint64_t new_manifest_file_bytes_ = 0;
   // Most zero bytes an append past the manifest file's end writes ahead (write_manifest).
   static constexpr std::uint64_t manifest_write_ahead = 256 << 10;
-  static_assert(manifest_write_ahead + 2 * manifest_alignment_bytes <
-                    manifest_end_marker_payload_bytes,
-                "an end marker must claim more bytes than follow it in any manifest");
+
   std::string manifest_out_;
   // A manifest write failed in a way that may have left its record on disk (commit()).
   bool manifest_unknown_ = false;

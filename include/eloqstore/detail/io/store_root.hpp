@@ -1,9 +1,11 @@
 // The store's own corner of each store path: `<store_path>/.eloqstore/`, holding
 //
-//   LOCK       held with flock() for as long as a store has the path open: exclusive for a
-//              store that writes, shared for a read-only one. A second writer (another
-//              process, or another EloqStore object in this one: flock locks belong to the open
-//              file, not the process) fails at start() with error::store_locked.
+//   LOCK       held with flock() (exclusive) for as long as a store that writes has the path
+//              open; the store path's directory is flock'ed as well, exclusive by a writer
+//              and shared by a read-only store (which creates nothing, so it cannot count on
+//              a LOCK file). A second writer, or a reader beside a writer (another process,
+//              or another EloqStore object in this one: flock locks belong to the open file,
+//              not the process) fails at start() with error::store_locked.
 //   IDENTITY   the settings the path's files were written with (see store_identity), written
 //              once, atomically, and checked at every start(): a store configured otherwise
 //              would misread every page (another page size or file size) or misorder every
@@ -234,19 +236,13 @@ class store_root {
     const std::string meta = path + "/" + std::string(store_meta_dir_name);
     const std::string lock_path = meta + "/" + std::string(store_lock_file_name);
     if (read_only) {
-      // Creates nothing. A path no store of ours wrote to has no LOCK (and no writer of
-      // ours, which would have made one): it is read without a lock.
+      // Creates nothing: the shared lock is on the store path's directory itself, which a
+      // writer also locks (below), so it works where no store of ours made a LOCK file.
       if (const error e = check_directory(path); e != error::ok) {
         return e;
       }
-      const int fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0 && errno != ENOENT) {
-        return fail_errno("cannot open the lock file", lock_path, errno);
-      }
-      if (fd >= 0) {
-        if (const error e = lock(path, lock_path, fd, LOCK_SH); e != error::ok) {
-          return e;
-        }
+      if (const error e = lock_directory(path, LOCK_SH); e != error::ok) {
+        return e;
       }
       return check_identity(path, meta, id, true);
     }
@@ -262,6 +258,9 @@ class store_root {
     }
     if (const error e = lock(path, lock_path, fd, LOCK_EX); e != error::ok) {
       return e;
+    }
+    if (const error e = lock_directory(path, LOCK_EX); e != error::ok) {
+      return e;  // a read-only store has the path
     }
     // A path the store cannot write fails here, not at its first write.
     if (::faccessat(AT_FDCWD, path.c_str(), W_OK, AT_EACCESS) != 0) {
@@ -286,6 +285,14 @@ class store_root {
     }
     lock_fds_.push_back(fd);
     return error::ok;
+  }
+
+  [[nodiscard]] error lock_directory(const std::string& path, int how) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+      return fail_errno("cannot open the store path", path, errno);
+    }
+    return lock(path, path, fd, how);
   }
 
   [[nodiscard]] error check_directory(const std::string& path) {

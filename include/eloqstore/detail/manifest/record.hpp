@@ -51,21 +51,22 @@ inline constexpr std::size_t manifest_alignment_bytes = 4096;
 
 // End markers: what a manifest holds after its last record, in the blocks written ahead of
 // appends and over a record whose append failed. Each 4 KiB block starts with a record header
-// whose checksum is 0, roots none, and payload length manifest_end_marker_payload_bytes:
-// more than the rest of any manifest we write (at most manifest_write_ahead past its
-// records), so a reader that trusts the length finds the file ending inside the "record".
-// The reference engine's replayer then stops at end of file without a word (a zero block
-// would be a checksum mismatch, logged as corruption once per block); ours reads any
-// unreadable tail as a torn one (replay.hpp). Replay of either never applies a marker.
-inline constexpr std::uint32_t manifest_end_marker_payload_bytes = 1U << 20;
-
-inline void fill_manifest_end_markers(std::string& out, std::size_t bytes) {
+// whose checksum is 0, roots none, and a payload length that reaches one byte past
+// `file_end` (the file's size once these blocks are written), zeros after it. A reader that
+// trusts the length finds the file ending inside the "record": the reference engine's
+// replayer then stops at end of file without a word (a zero block would be a checksum
+// mismatch, logged as corruption once per block); ours reads any unreadable tail as a torn
+// one (replay.hpp). Replay of either never applies a marker. `out` gets the blocks for file
+// bytes [at, at + bytes). REQUIRES: at and bytes multiples of 4 KiB, at + bytes <= file_end.
+inline void fill_manifest_end_markers(std::string& out, std::size_t bytes, std::uint64_t at,
+                                      std::uint64_t file_end) {
   out.assign(bytes, '\0');
-  for (std::size_t at = 0; at + manifest_header_bytes <= bytes; at += manifest_alignment_bytes) {
-    encode_fixed32(out.data() + at + manifest_root_offset, 0xFFFFFFFFU);
-    encode_fixed32(out.data() + at + manifest_ttl_root_offset, 0xFFFFFFFFU);
-    encode_fixed32(out.data() + at + manifest_payload_length_offset,
-                   manifest_end_marker_payload_bytes);
+  for (std::size_t off = 0; off + manifest_header_bytes <= bytes; off += manifest_alignment_bytes) {
+    const std::uint64_t claim = file_end - (at + off) - manifest_header_bytes + 1;
+    encode_fixed32(out.data() + off + manifest_root_offset, 0xFFFFFFFFU);
+    encode_fixed32(out.data() + off + manifest_ttl_root_offset, 0xFFFFFFFFU);
+    encode_fixed32(out.data() + off + manifest_payload_length_offset,
+                   static_cast<std::uint32_t>(std::min<std::uint64_t>(claim, 0xFFFFFFFFULL)));
   }
 }
 
