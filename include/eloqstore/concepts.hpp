@@ -119,7 +119,9 @@ concept ring_io = io_backend<B> && requires(B& io, suspend_hooks hooks) {
 // (pread_io, uring_io; faulty_io over one of them). B::uses_store_paths is true. The store
 // locks those paths for its lifetime and records their identity (detail/io/store_root.hpp).
 template <typename B>
-concept local_files_io = io_backend<B> && requires { requires B::uses_store_paths; };
+concept local_files_io = io_backend<B> && requires {
+  requires B::uses_store_paths;
+};
 
 // scheduler: runs a shard's tasks. Contract: run(f) executes f on the calling (shard) thread;
 // `can_suspend` tells whether tasks may park on I/O (then a task may interleave with others

@@ -122,12 +122,12 @@ class EloqStore {
       owned_io_ = Traits::make_io(opts_);
       io_ = owned_io_.get();
     }
-    if constexpr (requires(io_type& b) { b.set_read_only(true); }) {
+    if constexpr (requires(io_type & b) { b.set_read_only(true); }) {
       io_->set_read_only(opts_.read_only);
     }
     if (const error e = io_->open(); e != error::ok) {
-      last_message_ = "the I/O backend failed to open the store paths: " +
-                      std::string(error_message(e));
+      last_message_ =
+          "the I/O backend failed to open the store paths: " + std::string(error_message(e));
       root_.release();
       return e;
     }

@@ -1169,8 +1169,7 @@ TEST_CASE("crash: manifest appends overwrite the end-marker blocks written ahead
     std::string bytes;
     REQUIRE(io.read_file(t, "manifest_0", bytes) == error::ok);
     std::string markers;
-    eloqstore::detail::fill_manifest_end_markers(markers, bytes.size() - from, from,
-                                                 bytes.size());
+    eloqstore::detail::fill_manifest_end_markers(markers, bytes.size() - from, from, bytes.size());
     return bytes.compare(from, std::string::npos, markers) == 0;
   };
   std::set<std::size_t> sizes;

@@ -13,17 +13,17 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <future>
-#include <thread>
-#include <chrono>
 #include <iterator>
 #include <limits>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -86,6 +86,16 @@ int put_until_failure(Store& store, const table_ident& t, int first, int count, 
     m[key_of(i)] = value;
   }
   return -1;
+}
+
+// Starts a store of `fx`, puts keys key_of(0..count) with values "v<i>", and stops it.
+template <typename Fixture>
+void populate(Fixture& fx, const table_ident& t, int count) {
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  for (int i = 0; i < count; ++i) {
+    REQUIRE(store->put(t, key_of(i), "v" + std::to_string(i), 1) == error::ok);
+  }
 }
 
 template <typename Store>
@@ -237,7 +247,8 @@ TEST_CASE_TEMPLATE("safety: last writer wins over the whole timestamp range", Fi
   // Pages keep timestamps up to INT64_MAX (spec 3.3); the store compares what it keeps, so
   // the outcome is the same whether writes commit one by one or grouped.
   constexpr std::uint64_t top = std::numeric_limits<std::int64_t>::max();
-  const std::array<std::uint64_t, 4> stamps{0, top, top + 1, std::numeric_limits<std::uint64_t>::max()};
+  const std::array<std::uint64_t, 4> stamps{0, top, top + 1,
+                                            std::numeric_limits<std::uint64_t>::max()};
   Fixture fx;
   auto store = fx.make();
   REQUIRE(store->start() == error::ok);
@@ -329,13 +340,7 @@ TEST_CASE("safety: one store per store path, across objects and processes") {
 TEST_CASE("safety: a store path remembers what wrote it and refuses other settings") {
   test::pread_fixture fx;
   const table_ident t{"ident", 3};
-  {
-    auto store = fx.make();
-    REQUIRE(store->start() == error::ok);
-    for (int i = 0; i < 300; ++i) {
-      REQUIRE(store->put(t, key_of(i), std::string(100, 'v'), 1) == error::ok);
-    }
-  }
+  populate(fx, t, 300);
   const auto before = file_hashes(fx.dir);
   REQUIRE(before.size() >= 4);  // LOCK, IDENTITY, a manifest and a data file
   const auto refused = [&](auto&& store, const char* needle) {
@@ -349,12 +354,14 @@ TEST_CASE("safety: a store path remembers what wrote it and refuses other settin
   {
     options o = fx.opts;
     o.pages_per_file_shift = 12;
-    refused(EloqStore<pread_traits>(o), "pages_per_file_shift was 18 when the store was written, is 12");
+    refused(EloqStore<pread_traits>(o),
+            "pages_per_file_shift was 18 when the store was written, is 12");
   }
   {
     options o = fx.opts;
     o.overflow_pointers = 8;
-    refused(EloqStore<pread_traits>(o), "overflow_pointers was 16 when the store was written, is 8");
+    refused(EloqStore<pread_traits>(o),
+            "overflow_pointers was 16 when the store was written, is 8");
   }
   {
     options o = fx.opts;
@@ -364,7 +371,8 @@ TEST_CASE("safety: a store path remembers what wrote it and refuses other settin
   {
     options o = fx.opts;
     o.data_page_size = 8192;
-    refused(EloqStore<page8k_traits>(o), "data_page_size was 4096 when the store was written, is 8192");
+    refused(EloqStore<page8k_traits>(o),
+            "data_page_size was 4096 when the store was written, is 8192");
   }
   refused(EloqStore<reverse_traits>(fx.opts),
           "the comparator was 'eloqstore.bytewise' when the store was written, is 'test.reverse'");
@@ -484,7 +492,9 @@ TEST_CASE_TEMPLATE("safety: a rejected batch names the entry and the rule, and c
     ranges::for_each(store->scan(t), [&](const kv_entry&) { ++n; });
     CHECK(n == 1);
   };
-  const auto w = [](std::string k) { return write_entry{std::move(k), "x", 9, write_op::upsert, 0}; };
+  const auto w = [](std::string k) {
+    return write_entry{std::move(k), "x", 9, write_op::upsert, 0};
+  };
   rejected({w("a"), w("b"), w("")}, "entry 2: empty key");
   rejected({w("a"), w(std::string(3000, 'k'))},
            "entry 1: key of 3000 bytes is longer than half a page (2048 bytes)");
@@ -546,9 +556,10 @@ TEST_CASE("safety: unbounded scan ends are infinities whatever the comparator sa
     std::vector<write_entry> batch;
     for (int i = 0; i < 300; ++i) {
       const std::string k = key_of(static_cast<int>(r.uniform(0, 20000)));
-      if (std::none_of(batch.begin(), batch.end(), [&](const write_entry& w) { return w.key == k; })) {
-        batch.push_back(write_entry{k, "v" + k + std::string(r.uniform(1, 90), 'x'), 1,
-                                    write_op::upsert, 0});
+      if (std::none_of(batch.begin(), batch.end(),
+                       [&](const write_entry& w) { return w.key == k; })) {
+        batch.push_back(
+            write_entry{k, "v" + k + std::string(r.uniform(1, 90), 'x'), 1, write_op::upsert, 0});
         m[k] = batch.back().value;
       }
     }
@@ -616,13 +627,7 @@ TEST_CASE("safety: a manifest ends in blocks the reference engine reads as its e
   // manifest the same way: every record good, then the end.
   test::pread_fixture fx;
   const table_ident t{"markers", 0};
-  {
-    auto store = fx.make();
-    REQUIRE(store->start() == error::ok);
-    for (int i = 0; i < 40; ++i) {
-      REQUIRE(store->put(t, key_of(i), "v", 1) == error::ok);
-    }
-  }
+  populate(fx, t, 40);
   std::ifstream in(fx.dir + "/" + t.to_string() + "/" + detail::manifest_file_name(0),
                    std::ios::binary);
   const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -705,13 +710,7 @@ TEST_CASE_TEMPLATE("safety: data files without their manifest are reported, not 
   // with corrupted, and a write does not start the partition over on top of its data.
   Fixture fx;
   const table_ident t{"lost", 1};
-  {
-    auto store = fx.make();
-    REQUIRE(store->start() == error::ok);
-    for (int i = 0; i < 200; ++i) {
-      REQUIRE(store->put(t, key_of(i), std::string(300, 'v'), 1) == error::ok);
-    }
-  }
+  populate(fx, t, 200);
   const std::string part = fx.dir + "/" + t.to_string();
   REQUIRE(std::filesystem::remove(part + "/" + detail::manifest_file_name(0)));
   const auto data_before = file_hashes(part);
@@ -744,13 +743,7 @@ TEST_CASE_TEMPLATE("safety: read-only stores share a path, write nothing, and ke
                    Fixture, test::pread_fixture, test::uring_fixture) {
   Fixture fx;
   const table_ident t{"shared", 0};
-  {
-    auto store = fx.make();
-    REQUIRE(store->start() == error::ok);
-    for (int i = 0; i < 500; ++i) {
-      REQUIRE(store->put(t, key_of(i), "v" + std::to_string(i), 1) == error::ok);
-    }
-  }
+  populate(fx, t, 500);
   const auto before = file_hashes(fx.dir);
   options ro = fx.opts;
   ro.read_only = true;

@@ -37,9 +37,9 @@ class loop_fs {
       return;
     }
     if (k == kind::tmpfs) {
-      mounted_ = run("mount -t tmpfs -o size=" + std::to_string(bytes) + " tmpfs '" +
-                         mount_point_ + "'",
-                     "mount -t tmpfs");
+      mounted_ =
+          run("mount -t tmpfs -o size=" + std::to_string(bytes) + " tmpfs '" + mount_point_ + "'",
+              "mount -t tmpfs");
       return;
     }
     std::ofstream(image_, std::ios::binary).close();
@@ -70,9 +70,9 @@ class loop_fs {
   [[nodiscard]] bool mounted() const noexcept { return mounted_; }
   // Makes the file system read-only (true) or writable again (false); false if it failed.
   bool remount(bool read_only) {
-    return run("mount -o remount," + std::string(read_only ? "ro" : "rw") + " '" + mount_point_ +
-                   "'",
-               "mount -o remount");
+    return run(
+        "mount -o remount," + std::string(read_only ? "ro" : "rw") + " '" + mount_point_ + "'",
+        "mount -o remount");
   }
   [[nodiscard]] const std::string& why() const noexcept { return why_; }
   [[nodiscard]] const std::string& mount_point() const noexcept { return mount_point_; }

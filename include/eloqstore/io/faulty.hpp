@@ -136,11 +136,8 @@ class faulty_io : public detail::faulty_ring_types<Inner>,
   // ---- io_backend --------------------------------------------------------------------------
 
   // Forwards to Inner's read-only mode where it has one.
-  void set_read_only(bool on) noexcept
-    requires requires(Inner& i) { i.set_read_only(true); }
-  {
-    inner_.set_read_only(on);
-  }
+  void set_read_only(bool on) noexcept requires requires(Inner& i) { i.set_read_only(true); }
+  { inner_.set_read_only(on); }
 
   [[nodiscard]] error open() {
     if (crashed()) {

@@ -375,7 +375,8 @@ class pread_io {
       }
     }
     int fd = -1;
-    const int flags = read_only_ ? O_RDONLY | O_CLOEXEC : O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
+    const int flags =
+        read_only_ ? O_RDONLY | O_CLOEXEC : O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
     bool direct = direct_data_ && name.starts_with("data_");
     error e = open_path(t, path, flags | (direct ? O_DIRECT : 0), fd);
     if (e != error::ok && direct && errno == EINVAL) {

@@ -17,9 +17,9 @@
 // Stacks: each lies above a PROT_NONE guard page, so a task that overflows its stack faults
 // at once (SIGSEGV) instead of overwriting the memory below it. Each stack is two memory
 // mappings: a process has vm.max_map_count of them (65530 by default), so about 32 K live
-// tasks in the process at once before spawn fails with std::bad_alloc. With `measure_stacks` every
-// stack is painted when handed out and checked when given back, and
-// stack_bytes_used_max() tells the deepest use seen (tests use it to size the minimum).
+// tasks in the process at once before spawn fails with std::bad_alloc.
+// measure_stacks_everywhere() paints stacks when handed out and checks them when given back;
+// stack_bytes_used_high_water() tells the deepest use seen (tests use it to size the minimum).
 #pragma once
 
 #include <sys/mman.h>
@@ -35,9 +35,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <functional>
-#include <cstring>
 #include <memory>
 #include <new>
 #include <unordered_set>
@@ -65,7 +65,6 @@ class fiber_scheduler {
     std::size_t stacks_pooled = 64;       // stacks kept for reuse
     std::size_t tasks_max = 65536;        // live tasks at once
     std::chrono::microseconds low_priority_budget{50};
-    bool measure_stacks = false;  // paint stacks to find the deepest use (slower)
   };
 
   // A suspended or runnable task. Opaque to users except as a handle for wake().
@@ -88,7 +87,7 @@ class fiber_scheduler {
   explicit fiber_scheduler(config c)
       : cfg_(c),
         stacks_(c.stack_bytes * stack_scale, c.stacks_pooled == 0 ? 1 : c.stacks_pooled,
-                c.measure_stacks || measure_everywhere().load(std::memory_order_relaxed)) {}
+                measure_everywhere().load(std::memory_order_relaxed)) {}
 
   // AddressSanitizer surrounds every local with redzones, so frames take several times the
   // stack they take otherwise: its builds give each task stack_scale times the configured
@@ -176,13 +175,8 @@ class fiber_scheduler {
   [[nodiscard]] bool idle() const noexcept {
     return ready_.empty() && low_.empty();
   }
-  // The most stack bytes a finished task used (0 unless config::measure_stacks).
-  [[nodiscard]] std::size_t stack_bytes_used_max() const noexcept {
-    return stacks_.used_max();
-  }
-
   // Process-wide stack measurement, for tests and for sizing coroutine_stack_size: while on,
-  // schedulers created afterwards measure their stacks (as config::measure_stacks), and
+  // schedulers created afterwards paint their stacks and check them when given back, and
   // stack_bytes_used_high_water() is the deepest use of any of their tasks since the last
   // reset. Any thread.
   static void measure_stacks_everywhere(bool on) noexcept {
@@ -316,13 +310,12 @@ class fiber_scheduler {
 #endif
       if (measure_) {
         const char* low = base + page_;
-        const char* touched = std::find_if(low, low + bytes_, [](char c) {
-          return c != static_cast<char>(paint_byte);
-        });
-        used_max_ = std::max(used_max_, static_cast<std::size_t>(low + bytes_ - touched));
+        const char* touched = std::find_if(
+            low, low + bytes_, [](char c) { return c != static_cast<char>(paint_byte); });
+        const auto used = static_cast<std::size_t>(low + bytes_ - touched);
         std::size_t seen = high_water().load(std::memory_order_relaxed);
-        while (seen < used_max_ &&
-               !high_water().compare_exchange_weak(seen, used_max_, std::memory_order_relaxed)) {
+        while (seen < used &&
+               !high_water().compare_exchange_weak(seen, used, std::memory_order_relaxed)) {
         }
       }
       if (free_.size() < pooled_) {
@@ -332,15 +325,12 @@ class fiber_scheduler {
       }
     }
 
-    [[nodiscard]] std::size_t used_max() const noexcept { return used_max_; }
-
    private:
     static constexpr unsigned char paint_byte = 0xa5;
     std::size_t page_;
     std::size_t bytes_;
     std::size_t pooled_;
     bool measure_;
-    std::size_t used_max_ = 0;
     std::vector<char*> free_;
   };
 

@@ -1243,7 +1243,7 @@ class tree_writer {
   [[nodiscard]] error range_child(const child_ref& c, std::string_view hi, bool leaf,
                                   std::string_view begin, std::string_view end, std::size_t depth,
                                   std::vector<child_ref>& rep) {
-    const bool below = !hi.empty() && !begin.empty() && compare(hi, begin) <= 0;  // ends before
+    const bool below = !hi.empty() && !begin.empty() && compare(hi, begin) <= 0;    // ends before
     const bool above = !end.empty() && !c.key.empty() && compare(c.key, end) >= 0;  // after
     if (below || above) {
       rep = {c};
@@ -1274,8 +1274,8 @@ class tree_writer {
     }
     std::vector<record> kept;
     for (const record& r : leaf.records) {
-      const bool in_range = (begin.empty() || compare(r.key, begin) >= 0) &&
-                            (end.empty() || compare(r.key, end) < 0);
+      const bool in_range =
+          (begin.empty() || compare(r.key, begin) >= 0) && (end.empty() || compare(r.key, end) < 0);
       if (!in_range) {
         kept.push_back(r);
       } else if (const error e = drop(r); e != error::ok) {

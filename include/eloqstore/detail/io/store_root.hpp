@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -71,7 +72,16 @@ struct store_identity {
   // whether they matter). False (with `why`) if a field is missing or malformed.
   [[nodiscard]] static bool parse(std::string_view text, store_identity& out, std::string& why) {
     store_identity id;
-    unsigned seen = 0;
+    const struct {
+      std::string_view key;
+      std::uint32_t* number;  // nullptr: comparator or data_append_mode
+    } fields[] = {{"format_version", &id.format_version},
+                  {"comparator", nullptr},
+                  {"data_page_size", &id.data_page_size},
+                  {"pages_per_file_shift", &id.pages_per_file_shift},
+                  {"overflow_pointers", &id.overflow_pointers},
+                  {"data_append_mode", nullptr}};
+    unsigned seen = 0;  // bit i: fields[i] read
     std::istringstream in{std::string(text)};
     std::string line;
     while (std::getline(in, line)) {
@@ -85,38 +95,29 @@ struct store_identity {
       }
       const std::string key = line.substr(0, eq);
       const std::string value = line.substr(eq + 1);
-      if (key == "comparator") {
-        id.comparator = value;
-        seen |= 1U;
+      std::size_t i = 0;
+      while (i < std::size(fields) && fields[i].key != key) {
+        ++i;
+      }
+      if (i == std::size(fields)) {
         continue;
       }
-      if (key == "data_append_mode") {
-        if (value != "true" && value != "false") {
-          why = "data_append_mode is '" + value + "', not true or false";
+      seen |= 1U << i;
+      if (fields[i].number != nullptr) {
+        if (!parse_u32(value, *fields[i].number)) {
+          why = key + " is '" + value + "', not a number";
           return false;
         }
+      } else if (key == "comparator") {
+        id.comparator = value;
+      } else if (value == "true" || value == "false") {
         id.data_append_mode = value == "true";
-        seen |= 2U;
-        continue;
-      }
-      std::uint32_t* field = key == "format_version"         ? &id.format_version
-                             : key == "data_page_size"       ? &id.data_page_size
-                             : key == "pages_per_file_shift" ? &id.pages_per_file_shift
-                             : key == "overflow_pointers"    ? &id.overflow_pointers
-                                                             : nullptr;
-      if (field == nullptr) {
-        continue;
-      }
-      if (!parse_u32(value, *field)) {
-        why = key + " is '" + value + "', not a number";
+      } else {
+        why = "data_append_mode is '" + value + "', not true or false";
         return false;
       }
-      seen |= key == "format_version"         ? 4U
-              : key == "data_page_size"       ? 8U
-              : key == "pages_per_file_shift" ? 16U
-                                              : 32U;
     }
-    if (seen != 63U) {
+    if (seen != (1U << std::size(fields)) - 1) {
       why = "a field is missing";
       return false;
     }
@@ -127,10 +128,8 @@ struct store_identity {
   // Empty if `recorded` (read from a path) fits a store configured as *this; otherwise the
   // first difference, naming both values.
   [[nodiscard]] std::string mismatch(const store_identity& recorded) const {
-    const auto differs = [](std::string_view what, const std::string& was,
-                            const std::string& now) {
-      return std::string(what) + " was " + was + " when the store was written, is " + now +
-             " now";
+    const auto differs = [](std::string_view what, const std::string& was, const std::string& now) {
+      return std::string(what) + " was " + was + " when the store was written, is " + now + " now";
     };
     if (recorded.format_version > format_version_current) {
       return "format_version " + std::to_string(recorded.format_version) +
@@ -225,12 +224,8 @@ class store_root {
     return e;
   }
   [[nodiscard]] error fail_errno(const std::string& op, const std::string& path, int err) {
-    return fail(from_errno(err), op + " '" + path + "': " + std::strerror(err));
+    return fail(error_from_errno(err), op + " '" + path + "': " + std::strerror(err));
   }
-  [[nodiscard]] static error from_errno(int err) noexcept {
-    return error_from_errno(err);
-  }
-
   [[nodiscard]] error acquire_one(const std::string& path, const store_identity& id,
                                   bool read_only) {
     const std::string meta = path + "/" + std::string(store_meta_dir_name);
@@ -271,8 +266,7 @@ class store_root {
 
   // Takes the flock (`how`: LOCK_SH or LOCK_EX) on fd without waiting; keeps fd on success,
   // closes it on failure.
-  [[nodiscard]] error lock(const std::string& path, const std::string& lock_path, int fd,
-                           int how) {
+  [[nodiscard]] error lock(const std::string& path, const std::string& lock_path, int fd, int how) {
     if (::flock(fd, how | LOCK_NB) != 0) {
       const int err = errno;
       const std::string holder = lock_holder(fd);
@@ -412,8 +406,8 @@ class store_root {
         return fail_errno("cannot create the store path", prefix, err);
       }
       if (!S_ISDIR(st.st_mode)) {
-        return fail(error::invalid_args, "store path '" + path + "': '" + prefix +
-                                             "' exists and is not a directory");
+        return fail(error::invalid_args,
+                    "store path '" + path + "': '" + prefix + "' exists and is not a directory");
       }
     }
     return error::ok;
