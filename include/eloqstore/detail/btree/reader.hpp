@@ -7,6 +7,14 @@
 // <= now) are never returned. Loops are bounded by `descent_depth_max` and by the number of
 // pages the version maps, so a corrupt sibling link cannot make a scan spin.
 //
+// Every page reached is checked against the key range that led to it: an index page's
+// separators and a data page's first and last keys must lie within the separator bounds of
+// the entry above it, and a leaf reached by a sibling link must hold keys beyond the page it
+// was reached from. A page that was reused for another part of the tree (a manifest cut back
+// to an older version, whose file pages newer writes overwrote) is reported as corrupted
+// instead of returning entries the version never held. Pages carry no id or version in the
+// reference's format, so a reused page whose keys happen to fit its old bounds is not caught.
+//
 // Thread affinity: the shard thread. The reader holds the version it was given (shared_ptr),
 // so writers publishing newer versions never disturb it.
 #pragma once
@@ -71,6 +79,9 @@ class tree_reader {
     if (const error e = load_data(leaf, page); e != error::ok) {
       return e;
     }
+    if (const error e = check_bounds(page, lo_, hi_); e != error::ok) {
+      return e;
+    }
     data_page_iter it(page);
     it.seek(key, cmp_);
     if (it.status() != error::ok) {
@@ -93,6 +104,12 @@ class tree_reader {
       if (const error e = load_data(leaf, page); e != error::ok) {
         return e;
       }
+      // The first leaf lies within its separators; each one before it, below the keys of the
+      // leaf it was reached from.
+      if (const error e = hops == 0 ? check_bounds(page, lo_, hi_) : check_bounds(page, {}, lo_);
+          e != error::ok) {
+        return e;
+      }
       data_page_iter it(page);
       // Walk the page up to the floor, remembering the position of the last live entry; its
       // value (maybe an overflow chain) is resolved once, at the end.
@@ -111,6 +128,9 @@ class tree_reader {
           it.next();
         }
         return fill(it, out);
+      }
+      if (const error e = first_key(page, lo_); e != error::ok) {
+        return e;
       }
       leaf = page.prev();
       if (leaf.is_none()) {
@@ -166,6 +186,10 @@ class tree_reader {
         if (data_page::open(bufs[i].span(), page) != error::ok) {
           return error::corrupted;
         }
+        if (const error e = check_bounds(page, run_bounds_[i], run_bounds_[i + 1]);
+            e != error::ok) {
+          return e;
+        }
         data_page_iter it(page);
         if (begin.empty()) {
           it.seek_to_first();  // -inf
@@ -209,10 +233,16 @@ class tree_reader {
       }
       if (run.size() > 1 && run.front() == leaf) {
         run.erase(run.begin());
+        run_bounds_.erase(run_bounds_.begin());
       } else if (reached_end && run.size() == 1 && run.front() == leaf) {
         return error::ok;  // the next leaf starts at or after end
       } else {
+        // The next leaf lives under another leaf-index page: all that is known of its range
+        // is that it starts above the last key seen (keys are never empty).
         run.assign(1, next);
+        run_bounds_.resize(2);
+        run_bounds_[0].assign(last_key);
+        run_bounds_[1].clear();
       }
     }
     return error::ok;
@@ -235,6 +265,10 @@ class tree_reader {
     for (std::size_t hops = 0; hops <= version_->mapping.size() && !leaf.is_none(); ++hops) {
       data_page page;
       if (const error e = load_data(leaf, page); e != error::ok) {
+        return e;
+      }
+      if (const error e = hops == 0 ? check_bounds(page, lo_, hi_) : check_bounds(page, {}, lo_);
+          e != error::ok) {
         return e;
       }
       if (const error e = collect_below(page, end, page_records); e != error::ok) {
@@ -262,16 +296,22 @@ class tree_reader {
         bytes += size;
         out.push_back(std::move(e));
       }
+      if (const error e = first_key(page, lo_); e != error::ok) {
+        return e;
+      }
       leaf = page.prev();
     }
     return leaf.is_none() ? error::ok : error::corrupted;
   }
 
   // Descends from `root` to the data page whose range holds `key` (the last one if
-  // `rightmost`). error::not_found for an empty tree.
+  // `rightmost`). error::not_found for an empty tree. The leaf's range, [lo_, hi_), is
+  // left in those members (empty = unbounded); a separator outside the range of the entry
+  // that led to its page is corruption.
   // With `run`, also collects the leaf and up to run_max - 1 of its right siblings in the same
   // leaf-index page (the leaves a forward scan reads next), stopping before a sibling whose
-  // range starts at or after `end` (a scan never needs it; empty end = +inf).
+  // range starts at or after `end` (a scan never needs it; empty end = +inf); run_bounds_[i]
+  // and run_bounds_[i + 1] are then the range of (*run)[i].
   [[nodiscard]] error find_leaf(page_id root, std::string_view key, bool rightmost, page_id& leaf,
                                 std::vector<page_id>* run = nullptr, std::size_t run_max = 1,
                                 std::string_view end = {}, bool* reached_end = nullptr) {
@@ -279,6 +319,8 @@ class tree_reader {
       return error::not_found;
     }
     page_id id = root;
+    lo_.clear();
+    hi_.clear();
     for (std::size_t depth = 0; depth < descent_depth_max; ++depth) {
       index_pin pinned;  // held while this page is searched, as the reference does
       if (const error e = pages_.index(partition_, version_->mapping, id, pinned); e != error::ok) {
@@ -296,23 +338,51 @@ class tree_reader {
       } else if (!it.seek_floor(key, cmp_)) {
         return it.status() != error::ok ? it.status() : error::corrupted;  // or out_of_mem
       }
-      if (!it.valid()) {
+      if (!it.valid() || (!it.at_leftmost() && !within(it.key()))) {
         return error::corrupted;
+      }
+      index_page_iter after = it;  // the entry whose separator ends the chosen child's range
+      after.next();
+      if (after.status() != error::ok || (after.valid() && !within(after.key()))) {
+        return error::corrupted;
+      }
+      if (page.is_leaf_index() && run != nullptr) {
+        run->assign(1, it.child());
+        run_bounds_.resize(1);
+        run_bounds_[0].assign(it.at_leftmost() ? std::string_view(lo_) : it.key());
+        for (; after.valid(); after.next()) {
+          if (!within(after.key())) {
+            return error::corrupted;
+          }
+          run_bounds_.emplace_back(after.key());  // the previous leaf's end, this one's start
+          if (run->size() >= run_max) {
+            break;
+          }
+          if (!end.empty() && cmp_.compare(after.key(), end) >= 0) {
+            if (reached_end != nullptr) {
+              *reached_end = true;  // the leaves after the run hold no key below end
+            }
+            break;
+          }
+          run->push_back(after.child());
+        }
+        if (after.status() != error::ok) {
+          return error::corrupted;
+        }
+        if (run_bounds_.size() == run->size()) {
+          run_bounds_.push_back(hi_);  // the last leaf of the page ends where the page does
+        }
+        after = it;
+        after.next();
+      }
+      if (!it.at_leftmost()) {
+        lo_.assign(it.key());
+      }
+      if (after.valid()) {
+        hi_.assign(after.key());
       }
       if (page.is_leaf_index()) {
         leaf = it.child();
-        if (run != nullptr) {
-          run->assign(1, leaf);
-          for (it.next(); it.valid() && run->size() < run_max; it.next()) {
-            if (!end.empty() && cmp_.compare(it.key(), end) >= 0) {
-              if (reached_end != nullptr) {
-                *reached_end = true;  // the leaves after the run hold no key below end
-              }
-              break;
-            }
-            run->push_back(it.child());
-          }
-        }
         return error::ok;
       }
       id = it.child();
@@ -356,6 +426,43 @@ class tree_reader {
       return e;
     }
     return data_page::open(buf_.span(), page) == error::ok ? error::ok : error::corrupted;
+  }
+
+  // True if separator `key` lies strictly inside the current range (lo_, hi_).
+  [[nodiscard]] bool within(std::string_view key) const {
+    return (lo_.empty() || cmp_.compare(key, lo_) > 0) &&
+           (hi_.empty() || cmp_.compare(key, hi_) < 0);
+  }
+
+  // error::corrupted unless the page's keys lie in [lo, hi) (empty = unbounded): its first
+  // key is checked against lo, its last against hi.
+  [[nodiscard]] error check_bounds(const data_page& page, std::string_view lo,
+                                   std::string_view hi) const {
+    data_page_iter it(page);
+    if (!lo.empty()) {
+      it.seek_to_first();
+      if (it.valid() && cmp_.compare(it.key(), lo) < 0) {
+        return error::corrupted;
+      }
+    }
+    if (!hi.empty()) {
+      it.seek_to_last();
+      if (it.valid() && cmp_.compare(it.key(), hi) >= 0) {
+        return error::corrupted;
+      }
+    }
+    return it.status();
+  }
+
+  // Sets `out` to the page's first key: the upper bound of the leaf before it.
+  [[nodiscard]] static error first_key(const data_page& page, std::string& out) {
+    data_page_iter it(page);
+    it.seek_to_first();
+    if (!it.valid()) {
+      return it.status() != error::ok ? it.status() : error::corrupted;  // an empty leaf
+    }
+    out.assign(it.key());
+    return error::ok;
   }
 
   [[nodiscard]] error fill(const data_page_iter& it, kv_entry& out) {
@@ -420,6 +527,9 @@ class tree_reader {
   const Cmp& cmp_;
   std::uint64_t now_ms_;
   page_buffer buf_;  // the current data page (aligned: read without a bounce copy)
+  std::string lo_;   // the range of the leaf find_leaf found (empty = unbounded)
+  std::string hi_;
+  std::vector<std::string> run_bounds_;  // the ranges of a forward scan's run of leaves
 };
 
 }  // namespace eloqstore::detail

@@ -379,7 +379,7 @@ class tree_writer {
     index_hold held;
     bool leaf = false;
     std::vector<child_ref> children;
-    if (const error e = load_children(id, lo, depth, held, leaf, children); e != error::ok) {
+    if (const error e = load_children(id, lo, hi, depth, held, leaf, children); e != error::ok) {
       return e;
     }
     for (std::size_t i = 0; i < children.size(); ++i) {
@@ -426,11 +426,13 @@ class tree_writer {
     return index_page::open(bytes, page) == error::ok ? error::ok : error::corrupted;
   }
 
-  // Loads index page `id` (its range starting at lo) into `held` and lists its children, each
+  // Loads index page `id` (its range [lo, hi)) into `held` and lists its children, each
   // with the lower bound of its range (lo for the leftmost); `leaf` tells whether they are
-  // data pages.
-  [[nodiscard]] error load_children(page_id id, std::string_view lo, std::size_t depth,
-                                    index_hold& held, bool& leaf,
+  // data pages. Separators must ascend strictly inside (lo, hi): a page reused for another
+  // part of the tree (a manifest cut back to an older version) is corruption, not a place to
+  // write.
+  [[nodiscard]] error load_children(page_id id, std::string_view lo, std::string_view hi,
+                                    std::size_t depth, index_hold& held, bool& leaf,
                                     std::vector<child_ref>& children) {
     if (depth >= descent_depth_max) {
       return error::corrupted;
@@ -440,8 +442,16 @@ class tree_writer {
       return e;
     }
     leaf = page.is_leaf_index();
+    children.clear();
     index_page_iter it(page);
     for (it.seek_to_first(); it.valid(); it.next()) {
+      if (!it.at_leftmost()) {
+        const std::string_view below = children.back().key;  // lo, or the last separator
+        if ((!below.empty() && compare(it.key(), below) <= 0) ||
+            (!hi.empty() && compare(it.key(), hi) >= 0)) {
+          return error::corrupted;
+        }
+      }
       children.push_back(child_ref{std::string(it.at_leftmost() ? lo : it.key()), it.child()});
     }
     return it.status() == error::ok ? error::ok : error::corrupted;
@@ -607,7 +617,7 @@ class tree_writer {
       return error::ok;
     }
     if (leaf) {
-      return apply_leaf(c.id, changes, rep);
+      return apply_leaf(c.id, c.key, hi, changes, rep);
     }
     return rewrite_index(c.id, c.key, hi, depth + 1, rep,
                          [&](const child_ref& cc, std::string_view chi, bool cleaf, std::size_t d,
@@ -625,7 +635,7 @@ class tree_writer {
     index_hold held;  // pinned while the subtree is rewritten (the reference's stack)
     bool leaf = false;
     std::vector<child_ref> children;
-    if (const error e = load_children(id, lo, depth, held, leaf, children); e != error::ok) {
+    if (const error e = load_children(id, lo, hi, depth, held, leaf, children); e != error::ok) {
       return e;
     }
     std::vector<child_ref> next;
@@ -671,22 +681,41 @@ class tree_writer {
     page_id next;
   };
 
-  // Reads a data page into leaf.bytes (with its links) and opens it as `page`.
-  [[nodiscard]] error open_leaf(page_id id, leaf_contents& leaf, data_page& page) {
+  // Reads a data page into leaf.bytes (with its links) and opens it as `page`. Its keys must
+  // lie in [lo, hi), the range of the entry that led to it (empty = unbounded).
+  [[nodiscard]] error open_leaf(page_id id, std::string_view lo, std::string_view hi,
+                                leaf_contents& leaf, data_page& page) {
     if (const error e = load(id, leaf.bytes); e != error::ok) {
       return e;
     }
     if (data_page::open(leaf.bytes, page) != error::ok) {
       return error::corrupted;
     }
+    data_page_iter it(page);
+    if (!lo.empty()) {
+      it.seek_to_first();
+      if (it.valid() && compare(it.key(), lo) < 0) {
+        return error::corrupted;
+      }
+    }
+    if (!hi.empty()) {
+      it.seek_to_last();
+      if (it.valid() && compare(it.key(), hi) >= 0) {
+        return error::corrupted;
+      }
+    }
+    if (it.status() != error::ok) {
+      return it.status();
+    }
     leaf.prev = page.prev();
     leaf.next = page.next();
     return error::ok;
   }
 
-  [[nodiscard]] error load_leaf(page_id id, leaf_contents& leaf) {
+  [[nodiscard]] error load_leaf(page_id id, std::string_view lo, std::string_view hi,
+                                leaf_contents& leaf) {
     data_page page;
-    if (const error e = open_leaf(id, leaf, page); e != error::ok) {
+    if (const error e = open_leaf(id, lo, hi, leaf, page); e != error::ok) {
       return e;
     }
     leaf.records.clear();
@@ -700,13 +729,14 @@ class tree_writer {
 
   // Merges a data page with its changes and rebuilds it (possibly as several pages). A few
   // changes to a page are applied region by region (patch_leaf).
-  [[nodiscard]] error apply_leaf(page_id id, std::span<const write_entry> changes,
+  [[nodiscard]] error apply_leaf(page_id id, std::string_view lo, std::string_view hi,
+                                 std::span<const write_entry> changes,
                                  std::vector<child_ref>& out) {
     if (changes.size() <= patch_changes_max) {
-      return patch_leaf(id, changes, out);
+      return patch_leaf(id, lo, hi, changes, out);
     }
     leaf_contents leaf;
-    if (const error e = load_leaf(id, leaf); e != error::ok) {
+    if (const error e = load_leaf(id, lo, hi, leaf); e != error::ok) {
       return e;
     }
     return build_leaves(leaf.records, changes, id, leaf.prev, leaf.next, out);
@@ -719,11 +749,12 @@ class tree_writer {
   // not one page (it overflows, or nothing is left), the pages are built from the same
   // merged records, as build_leaves would. Either way the records stored, and their order,
   // are those of a whole rebuild; the restart regions (and so how full a page is) can differ.
-  [[nodiscard]] error patch_leaf(page_id id, std::span<const write_entry> changes,
+  [[nodiscard]] error patch_leaf(page_id id, std::string_view lo, std::string_view hi,
+                                 std::span<const write_entry> changes,
                                  std::vector<child_ref>& out) {
     leaf_contents leaf;
     data_page page;
-    if (const error e = open_leaf(id, leaf, page); e != error::ok) {
+    if (const error e = open_leaf(id, lo, hi, leaf, page); e != error::ok) {
       return e;
     }
     if (page.empty()) {  // no region to patch (our writers never store such a page)
@@ -1256,7 +1287,7 @@ class tree_writer {
       return free_subtree(c.id, leaf, depth);
     }
     if (leaf) {
-      return trim_leaf(c.id, begin, end, rep);
+      return trim_leaf(c.id, c.key, hi, begin, end, rep);
     }
     return rewrite_index(c.id, c.key, hi, depth + 1, rep,
                          [&](const child_ref& cc, std::string_view chi, bool cleaf, std::size_t d,
@@ -1265,11 +1296,12 @@ class tree_writer {
                          });
   }
 
-  // Removes the records of one data page that fall in [begin, end).
-  [[nodiscard]] error trim_leaf(page_id id, std::string_view begin, std::string_view end,
+  // Removes the records of one data page (its range [lo, hi)) that fall in [begin, end).
+  [[nodiscard]] error trim_leaf(page_id id, std::string_view lo, std::string_view hi,
+                                std::string_view begin, std::string_view end,
                                 std::vector<child_ref>& out) {
     leaf_contents leaf;
-    if (const error e = load_leaf(id, leaf); e != error::ok) {
+    if (const error e = load_leaf(id, lo, hi, leaf); e != error::ok) {
       return e;
     }
     std::vector<record> kept;
@@ -1297,7 +1329,7 @@ class tree_writer {
     }
     if (leaf) {
       leaf_contents contents;
-      if (const error e = load_leaf(id, contents); e != error::ok) {
+      if (const error e = load_leaf(id, {}, {}, contents); e != error::ok) {
         return e;
       }
       for (const record& r : contents.records) {
