@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -21,7 +22,9 @@
 
 namespace eloqstore {
 
-// Order matters: every type before batch_write is read-only (as in the reference).
+// The reference's request types in its order, then ours. Each request class names its own
+// (`kind`), so the store dispatches on type() and casts with request_cast, never with
+// dynamic_cast.
 enum class request_type : std::uint8_t {
   read,
   floor,
@@ -35,7 +38,23 @@ enum class request_type : std::uint8_t {
   clean_expired,
   global_archive,
   delete_range,
+  verify,  // ours: a structural check of one partition's tree
 };
+
+// True for the types that change nothing: a read-only store runs them, and they run beside
+// the partition's writer instead of in its lane.
+[[nodiscard]] constexpr bool is_read_only(request_type t) noexcept {
+  switch (t) {
+    case request_type::read:
+    case request_type::floor:
+    case request_type::scan:
+    case request_type::list_object:
+    case request_type::verify:
+      return true;
+    default:
+      return false;
+  }
+}
 
 template <typename Traits>
 class EloqStore;
@@ -50,7 +69,7 @@ class request {
   virtual ~request() = default;
 
   [[nodiscard]] virtual request_type type() const noexcept = 0;
-  [[nodiscard]] bool read_only() const noexcept { return type() < request_type::batch_write; }
+  [[nodiscard]] bool read_only() const noexcept { return is_read_only(type()); }
   [[nodiscard]] error status() const noexcept { return err_; }
   [[nodiscard]] bool retryable() const noexcept { return is_retryable(err_); }
   // What went wrong, in words: for a rejected batch the entry and the rule it broke (as
@@ -115,7 +134,8 @@ class read_request final : public request {
     table_ = std::move(t);
     key_ = std::move(key);
   }
-  [[nodiscard]] request_type type() const noexcept override { return request_type::read; }
+  static constexpr request_type kind = request_type::read;
+  [[nodiscard]] request_type type() const noexcept override { return kind; }
   [[nodiscard]] std::string_view key() const noexcept { return key_; }
   [[nodiscard]] const kv_entry& entry() const noexcept { return entry_; }
   [[nodiscard]] std::string_view value() const noexcept { return entry_.value; }
@@ -133,7 +153,8 @@ class floor_request final : public request {
     table_ = std::move(t);
     key_ = std::move(key);
   }
-  [[nodiscard]] request_type type() const noexcept override { return request_type::floor; }
+  static constexpr request_type kind = request_type::floor;
+  [[nodiscard]] request_type type() const noexcept override { return kind; }
   [[nodiscard]] const kv_entry& entry() const noexcept { return entry_; }
   [[nodiscard]] std::string_view floor_key() const noexcept { return entry_.key; }
 
@@ -167,7 +188,8 @@ class scan_request final : public request {
   }
   static constexpr std::size_t prefetch_default = 6;
   static constexpr std::size_t prefetch_max = 128;
-  [[nodiscard]] request_type type() const noexcept override { return request_type::scan; }
+  static constexpr request_type kind = request_type::scan;
+  [[nodiscard]] request_type type() const noexcept override { return kind; }
   [[nodiscard]] const std::vector<kv_entry>& entries() const noexcept { return entries_; }
   [[nodiscard]] bool has_remaining() const noexcept { return has_remaining_; }
   // (entry count, sum of key + value + 16 bytes)
@@ -202,7 +224,8 @@ class batch_write_request final : public request {
                  std::uint64_t expire_ts = 0) {
     entries_.push_back(write_entry{std::move(key), std::move(value), ts, op, expire_ts});
   }
-  [[nodiscard]] request_type type() const noexcept override { return request_type::batch_write; }
+  static constexpr request_type kind = request_type::batch_write;
+  [[nodiscard]] request_type type() const noexcept override { return kind; }
   [[nodiscard]] const std::vector<write_entry>& entries() const noexcept { return entries_; }
 
   std::vector<write_entry> entries_;
@@ -215,7 +238,8 @@ class truncate_request final : public request {
     table_ = std::move(t);
     position_ = std::move(position);
   }
-  [[nodiscard]] request_type type() const noexcept override { return request_type::truncate; }
+  static constexpr request_type kind = request_type::truncate;
+  [[nodiscard]] request_type type() const noexcept override { return kind; }
 
   std::string position_;
 };
@@ -228,7 +252,8 @@ class delete_range_request final : public request {
     begin_ = std::move(begin);
     end_ = std::move(end);
   }
-  [[nodiscard]] request_type type() const noexcept override { return request_type::delete_range; }
+  static constexpr request_type kind = request_type::delete_range;
+  [[nodiscard]] request_type type() const noexcept override { return kind; }
 
   std::string begin_;
   std::string end_;
@@ -238,7 +263,8 @@ class delete_range_request final : public request {
 class drop_table_request final : public request {
  public:
   void set_args(std::string table_name) { table_name_ = std::move(table_name); }
-  [[nodiscard]] request_type type() const noexcept override { return request_type::drop_table; }
+  static constexpr request_type kind = request_type::drop_table;
+  [[nodiscard]] request_type type() const noexcept override { return kind; }
 
   std::string table_name_;
 };
@@ -247,7 +273,33 @@ class drop_table_request final : public request {
 class clean_expired_request final : public request {
  public:
   void set_args(table_ident t) { table_ = std::move(t); }
-  [[nodiscard]] request_type type() const noexcept override { return request_type::clean_expired; }
+  static constexpr request_type kind = request_type::clean_expired;
+  [[nodiscard]] request_type type() const noexcept override { return kind; }
 };
+
+// Checks the tree structure of a partition (detail/btree/verify.hpp): page checksums and
+// structure, key order and separator bounds, sibling links, every mapped page reachable
+// once. error::corrupted with problem() naming the first fault; not_found for a partition
+// without a manifest.
+class verify_request final : public request {
+ public:
+  void set_args(table_ident t) { table_ = std::move(t); }
+  static constexpr request_type kind = request_type::verify;
+  [[nodiscard]] request_type type() const noexcept override { return kind; }
+  [[nodiscard]] const std::string& problem() const noexcept { return problem_; }
+
+  std::string problem_;
+};
+
+namespace detail {
+
+// The request as its own class. REQUIRES: r.type() == R::kind.
+template <typename R>
+[[nodiscard]] R& request_cast(request& r) noexcept {
+  assert(r.type() == R::kind);
+  return static_cast<R&>(r);
+}
+
+}  // namespace detail
 
 }  // namespace eloqstore

@@ -249,7 +249,7 @@ class EloqStore {
   enum class submitted { yes, stopped, pending };
 
   submitted submit(request& req, std::uint64_t user_data, request::callback_type cb) {
-    if (opts_.read_only && !req.read_only() && dynamic_cast<verify_request*>(&req) == nullptr) {
+    if (opts_.read_only && !req.read_only()) {
       // A read-only store writes nothing: refused here, before any shard sees it.
       if (!running()) {
         return submitted::stopped;
@@ -270,7 +270,7 @@ class EloqStore {
       }
       error e = error::out_of_mem;
       try {
-        e = drop_table(static_cast<drop_table_request&>(req).table_name_);
+        e = drop_table(detail::request_cast<drop_table_request>(req).table_name_);
       } catch (const std::bad_alloc&) {
       }
       req.set_done(e);
@@ -407,7 +407,7 @@ class EloqStore {
     verify_request r;
     r.set_args(t);
     const error e = exec_sync(r);
-    problem = r.problem;
+    problem = r.problem();
     return e;
   }
 
@@ -503,14 +503,6 @@ class EloqStore {
   };
 
  private:
-  // Internal request: structural verification of one partition.
-  class verify_request final : public request {
-   public:
-    void set_args(table_ident t) { table_ = std::move(t); }
-    [[nodiscard]] request_type type() const noexcept override { return request_type::compact; }
-    std::string problem;
-  };
-
   using scheduler_type = typename Traits::scheduler_type;
   static constexpr bool fibers = scheduler_type::can_suspend;
 
@@ -643,7 +635,7 @@ class EloqStore {
     // applied in one pass; afterwards every entry goes back to its request.
     std::vector<std::pair<std::uint32_t, std::uint32_t>> origin;  // request, entry
     for (std::size_t i = 0; i < group.size(); ++i) {
-      auto& b = static_cast<batch_write_request&>(*group[i]);
+      auto& b = detail::request_cast<batch_write_request>(*group[i]);
       verdict[i] = prepare_batch(b.entries_, b.why_);
       if (verdict[i] == error::ok) {
         for (std::size_t k = 0; k < b.entries_.size(); ++k) {
@@ -652,7 +644,7 @@ class EloqStore {
       }
     }
     const auto entry = [&](const std::pair<std::uint32_t, std::uint32_t>& o) -> write_entry& {
-      return static_cast<batch_write_request&>(*group[o.first]).entries_[o.second];
+      return detail::request_cast<batch_write_request>(*group[o.first]).entries_[o.second];
     };
     std::stable_sort(origin.begin(), origin.end(), [&](const auto& a, const auto& b) {
       return cmp_.compare(entry(a).key, entry(b).key) < 0;
@@ -818,8 +810,7 @@ class EloqStore {
   }
 
   bool start_request(shard& s, request& req) {
-    const bool is_write = !req.read_only() && dynamic_cast<verify_request*>(&req) == nullptr;
-    if (!is_write) {
+    if (req.read_only()) {
       return s.sched.spawn([this, &s, &req] {
         handle(s, req);
         enforce_meta_budget(s);
@@ -1136,10 +1127,6 @@ class EloqStore {
   }
 
   void handle(shard& s, request& req) {
-    if (auto* v = dynamic_cast<verify_request*>(&req); v != nullptr) {
-      req.set_done(out_of_mem_guard([&] { return handle_verify(s, *v); }));
-      return;
-    }
     detail::partition_state* p = nullptr;
     error e = out_of_mem_guard([&] { return partition(s, req.table(), !req.read_only(), p); });
     const pin_guard pin(e == error::ok ? p : nullptr);
@@ -1161,18 +1148,24 @@ class EloqStore {
     if (!p.has_manifest) {
       return error::not_found;
     }
+    if (req.type() == request_type::verify) {
+      // The version is held: other tasks may publish newer ones meanwhile.
+      const std::shared_ptr<detail::partition_version> version = p.current;
+      detail::tree_verifier<io_type, comparator_type> v(s.pages, p, *version, cmp_);
+      return v.run(detail::request_cast<verify_request>(req).problem_);
+    }
     detail::tree_reader<io_type, comparator_type> reader(s.pages, p, p.current, cmp_, now_ms());
     switch (req.type()) {
       case request_type::read: {
-        auto& r = static_cast<read_request&>(req);
+        auto& r = detail::request_cast<read_request>(req);
         return reader.get(r.key_, r.entry_);
       }
       case request_type::floor: {
-        auto& r = static_cast<floor_request&>(req);
+        auto& r = detail::request_cast<floor_request>(req);
         return reader.floor(r.key_, r.entry_);
       }
       case request_type::scan: {
-        auto& r = static_cast<scan_request&>(req);
+        auto& r = detail::request_cast<scan_request>(req);
         r.entries_.clear();
         const detail::scan_limits limits{r.max_entries_, r.max_bytes_, r.prefetch_};
         return r.reverse_
@@ -1256,7 +1249,7 @@ class EloqStore {
     error e = error::ok;
     switch (req.type()) {
       case request_type::batch_write: {
-        auto& r = static_cast<batch_write_request&>(req);
+        auto& r = detail::request_cast<batch_write_request>(req);
         e = prepare_batch(r.entries_, r.why_);
         if (e == error::ok && !r.entries_.empty()) {
           e = w.apply(r.entries_);
@@ -1264,7 +1257,7 @@ class EloqStore {
         break;
       }
       case request_type::truncate: {
-        auto& r = static_cast<truncate_request&>(req);
+        auto& r = detail::request_cast<truncate_request>(req);
         if (!p.has_manifest) {
           return error::ok;
         }
@@ -1276,7 +1269,7 @@ class EloqStore {
         break;
       }
       case request_type::delete_range: {
-        auto& r = static_cast<delete_range_request&>(req);
+        auto& r = detail::request_cast<delete_range_request>(req);
         if (!p.has_manifest) {
           return error::ok;
         }
@@ -1299,21 +1292,6 @@ class EloqStore {
                                 w.stats().manifest_snapshot};
     }
     return e;
-  }
-
-  error handle_verify(shard& s, verify_request& r) {
-    detail::partition_state* p = nullptr;
-    if (const error e = partition(s, r.table(), false, p); e != error::ok) {
-      return e;
-    }
-    if (!p->has_manifest) {
-      return error::not_found;
-    }
-    const pin_guard pin(p);
-    const std::shared_ptr<detail::partition_version> version =
-        p->current;  // held: tasks interleave
-    detail::tree_verifier<io_type, comparator_type> v(s.pages, *p, *version, cmp_);
-    return v.run(r.problem);
   }
 
   // Write-triggered expiry purge (after the request that triggered it has completed).
