@@ -47,7 +47,7 @@
 #include <eloqstore/detail/io/file_names.hpp>
 #include <eloqstore/detail/io/store_root.hpp>
 #include <eloqstore/detail/manifest/replay.hpp>
-#include <eloqstore/detail/shard/partition.hpp>
+#include <eloqstore/detail/commit/page_io.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/options.hpp>
 #include <eloqstore/request.hpp>

@@ -20,7 +20,7 @@
 #include <eloqstore/detail/page/data_page.hpp>
 #include <eloqstore/detail/page/index_page.hpp>
 #include <eloqstore/detail/page/overflow_page.hpp>
-#include <eloqstore/detail/shard/partition.hpp>
+#include <eloqstore/detail/commit/page_io.hpp>
 
 namespace eloqstore::detail {
 

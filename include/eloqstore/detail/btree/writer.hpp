@@ -1,12 +1,11 @@
-// Copy-on-write modification of one partition: batch apply, range delete, truncate, expiry
-// purge, and the commit that makes the result durable and visible.
+// Copy-on-write modification of one partition's trees: batch apply, range delete, truncate,
+// expiry purge. The pages of the next version are held by a version_builder
+// (commit/version_builder.hpp), whose commit makes them durable and visible.
 //
-// A tree_writer starts from the partition's published version and builds the next one aside:
-// a private copy of the mapping table (chunked copy-on-write), new roots, and a map of dirty
-// pages (logical id -> page bytes). Pages keep their logical id when rewritten, so a parent is
+// A tree_writer starts from the partition's published version and rewrites the pages a change
+// reaches into the builder. Pages keep their logical id when rewritten, so a parent is
 // rewritten only when its own child list changes. Nothing is visible to readers until
-// commit() has written the pages, synced the data files, written and synced the manifest, and
-// swapped the partition's version. Any error before that leaves the published state as it was.
+// commit(); any error before that leaves the published state as it was.
 //
 // Tree shape: the root is always an index page (a leaf-index page with a single leftmost child
 // for a one-leaf tree); an empty tree has no root. Data pages are doubly linked in key order.
@@ -42,11 +41,12 @@
 #include <eloqstore/detail/btree/reader.hpp>
 #include <eloqstore/detail/codec/checksum.hpp>
 #include <eloqstore/detail/codec/coding.hpp>
+#include <eloqstore/detail/commit/page_io.hpp>
+#include <eloqstore/detail/commit/version_builder.hpp>
 #include <eloqstore/detail/manifest/record.hpp>
 #include <eloqstore/detail/page/data_page.hpp>
 #include <eloqstore/detail/page/index_page.hpp>
 #include <eloqstore/detail/page/overflow_page.hpp>
-#include <eloqstore/detail/shard/partition.hpp>
 #include <eloqstore/detail/util/page_buffer.hpp>
 #include <eloqstore/detail/util/string_arena.hpp>
 #include <eloqstore/error.hpp>
@@ -54,34 +54,9 @@
 
 namespace eloqstore::detail {
 
-struct writer_config {
-  std::size_t page_size = 4096;
-  std::uint16_t data_restart_interval = 16;
-  std::uint16_t index_restart_interval = 16;
-  std::size_t overflow_pointers = 16;
-  std::uint64_t manifest_limit = 8 << 20;
-  std::uint64_t term = 0;
-};
-
 // Internal write operation: remove the record only if it has expired (used by expiry purge,
 // so a newer write that landed in between is never removed).
 inline constexpr auto write_op_purge = static_cast<write_op>(2);
-
-// The backend's ticket of a write in flight (async_page_writes), or a placeholder.
-template <typename IO, bool = async_page_writes<IO>>
-struct write_ticket_of {
-  using type = int;
-};
-template <typename IO>
-struct write_ticket_of<IO, true> {
-  using type = typename IO::write_ticket;
-};
-
-struct writer_stats {
-  std::size_t pages_written = 0;
-  std::size_t chunks_copied = 0;
-  bool manifest_snapshot = false;
-};
 
 template <io_backend IO, key_comparator Cmp>
 class tree_writer {
@@ -93,40 +68,23 @@ class tree_writer {
         cmp_(cmp),
         cfg_(cfg),
         now_ms_(now_ms),
-        mapping_(partition.current->mapping),
+        next_(pages, partition, cfg),
         root_(partition.current->root),
         ttl_root_(partition.current->ttl_root),
         data_builder_(cfg.page_size, cfg.data_restart_interval),
         index_builder_(cfg.page_size, cfg.index_restart_interval),
-        scratch_(cfg.page_size) {
-    mapping_.reset_chunks_copied();
-    terms_ = partition.terms;
-  }
+        scratch_(cfg.page_size) {}
   tree_writer(const tree_writer&) = delete;
   tree_writer& operator=(const tree_writer&) = delete;
-  // A writer that did not commit waits for the page writes it started and gives their file
-  // pages back (nothing durable references them).
-  ~tree_writer() {
-    (void)finish_streams();
-    for (const std::uint64_t fp : allocated_) {
-      p_.fps.release(file_page_id(fp));
-    }
-    for (auto& [raw_id, bytes] : dirty_) {
-      pages_.recycle(std::move(bytes));
-    }
-    for (auto& [raw_id, bytes] : prefetched_) {
-      pages_.recycle(std::move(bytes));
-    }
-  }
 
-  [[nodiscard]] const writer_stats& stats() const noexcept { return stats_; }
+  [[nodiscard]] const writer_stats& stats() const noexcept { return next_.stats(); }
   [[nodiscard]] std::uint64_t next_expire_ts() const noexcept { return min_expire_; }
 
   // Applies a batch. REQUIRES: keys sorted ascending by the comparator and non-empty; equal
   // keys (a group of requests) are applied one after another in batch order.
   [[nodiscard]] error apply(std::span<const write_entry> batch) {
     ttl_mode_ = false;
-    if (const error e = ensure_manifest(); e != error::ok) {
+    if (const error e = next_.ensure_manifest(); e != error::ok) {
       return e;
     }
     if (const error e = apply_tree(root_, batch); e != error::ok) {
@@ -158,19 +116,9 @@ class tree_writer {
 
   // Frees every page of the partition without reading the tree.
   void truncate_all() {
-    for (std::size_t i = 0; i < mapping_.size(); ++i) {
-      const page_id id(static_cast<std::uint32_t>(i));
-      if (!mapping_.file_page(id).is_none()) {
-        free_page(id);
-      }
-    }
-    for (auto& [raw_id, bytes] : dirty_) {
-      drop_dirty(raw_id, bytes);
-    }
-    dirty_.clear();
+    next_.free_all();
     root_ = page_id::none();
     ttl_root_ = page_id::none();
-    truncated_all_ = true;
   }
 
   // Removes the records whose expiry has passed, found through the TTL tree.
@@ -180,7 +128,7 @@ class tree_writer {
     }
     auto version = std::make_shared<partition_version>();
     version->root = ttl_root_;
-    version->mapping = mapping_;
+    version->mapping = next_.mapping();
     tree_reader<IO, bytewise_comparator> ttl_reader(pages_, p_, version, ttl_cmp_, 0);
     std::vector<kv_entry> ttl;
     bool more = false;
@@ -216,56 +164,27 @@ class tree_writer {
     return apply(purge);
   }
 
-  // Writes dirty pages, syncs data files, writes the manifest, then publishes the version.
+  // Commits the next version (version_builder::commit) and keeps the partition's next
+  // expiry check up to date.
   [[nodiscard]] error commit() {
-    if (corrupt_) {
-      return error::corrupted;  // a page named an id the mapping does not hold
+    bool published = false;
+    if (const error e = next_.commit(root_, ttl_root_, published); e != error::ok) {
+      return e;
     }
-    if (stream_error_ != error::ok) {
-      return stream_error_;  // placed pages may be unwritten: nothing of this may commit
-    }
-    if (dirty_.empty() && log_.change_count() == 0 && !truncated_all_ && !p_.force_snapshot) {
+    if (!published) {
       if (purged_) {
         p_.next_expire_ts = purge_next_;  // nothing had expired: remember the next expiry
       }
-      return error::ok;  // nothing changed: no manifest write
+      return error::ok;
     }
-    error e = write_dirty_pages();
-    if (const error s = finish_streams(); e == error::ok) {
-      e = s;
+    if (next_.truncated_all() && root_.is_none()) {
+      p_.next_expire_ts = 0;
+    } else if (purged_) {
+      p_.next_expire_ts = purge_next_;
     }
-    stats_.chunks_copied = mapping_.chunks_copied();
-    if (e == error::ok) {
-      e = sync_files();
+    if (min_expire_ != 0 && (p_.next_expire_ts == 0 || min_expire_ < p_.next_expire_ts)) {
+      p_.next_expire_ts = min_expire_;
     }
-    if (e != error::ok) {
-      return e;  // the destructor gives the new file pages back: nothing durable has them
-    }
-    // What publish() needs is allocated before the record is written: after it nothing may
-    // fail. The retired slot waits (empty, so reclaim stops at it) for the version replaced.
-    auto next = std::make_shared<partition_version>();
-    p_.retired.emplace_back();
-    error m = error::ok;
-    try {
-      m = write_manifest();
-    } catch (const std::bad_alloc&) {
-      m = error::out_of_mem;  // the record may have been written
-      manifest_unknown_ = true;
-    }
-    if (m != error::ok) {
-      p_.retired.pop_back();
-      if (!manifest_unknown_) {
-        return m;  // no record of it can replay: the destructor gives the new pages back
-      }
-      // The record may or may not have reached the disk: never reuse the pages it names in
-      // this process, and replace the whole manifest on the next commit.
-      p_.leaked_fps += allocated_.size();
-      allocated_.clear();
-      p_.force_snapshot = true;
-      return m;
-    }
-    allocated_.clear();
-    publish(std::move(next));
     return error::ok;
   }
 
@@ -293,55 +212,6 @@ class tree_writer {
 
   // ---- page bookkeeping --------------------------------------------------------------------
 
-  [[nodiscard]] error new_page_id(page_id& id) {
-    id = mapping_.allocate();
-    return id.value() <= child_page_id_max ? error::ok : error::out_of_space;
-  }
-
-  // Frees a logical page. Ids come from pages on disk, so an id that is not a mapped page
-  // marks the write corrupt (reported at commit) instead of damaging the free list.
-  void free_page(page_id id) {
-    if (id.value() >= mapping_.size() || tag_of(mapping_.get(id)) == mapping_tag::free_link ||
-        mapping_.get(id) == mapping_invalid_value) {
-      const auto it = dirty_.find(id.value());
-      if (it == dirty_.end()) {
-        corrupt_ = true;
-        return;
-      }
-      drop_dirty(it->first, it->second);
-      dirty_.erase(it);
-      // A page allocated by this writer and not yet written: it has no file page.
-    }
-    const file_page_id fp = mapping_.file_page(id);
-    if (!fp.is_none()) {
-      freed_fps_.push_back(fp.value());
-    }
-    if (const auto it = dirty_.find(id.value()); it != dirty_.end()) {
-      drop_dirty(it->first, it->second);
-      dirty_.erase(it);
-    }
-    mapping_.release(id);
-    log_.delete_mapping(id);
-  }
-
-  // The current bytes of a page: the dirty copy if this writer changed it, a page read ahead
-  // (prefetch_leaves), else storage.
-  [[nodiscard]] error load(page_id id, std::vector<char>& out) {
-    if (const auto it = dirty_.find(id.value()); it != dirty_.end()) {
-      const std::span<const char> bytes = it->second;
-      out.assign(bytes.begin(), bytes.end());
-      return error::ok;
-    }
-    if (const auto it = prefetched_.find(id.value()); it != prefetched_.end()) {
-      const std::span<const char> bytes = it->second.span();
-      out.assign(bytes.begin(), bytes.end());
-      pages_.recycle(std::move(it->second));
-      prefetched_.erase(it);
-      return error::ok;
-    }
-    return pages_.read(p_, mapping_, id, out);
-  }
-
   // Reads the data pages a batch will rewrite all at once (the backend overlaps them), so
   // the rewrite that follows finds them in memory instead of reading them one by one.
   [[nodiscard]] error prefetch_leaves(page_id root, std::span<const write_entry> batch) {
@@ -349,27 +219,7 @@ class tree_writer {
     if (const error e = collect_leaves(root, {}, {}, batch, 0, leaves); e != error::ok) {
       return e;
     }
-    std::erase_if(leaves, [&](page_id id) {
-      return dirty_.contains(id.value()) || prefetched_.contains(id.value());
-    });
-    if (leaves.size() > prefetch_leaves_max) {
-      leaves.resize(prefetch_leaves_max);  // memory bound: the rest is read when reached
-    }
-    if (leaves.size() < 2) {
-      return error::ok;
-    }
-    std::vector<page_buffer> bufs;
-    bufs.reserve(leaves.size());
-    for (std::size_t i = 0; i < leaves.size(); ++i) {
-      bufs.push_back(pages_.take_buffer());
-    }
-    if (const error e = pages_.read_many(p_, mapping_, leaves, bufs); e != error::ok) {
-      return e;
-    }
-    for (std::size_t i = 0; i < leaves.size(); ++i) {
-      prefetched_.emplace(leaves[i].value(), std::move(bufs[i]));
-    }
-    return error::ok;
+    return next_.prefetch(std::move(leaves));
   }
 
   // The data pages under index page `id` (covering [lo, hi)) whose ranges hold batch keys.
@@ -411,14 +261,14 @@ class tree_writer {
   // and every frame of the index cache is pinned.
   [[nodiscard]] error load_index(page_id id, index_hold& hold, index_page& page) {
     std::span<const char> bytes;
-    if (const auto it = dirty_.find(id.value()); it != dirty_.end()) {
+    if (const page_buffer* own = next_.dirty_bytes(id); own != nullptr) {
       hold.pin.reset();
-      const std::span<const char> dirty = it->second;
+      const std::span<const char> dirty = own->span();
       hold.copy.assign(dirty.begin(), dirty.end());
       bytes = hold.copy;
     } else {
       hold.pin.reset();  // a reused hold gives its frame back before taking another
-      if (const error e = pages_.index(p_, mapping_, id, hold.pin); e != error::ok) {
+      if (const error e = pages_.index(p_, next_.mapping(), id, hold.pin); e != error::ok) {
         return e;
       }
       bytes = hold.pin.bytes();
@@ -457,35 +307,15 @@ class tree_writer {
     return it.status() == error::ok ? error::ok : error::corrupted;
   }
 
-  // A dirty copy of a data page, loaded on first use, for sibling-link updates.
-  [[nodiscard]] error set_link(page_id id, std::size_t offset, page_id value) {
-    auto it = dirty_.find(id.value());
-    if (it == dirty_.end()) {
-      std::vector<char> bytes;
-      if (const error e = load(id, bytes); e != error::ok) {
-        return e;
-      }
-      if (read_page_type(bytes) != page_type::data) {
-        return error::corrupted;
-      }
-      it = dirty_.try_emplace(id.value(), pages_.take_buffer()).first;
-      it->second.assign(bytes.begin(), bytes.end());
-    } else {
-      detach_streamed(it->first, it->second);
-    }
-    encode_fixed32(it->second.data() + offset, value.value());
-    return error::ok;
-  }
-
   // Removes a data page from the sibling list.
   [[nodiscard]] error unlink(page_id prev, page_id next) {
     if (!prev.is_none()) {
-      if (const error e = set_link(prev, data_page_next_offset, next); e != error::ok) {
+      if (const error e = next_.set_link(prev, data_page_next_offset, next); e != error::ok) {
         return e;
       }
     }
     if (!next.is_none()) {
-      return set_link(next, data_page_prev_offset, prev);
+      return next_.set_link(next, data_page_prev_offset, prev);
     }
     return error::ok;
   }
@@ -498,9 +328,9 @@ class tree_writer {
       return error::corrupted;
     }
     std::vector<char> bytes;
-    for (std::size_t guard = 0; count > 0 && guard <= mapping_.size(); ++guard) {
+    for (std::size_t guard = 0; count > 0 && guard <= next_.mapping().size(); ++guard) {
       const page_id last = ids[count - 1];
-      if (const error e = load(last, bytes); e != error::ok) {
+      if (const error e = next_.load(last, bytes); e != error::ok) {
         return e;
       }
       overflow_page page;
@@ -508,7 +338,7 @@ class tree_writer {
         return error::corrupted;
       }
       for (std::size_t i = 0; i < count; ++i) {
-        free_page(ids[i]);
+        next_.free_page(ids[i]);
       }
       count = page.pointer_count();
       for (std::size_t j = 0; j < count; ++j) {
@@ -665,7 +495,7 @@ class tree_writer {
       return error::ok;
     }
     if (next.empty()) {
-      free_page(id);
+      next_.free_page(id);
       out.clear();
       return error::ok;
     }
@@ -685,7 +515,7 @@ class tree_writer {
   // lie in [lo, hi), the range of the entry that led to it (empty = unbounded).
   [[nodiscard]] error open_leaf(page_id id, std::string_view lo, std::string_view hi,
                                 leaf_contents& leaf, data_page& page) {
-    if (const error e = load(id, leaf.bytes); e != error::ok) {
+    if (const error e = next_.load(id, leaf.bytes); e != error::ok) {
       return e;
     }
     if (data_page::open(leaf.bytes, page) != error::ok) {
@@ -844,10 +674,10 @@ class tree_writer {
       k = plan[k].run_last + 1;
     }
     if (fits && !data_builder_.empty()) {
-      set_dirty(id, data_builder_.finish(leaf.prev, leaf.next));
+      next_.set_dirty(id, data_builder_.finish(leaf.prev, leaf.next));
       pages_.yield_point();
       if (leaf.next.is_none()) {
-        if (const error e = stream(id); e != error::ok) {
+        if (const error e = next_.stream(id); e != error::ok) {
           return e;
         }
       }
@@ -915,7 +745,7 @@ class tree_writer {
     if (merged.empty()) {
       out.clear();
       if (!id.is_none()) {
-        free_page(id);
+        next_.free_page(id);
         return unlink(prev, next);
       }
       return error::ok;
@@ -925,7 +755,7 @@ class tree_writer {
     std::vector<std::size_t> starts{0};
     std::vector<page_id> ids{id};
     if (id.is_none()) {
-      if (const error e = new_page_id(ids[0]); e != error::ok) {
+      if (const error e = next_.new_page_id(ids[0]); e != error::ok) {
         return e;
       }
     }
@@ -940,14 +770,14 @@ class tree_writer {
         return error::corrupted;  // a record larger than an empty page: callers rule it out
       }
       page_id following;
-      if (const error e = new_page_id(following); e != error::ok) {
+      if (const error e = next_.new_page_id(following); e != error::ok) {
         return e;
       }
       full_bytes = data_builder_.current_size_bytes();
       const std::size_t k = ids.size();
-      set_dirty(ids[k - 1], data_builder_.finish(k >= 2 ? ids[k - 2] : prev, following));
+      next_.set_dirty(ids[k - 1], data_builder_.finish(k >= 2 ? ids[k - 2] : prev, following));
       if (k >= 2) {
-        if (const error e = stream(ids[k - 2]); e != error::ok) {
+        if (const error e = next_.stream(ids[k - 2]); e != error::ok) {
           return e;
         }
       }
@@ -979,24 +809,24 @@ class tree_writer {
         for (std::size_t i = starts[k - 2]; i < m; ++i) {
           (void)add(i);  // measured by rebalanced_start: fits
         }
-        set_dirty(ids[k - 2], data_builder_.finish(k >= 3 ? ids[k - 3] : prev, ids[k - 1]));
+        next_.set_dirty(ids[k - 2], data_builder_.finish(k >= 3 ? ids[k - 3] : prev, ids[k - 1]));
       }
       data_builder_.reset();
       for (std::size_t i = starts[k - 1]; i < merged.size(); ++i) {
         (void)add(i);
       }
     }
-    set_dirty(ids[k - 1], data_builder_.finish(before_last, next));
+    next_.set_dirty(ids[k - 1], data_builder_.finish(before_last, next));
     pages_.yield_point();
     // The page before the last is final now; the last too if nothing follows it (a later
     // unlink of its right neighbour would change it).
     if (k >= 2) {
-      if (const error e = stream(ids[k - 2]); e != error::ok) {
+      if (const error e = next_.stream(ids[k - 2]); e != error::ok) {
         return e;
       }
     }
     if (next.is_none()) {
-      if (const error e = stream(ids[k - 1]); e != error::ok) {
+      if (const error e = next_.stream(ids[k - 1]); e != error::ok) {
         return e;
       }
     }
@@ -1009,12 +839,13 @@ class tree_writer {
     // Neighbours outside this run now see its last (or first) page.
     if (id.is_none() || ids.size() > 1) {
       if (!next.is_none()) {
-        if (const error e = set_link(next, data_page_prev_offset, ids.back()); e != error::ok) {
+        if (const error e = next_.set_link(next, data_page_prev_offset, ids.back());
+            e != error::ok) {
           return e;
         }
       }
       if (id.is_none() && !prev.is_none()) {
-        return set_link(prev, data_page_next_offset, ids.front());
+        return next_.set_link(prev, data_page_next_offset, ids.front());
       }
     }
     return error::ok;
@@ -1108,12 +939,12 @@ class tree_writer {
           w.value, cfg_.overflow_pointers, scratch_,
           [&] {
             page_id id;
-            (void)new_page_id(id);
+            (void)next_.new_page_id(id);
             return id;
           },
           [&](page_id id, std::span<const char> page) {
-            set_dirty(id, page);
-            return stream(id);  // overflow pages never change again in this pass
+            next_.set_dirty(id, page);
+            return next_.stream(id);  // overflow pages never change again in this pass
           },
           head);
       if (e != error::ok) {
@@ -1197,7 +1028,7 @@ class tree_writer {
     for (std::size_t j = 0; j + 1 < starts.size(); ++j) {
       page_id pid = id;
       if (j > 0) {
-        if (const error e = new_page_id(pid); e != error::ok) {
+        if (const error e = next_.new_page_id(pid); e != error::ok) {
           return e;
         }
       }
@@ -1209,7 +1040,7 @@ class tree_writer {
         }
       }
       const auto page = index_builder_.finish();
-      set_dirty(pid, page);
+      next_.set_dirty(pid, page);
       out.push_back(child_ref{children[starts[j]].key, pid});
     }
     return error::ok;
@@ -1237,7 +1068,7 @@ class tree_writer {
         return error::ok;
       }
       const page_id child = page.leftmost();
-      free_page(root);
+      next_.free_page(root);
       root = child;
     }
     return error::corrupted;
@@ -1251,7 +1082,7 @@ class tree_writer {
         return error::ok;
       }
       page_id id;
-      if (const error e = new_page_id(id); e != error::ok) {
+      if (const error e = next_.new_page_id(id); e != error::ok) {
         return e;
       }
       children[0].key.clear();
@@ -1337,7 +1168,7 @@ class tree_writer {
           return e;
         }
       }
-      free_page(id);
+      next_.free_page(id);
       return unlink(contents.prev, contents.next);
     }
     index_hold held;
@@ -1356,336 +1187,11 @@ class tree_writer {
         return e;
       }
     }
-    free_page(id);
+    next_.free_page(id);
     return error::ok;
   }
 
   // ---- commit --------------------------------------------------------------------------
-
-  // Gives dirty page `raw_id` its new file page: the old one is retired, the mapping and the
-  // manifest log point at the new one, its file is noted for the sync, and the checksum is
-  // set. Returns the page's file.
-  file_id place(std::uint32_t raw_id, page_buffer& bytes, file_page_id& fp) {
-    const unsigned shift = pages_.pages_per_file_shift();
-    const page_id id(raw_id);
-    const file_page_id old = mapping_.file_page(id);
-    if (!old.is_none()) {
-      freed_fps_.push_back(old.value());
-    }
-    fp = p_.fps.allocate();
-    allocated_.push_back(fp.value());
-    pages_.invalidate(p_, fp);
-    mapping_.set(id, encode_file_page(fp));
-    log_.update_mapping(id, fp);
-    const file_id f = file_of(fp, shift);
-    if (files_.insert(f.value()).second && !has_term(f)) {
-      add_term(f);
-      new_file_ = true;
-    }
-    set_page_checksum(bytes.span());
-    if (const page_type t = read_page_type(bytes.span());
-        t == page_type::leaf_index || t == page_type::non_leaf_index) {
-      written_index_.emplace_back(fp.value(), raw_id);
-    }
-    ++stats_.pages_written;
-    return f;
-  }
-
-  // Places and writes the pages `ids` (all dirty), started asynchronously when the backend
-  // can (the caller goes on building), else written before returning.
-  [[nodiscard]] error write_placed(std::span<const std::uint32_t> ids, bool async) {
-    const unsigned shift = pages_.pages_per_file_shift();
-    std::vector<std::pair<std::uint64_t, std::string>> names;  // file id, name (batched_io)
-    std::vector<page_write> batch;
-    std::vector<std::size_t> batch_files;  // index into names of each batch entry
-    for (const std::uint32_t raw_id : ids) {
-      page_buffer& bytes = dirty_.find(raw_id)->second;
-      file_page_id fp;
-      const file_id f = place(raw_id, bytes, fp);
-      if constexpr (batched_io<IO>) {
-        // Collected and written together below (the backend overlaps and coalesces them).
-        if (names.empty() || names.back().first != f.value()) {
-          names.emplace_back(f.value(), pages_.file_name(terms_, f));
-        }
-        batch.push_back(page_write{{}, file_offset_bytes(fp, shift, cfg_.page_size), bytes});
-        batch_files.push_back(names.size() - 1);
-      } else {
-        const error e = pages_.io().write(p_.id, pages_.file_name(terms_, f),
-                                          file_offset_bytes(fp, shift, cfg_.page_size), bytes);
-        if (e != error::ok) {
-          return e;
-        }
-      }
-    }
-    if constexpr (batched_io<IO>) {
-      for (std::size_t i = 0; i < batch.size(); ++i) {
-        batch[i].name = names[batch_files[i]].second;  // names no longer grows: stable
-      }
-      if constexpr (async_page_writes<IO>) {
-        if (async) {
-          typename IO::write_ticket ticket;
-          if (const error e = pages_.io().begin_write_pages(p_.id, batch, ticket); e != error::ok) {
-            return e;
-          }
-          tickets_.push_back(std::move(ticket));
-          return error::ok;
-        }
-      }
-      return pages_.io().write_pages(p_.id, batch);
-    }
-    (void)async;
-    return error::ok;
-  }
-
-  // Marks a final dirty page for writing ahead of the commit; every stream_pages_max pages
-  // are placed and their write started. A page changed after this is detached and written
-  // again at commit (detach_streamed).
-  [[nodiscard]] error stream(page_id id) {
-    // Every backend streams (the synchronous ones write at once), so one write path, with its
-    // failures and crashes in the middle of a build, is what every backend's tests exercise.
-    streamed_.insert(id.value());
-    ready_.push_back(id.value());
-    if (ready_.size() < stream_pages_max) {
-      return error::ok;
-    }
-    error e = write_placed(ready_, true);
-    ready_.clear();
-    if constexpr (async_page_writes<IO>) {
-      // Backpressure: at most tickets_max batches in flight (bounded device queue, bounded
-      // iovec and bounce memory); the oldest is likely done by now.
-      while (e == error::ok && tickets_.size() > tickets_max) {
-        e = pages_.io().finish_write_pages(tickets_.front());
-        tickets_.pop_front();
-      }
-    }
-    if (e != error::ok) {
-      stream_error_ = e;
-    }
-    return e;
-  }
-
-  // Waits for the writes stream() started; the first error.
-  [[nodiscard]] error finish_streams() {
-    error first = error::ok;
-    if constexpr (async_page_writes<IO>) {
-      for (auto& t : tickets_) {
-        if (const error e = pages_.io().finish_write_pages(t);
-            e != error::ok && first == error::ok) {
-          first = e;
-        }
-      }
-      tickets_.clear();
-    }
-    for (page_buffer& b : kept_) {
-      pages_.recycle(std::move(b));  // no write reads them any more
-    }
-    kept_.clear();
-    return first;
-  }
-
-  // A streamed page about to change: its buffer (which a write may still be reading) is
-  // kept aside and replaced by a copy, and the page is written again at commit.
-  void detach_streamed(std::uint32_t raw_id, page_buffer& bytes) {
-    if (streamed_.erase(raw_id) == 0) {
-      return;
-    }
-    if (const auto it = std::find(ready_.begin(), ready_.end(), raw_id); it != ready_.end()) {
-      ready_.erase(it);  // not placed yet: nothing reads the buffer
-      return;
-    }
-    page_buffer copy = pages_.take_buffer();
-    copy.assign(bytes.span().begin(), bytes.span().end());
-    kept_.push_back(std::move(bytes));
-    bytes = std::move(copy);
-  }
-  // A dirty page about to be forgotten: a streamed buffer is kept until the writes finish.
-  void drop_dirty(std::uint32_t raw_id, page_buffer& bytes) {
-    if (streamed_.erase(raw_id) != 0) {
-      std::erase(ready_, raw_id);
-      kept_.push_back(std::move(bytes));
-    }
-  }
-  // Replaces a page's dirty bytes.
-  void set_dirty(page_id id, std::span<const char> page) {
-    auto [it, fresh] = dirty_.try_emplace(id.value());
-    if (!fresh) {
-      drop_dirty(it->first, it->second);
-    }
-    if (it->second.size() == 0) {
-      it->second = pages_.take_buffer();
-    }
-    it->second.assign(page.begin(), page.end());
-  }
-
-  // Writes the dirty pages not written yet (never streamed, or streamed but not started),
-  // all together.
-  [[nodiscard]] error write_dirty_pages() {
-    for (const std::uint32_t raw_id : ready_) {
-      streamed_.erase(raw_id);
-    }
-    ready_.clear();
-    std::vector<std::uint32_t> ids;
-    ids.reserve(dirty_.size());
-    for (const auto& [raw_id, bytes] : dirty_) {
-      if (!streamed_.contains(raw_id)) {
-        ids.push_back(raw_id);
-      }
-    }
-    return write_placed(ids, false);
-  }
-
-  [[nodiscard]] error sync_files() {
-    for (const std::uint64_t f : files_) {
-      if (const error e = pages_.io().sync(p_.id, pages_.file_name(terms_, file_id(f)));
-          e != error::ok) {
-        return e;
-      }
-    }
-    return new_file_ ? pages_.io().sync_dir(p_.id) : error::ok;
-  }
-
-  [[nodiscard]] bool has_term(file_id f) const {
-    return std::any_of(terms_.begin(), terms_.end(),
-                       [&](const auto& t) { return t.first == f.value(); });
-  }
-  void add_term(file_id f) {
-    terms_.emplace_back(f.value(), cfg_.term);
-    std::sort(terms_.begin(), terms_.end());
-  }
-
-  [[nodiscard]] error write_manifest() {
-    const std::string name = manifest_file_name(cfg_.term);
-    if (!has_term(manifest_file_id)) {
-      add_term(manifest_file_id);
-    }
-    const bool empty = root_.is_none() && ttl_root_.is_none();
-    std::string_view log;
-    if (p_.has_manifest && !p_.force_snapshot && !empty && !truncated_all_) {
-      log = log_.finish_log(root_, ttl_root_, terms_);
-    }
-    if (!log.empty() && p_.manifest_bytes + log.size() <= cfg_.manifest_limit) {
-      return append_manifest(name, log);
-    }
-    std::vector<std::uint64_t> values;
-    values.reserve(mapping_.size());
-    mapping_.for_each([&](std::uint64_t v) { values.push_back(v); });
-    manifest_builder snap;
-    const std::string_view bytes =
-        snap.snapshot(root_, ttl_root_, values, p_.fps.max_fp(), p_.dictionary, terms_);
-    if (const error e = pages_.io().write_file_atomic(p_.id, name, bytes); e != error::ok) {
-      manifest_unknown_ = true;  // the rename may have happened before the failure
-      return e;
-    }
-    stats_.manifest_snapshot = true;
-    new_manifest_bytes_ = bytes.size();
-    new_manifest_file_bytes_ = bytes.size();
-    return error::ok;
-  }
-
-  // A new partition gets a manifest (an empty snapshot) before its first data file, so data
-  // files without a manifest are damage the store reports (error::corrupted), never a first
-  // write cut short by a crash. Either outcome of a failure here is the empty partition.
-  [[nodiscard]] error ensure_manifest() {
-    if (p_.has_manifest) {
-      return error::ok;
-    }
-    if (!has_term(manifest_file_id)) {
-      add_term(manifest_file_id);
-    }
-    manifest_builder snap;
-    const std::vector<std::uint64_t> no_pages;
-    const std::string_view bytes = snap.snapshot(page_id::none(), page_id::none(), no_pages,
-                                                 p_.fps.max_fp(), p_.dictionary, terms_);
-    if (const error e = pages_.io().write_file_atomic(p_.id, manifest_file_name(cfg_.term), bytes);
-        e != error::ok) {
-      return e;
-    }
-    p_.has_manifest = true;
-    p_.manifest_bytes = bytes.size();
-    p_.manifest_file_bytes = bytes.size();
-    p_.terms = terms_;
-    return error::ok;
-  }
-
-  // Appends a log record at the end of the manifest's records (spec 4.5).
-  //
-  // An append past the file's end first extends the file with blocks ahead of it (end
-  // markers, see record.hpp): as many bytes as the records hold, at most
-  // manifest_write_ahead, never past the manifest limit. The appends after it overwrite those
-  // in place, so their fdatasync has no file size or extent to record, only the data: on
-  // ext4 one metadata write (or journal commit) fewer per commit. Replay stops at the first
-  // marker and appends where the records end.
-  //
-  // Failure leaves nothing replayable: the markers are written before the record (a full
-  // disk fails there, with only markers written), the record then overwrites blocks the
-  // file already has, and a record whose write or sync fails is overwritten with markers.
-  // manifest_unknown_ tells commit() when even that failed, so the record may survive.
-  [[nodiscard]] error append_manifest(const std::string& name, std::string_view log) {
-    const std::uint64_t end = p_.manifest_bytes + log.size();
-    std::uint64_t file_bytes = std::max(p_.manifest_file_bytes, end);
-    if (end > p_.manifest_file_bytes) {
-      const std::uint64_t ahead = std::min(end, manifest_write_ahead);
-      const std::uint64_t limit =
-          cfg_.manifest_limit / manifest_alignment_bytes * manifest_alignment_bytes;
-      file_bytes = std::max<std::uint64_t>(
-          end, std::min<std::uint64_t>(manifest_padded_bytes(end + ahead), limit));
-      fill_manifest_end_markers(manifest_out_, file_bytes - p_.manifest_file_bytes,
-                                p_.manifest_file_bytes, file_bytes);
-      if (const error e = pages_.io().write(p_.id, name, p_.manifest_file_bytes, manifest_out_);
-          e != error::ok) {
-        return e;  // markers only: replay stops at them
-      }
-    }
-    error e = pages_.io().write(p_.id, name, p_.manifest_bytes, log);
-    if (e == error::ok) {
-      e = pages_.io().sync(p_.id, name);
-    }
-    if (e != error::ok) {
-      fill_manifest_end_markers(manifest_out_, log.size(), p_.manifest_bytes, file_bytes);
-      manifest_unknown_ =
-          pages_.io().write(p_.id, name, p_.manifest_bytes, manifest_out_) != error::ok ||
-          pages_.io().sync(p_.id, name) != error::ok;
-      return e;
-    }
-    new_manifest_bytes_ = end;
-    new_manifest_file_bytes_ = file_bytes;
-    return error::ok;
-  }
-
-  // After the manifest record is durable the partition must take the new version: nothing
-  // here may fail (commit() allocated `next` and the retired slot before the record was
-  // written), and what needs memory besides is skipped when there is none: reclaiming old
-  // versions (the next commit does it) and warming the index cache.
-  void publish(std::shared_ptr<partition_version> next) noexcept {
-    next->root = root_;
-    next->ttl_root = ttl_root_;
-    next->mapping = std::move(mapping_);
-    p_.current->retired_fps = std::move(freed_fps_);
-    p_.retired.back() = std::move(p_.current);
-    p_.current = std::move(next);
-    p_.terms = std::move(terms_);
-    p_.manifest_bytes = new_manifest_bytes_;
-    p_.manifest_file_bytes = new_manifest_file_bytes_;
-    p_.has_manifest = true;
-    p_.force_snapshot = false;
-    if (truncated_all_ && root_.is_none()) {
-      p_.next_expire_ts = 0;
-    } else if (purged_) {
-      p_.next_expire_ts = purge_next_;
-    }
-    if (min_expire_ != 0 && (p_.next_expire_ts == 0 || min_expire_ < p_.next_expire_ts)) {
-      p_.next_expire_ts = min_expire_;
-    }
-    try {
-      p_.reclaim();
-      // The index pages just written are what the next descent needs: keep them warm.
-      for (const auto& [fp, id] : written_index_) {
-        pages_.cache_written(p_, p_.current->mapping, page_id(id), file_page_id(fp), dirty_[id]);
-      }
-    } catch (const std::bad_alloc&) {
-      // Old versions stay retired until a later commit; the index pages are read when needed.
-    }
-  }
 
   page_access<IO>& pages_;
   partition_state& p_;
@@ -1693,27 +1199,9 @@ class tree_writer {
   bytewise_comparator ttl_cmp_;
   writer_config cfg_;
   std::uint64_t now_ms_;
-  mapping_table mapping_;
+  version_builder<IO> next_;
   page_id root_;
   page_id ttl_root_;
-  // Pages this writer built or changed, page-aligned so direct I/O writes them in place.
-  std::map<std::uint32_t, page_buffer> dirty_;
-  // Streaming: pages final before the commit (stream()), those not yet placed (ready_), the
-  // writes in flight, and buffers of detached pages that a write may still be reading.
-  // Pages placed and written together: 1 MiB per asynchronous batch (fewer submissions and
-  // device notifications); synchronous backends write page by page anyway, so they stream
-  // in small groups (which also puts writes in the middle of most builds, where crash and
-  // fault tests reach them).
-  static constexpr std::size_t stream_pages_max = async_page_writes<IO> ? 256 : 16;
-  std::unordered_set<std::uint32_t> streamed_;
-  std::vector<std::uint32_t> ready_;
-  static constexpr std::size_t tickets_max = 16;
-  std::deque<typename write_ticket_of<IO>::type> tickets_;
-  error stream_error_ = error::ok;  // a streamed write failed: commit() must not succeed
-  std::vector<page_buffer> kept_;
-  std::vector<std::uint64_t> allocated_;  // file pages taken by this writer, until committed
-  std::set<std::uint64_t> files_;         // data files written
-  bool new_file_ = false;                 // a file new to the term mapping
   // patch_leaf's plan of one restart region: its entries, the changes that fall in it, and
   // for the first region of a rewritten run, the run's last region and its merged records.
   struct region_plan {
@@ -1730,32 +1218,15 @@ class tree_writer {
   std::vector<region_plan> region_plans_;
   std::vector<record> patch_merged_;
   std::vector<record> patch_existing_;
-  std::unordered_map<std::uint32_t, page_buffer> prefetched_;  // data pages read ahead
-  static constexpr std::size_t prefetch_leaves_max = 512;
-  std::vector<std::uint64_t> freed_fps_;
-  std::vector<std::pair<std::uint64_t, std::uint32_t>> written_index_;  // file page, page id
-  manifest_builder log_;
-  term_mapping terms_;
   std::vector<write_entry> ttl_changes_;
   string_arena held_;
   data_page_builder data_builder_;
   index_page_builder index_builder_;
   std::vector<char> scratch_;
-  writer_stats stats_;
   std::uint64_t min_expire_ = 0;
-  std::uint64_t new_manifest_bytes_ = 0;
-  std::uint64_t new_manifest_file_bytes_ = 0;
-  // Most zero bytes an append past the manifest file's end writes ahead (write_manifest).
-  static constexpr std::uint64_t manifest_write_ahead = 256 << 10;
-
-  std::string manifest_out_;
-  // A manifest write failed in a way that may have left its record on disk (commit()).
-  bool manifest_unknown_ = false;
   std::uint64_t purge_next_ = 0;
   bool ttl_mode_ = false;
-  bool truncated_all_ = false;
   bool purged_ = false;
-  bool corrupt_ = false;
 };
 
 }  // namespace eloqstore::detail

@@ -1,104 +1,27 @@
-// A partition's in-memory state (its "root meta") and the shard-local page access it uses.
+// Page I/O of one shard: page-sized reads through a version's mapping table with checksum
+// verification (one at a time or overlapped), the shard's index page cache, and the spare
+// page buffers that reads and writers reuse.
 //
-// partition_state holds the published version (roots + mapping table), the file page
-// allocator, the manifest's size and term mapping, and the superseded versions whose freed
-// file pages wait until no reader holds them. Readers copy `current` (a shared_ptr) and keep
-// that version for their whole operation; a writer builds a new version aside and publishes
-// it by swapping `current`.
-//
-// Thread affinity: a partition_state and the page_access of its shard are touched only by the
-// shard's thread.
+// Thread affinity: the shard's thread.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
-#include <list>
-#include <memory>
 #include <span>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include <eloqstore/concepts.hpp>
 #include <eloqstore/detail/codec/checksum.hpp>
+#include <eloqstore/detail/commit/partition.hpp>
 #include <eloqstore/detail/io/file_names.hpp>
-#include <eloqstore/detail/manifest/record.hpp>
-#include <eloqstore/detail/mapping/page_mapping.hpp>
 #include <eloqstore/detail/shard/index_cache.hpp>
 #include <eloqstore/detail/util/page_buffer.hpp>
 #include <eloqstore/detail/util/strong_id.hpp>
 #include <eloqstore/error.hpp>
-#include <eloqstore/table_ident.hpp>
 
 namespace eloqstore::detail {
-
-// One committed, immutable state of a partition.
-struct partition_version {
-  page_id root = page_id::none();
-  page_id ttl_root = page_id::none();
-  mapping_table mapping;
-  // File pages this version references that its successor no longer does; reusable once this
-  // version and every older one are released.
-  std::vector<std::uint64_t> retired_fps;
-};
-
-struct partition_state {
-  table_ident id;
-  bool loaded = false;  // the manifest was read (or found absent)
-  bool has_manifest = false;
-  std::shared_ptr<partition_version> current = std::make_shared<partition_version>();
-  std::deque<std::shared_ptr<partition_version>> retired;
-  file_page_allocator fps;
-  std::uint64_t manifest_bytes = 0;       // the manifest's records: where the next one goes
-  std::uint64_t manifest_file_bytes = 0;  // its file (at least): records, then blocks to reuse
-  term_mapping terms;
-  std::string dictionary;
-  std::uint64_t next_expire_ts = 0;  // smallest expiry that may be live; 0 = none
-  bool force_snapshot = false;       // after a failed manifest write, rewrite it whole
-  std::size_t leaked_fps = 0;        // file pages held back after a failed manifest write
-  // Root-meta cache bookkeeping of the owning shard (position in its LRU, bytes counted).
-  std::list<table_ident>::iterator lru_pos;
-  std::size_t accounted_bytes = 0;
-  std::size_t pins = 0;  // tasks using this state now (it must not be evicted)
-
-  // What this state costs in the shard's root-meta budget: the mapping table's chunks and
-  // the dictionary, plus a fixed overhead.
-  [[nodiscard]] std::size_t meta_bytes() const noexcept {
-    return current->mapping.memory_bytes() + dictionary.size() + 512;
-  }
-
-  [[nodiscard]] bool empty() const noexcept {
-    return current->root.is_none() && current->ttl_root.is_none();
-  }
-
-  // Returns to the allocator the file pages of superseded versions no reader holds, oldest
-  // first (a younger version's pages may still be seen by an older reader). A version's
-  // pages go back all at once or not at all (room is made first), so a failure to allocate
-  // leaves it retired, to be reclaimed later, never half released.
-  void reclaim() {
-    while (!retired.empty() && retired.front().use_count() == 1) {
-      fps.reserve_free(retired.front()->retired_fps.size());
-      for (const std::uint64_t fp : retired.front()->retired_fps) {
-        fps.release(file_page_id(fp));
-      }
-      retired.pop_front();
-    }
-  }
-
-  [[nodiscard]] std::uint64_t term_of(file_id f) const noexcept { return term_in(terms, f); }
-
-  // The term `terms` records for file f; 0 (the local term) when it records none.
-  [[nodiscard]] static std::uint64_t term_in(const term_mapping& terms, file_id f) noexcept {
-    for (const auto& [file, term] : terms) {
-      if (file == f.value()) {
-        return term;
-      }
-    }
-    return 0;
-  }
-};
 
 using index_pin = index_cache::pin;
 
