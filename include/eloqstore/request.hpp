@@ -59,6 +59,10 @@ enum class request_type : std::uint8_t {
 template <typename Traits>
 class EloqStore;
 
+namespace detail {
+struct request_access;
+}
+
 class request {
  public:
   using callback_type = std::function<void(request&)>;
@@ -94,6 +98,7 @@ class request {
  private:
   template <typename Traits>
   friend class EloqStore;
+  friend struct detail::request_access;
 
   // Claims the request for one run: false (nothing changed) while an earlier submission is
   // still pending, so a request submitted twice at once runs once and is not overwritten.
@@ -292,6 +297,13 @@ class verify_request final : public request {
 };
 
 namespace detail {
+
+// What the shards do to a request besides reading its arguments: complete it, and say why
+// it was refused.
+struct request_access {
+  static void set_done(request& r, error e) { r.set_done(e); }
+  [[nodiscard]] static std::string& why(request& r) noexcept { return r.why_; }
+};
 
 // The request as its own class. REQUIRES: r.type() == R::kind.
 template <typename R>

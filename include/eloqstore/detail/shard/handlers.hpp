@@ -1,0 +1,297 @@
+// The request handlers of a shard: reads (get, floor, scan, verify) over a pinned version,
+// writes (batch, truncate, delete range, expiry purge) through a tree writer and its commit,
+// and group commit (several batch writes of one partition in one pass and one commit).
+// Dispatch is on request_type; each request is cast to its own class (request_cast).
+//
+// Thread affinity: the shard's thread, inside a task of its scheduler.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <eloqstore/detail/btree/reader.hpp>
+#include <eloqstore/detail/btree/verify.hpp>
+#include <eloqstore/detail/btree/writer.hpp>
+#include <eloqstore/detail/shard/registry.hpp>
+#include <eloqstore/error.hpp>
+#include <eloqstore/request.hpp>
+#include <eloqstore/types.hpp>
+
+namespace eloqstore::detail {
+
+template <typename Traits>
+class request_handlers : public partition_registry<Traits> {
+ protected:
+  using base = partition_registry<Traits>;
+  using base::cmp_;
+  using base::evictions_;
+  using base::fibers;
+  using base::io_;
+  using base::last_stats_;
+  using base::now_ms;
+  using base::opts_;
+  using base::out_of_mem_guard;
+  using base::partition;
+  using base::shards_count_;
+  using base::stats_mu_;
+  using base::term_;
+  using base::writer_cfg;
+  using typename base::comparator_type;
+  using typename base::io_type;
+  using typename base::pin_guard;
+  using typename base::shard;
+
+  using base::base;
+
+  // Applies a group of batch writes to one partition in one pass and one commit. A batch
+  // with bad input fails alone; any other error fails the whole group and changes nothing.
+  void handle_group(shard& s, std::vector<request*>& group) {
+    detail::partition_state* p = nullptr;
+    error e = out_of_mem_guard([&] { return partition(s, group[0]->table(), true, p); });
+    // Each request's own verdict (bad input), completed in submission order after the
+    // commit; an untouched slot takes the group's result.
+    std::vector<error> verdict(group.size(), error::ok);
+    const pin_guard pin(e == error::ok ? p : nullptr);
+    if (e == error::ok) {
+      e = out_of_mem_guard([&] { return apply_group(s, *p, group, verdict); });
+    }
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      request_access::set_done(*group[i], verdict[i] != error::ok ? verdict[i] : e);
+    }
+    if (e == error::ok && p->next_expire_ts != 0 && p->next_expire_ts <= now_ms()) {
+      (void)out_of_mem_guard([&] {
+        purge_expired(s, *p);
+        return error::ok;
+      });
+    }
+  }
+
+  // Applies the group's valid batches in one pass and one commit (handle_group); a batch
+  // with bad input gets its own verdict.
+  error apply_group(shard& s, detail::partition_state& p, std::vector<request*>& group,
+                    std::vector<error>& verdict) {
+    // The valid requests' entries become one batch sorted by key, equal keys in submission
+    // order (the writer applies those one after another, as separate requests would be),
+    // applied in one pass; afterwards every entry goes back to its request.
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> origin;  // request, entry
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      auto& b = detail::request_cast<batch_write_request>(*group[i]);
+      verdict[i] = prepare_batch(b.entries_, request_access::why(b));
+      if (verdict[i] == error::ok) {
+        for (std::size_t k = 0; k < b.entries_.size(); ++k) {
+          origin.emplace_back(static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(k));
+        }
+      }
+    }
+    const auto entry = [&](const std::pair<std::uint32_t, std::uint32_t>& o) -> write_entry& {
+      return detail::request_cast<batch_write_request>(*group[o.first]).entries_[o.second];
+    };
+    std::stable_sort(origin.begin(), origin.end(), [&](const auto& a, const auto& b) {
+      return cmp_.compare(entry(a).key, entry(b).key) < 0;
+    });
+    std::vector<write_entry> merged;
+    merged.reserve(origin.size());
+    for (const auto& o : origin) {
+      merged.push_back(std::move(entry(o)));
+    }
+    // Every entry returns to its request on every path, exceptions included.
+    struct give_back {
+      std::vector<std::pair<std::uint32_t, std::uint32_t>>& origin;
+      std::vector<write_entry>& merged;
+      decltype(entry)& at;
+      ~give_back() {
+        for (std::size_t k = 0; k < merged.size(); ++k) {
+          at(origin[k]) = std::move(merged[k]);
+        }
+      }
+    } restore{origin, merged, entry};
+    detail::tree_writer<io_type, comparator_type> w(s.pages, p, cmp_, writer_cfg(), now_ms());
+    error e = merged.empty() ? error::ok : w.apply(merged);
+    if (e == error::ok) {
+      e = w.commit();
+    }
+    return e;
+  }
+
+  void handle(shard& s, request& req) {
+    detail::partition_state* p = nullptr;
+    error e = out_of_mem_guard([&] { return partition(s, req.table(), !req.read_only(), p); });
+    const pin_guard pin(e == error::ok ? p : nullptr);
+    if (e == error::ok) {
+      e = out_of_mem_guard(
+          [&] { return req.read_only() ? handle_read(s, *p, req) : handle_write(s, *p, req); });
+    }
+    const bool wrote = !req.read_only() && e == error::ok;
+    request_access::set_done(req, e);
+    if (wrote && p->next_expire_ts != 0 && p->next_expire_ts <= now_ms()) {
+      (void)out_of_mem_guard([&] {
+        purge_expired(s, *p);  // retried after a later write
+        return error::ok;
+      });
+    }
+  }
+
+  error handle_read(shard& s, detail::partition_state& p, request& req) {
+    if (!p.has_manifest) {
+      return error::not_found;
+    }
+    if (req.type() == request_type::verify) {
+      // The version is held: other tasks may publish newer ones meanwhile.
+      const std::shared_ptr<detail::partition_version> version = p.current;
+      detail::tree_verifier<io_type, comparator_type> v(s.pages, p, *version, cmp_);
+      return v.run(detail::request_cast<verify_request>(req).problem_);
+    }
+    detail::tree_reader<io_type, comparator_type> reader(s.pages, p, p.current, cmp_, now_ms());
+    switch (req.type()) {
+      case request_type::read: {
+        auto& r = detail::request_cast<read_request>(req);
+        return reader.get(r.key_, r.entry_);
+      }
+      case request_type::floor: {
+        auto& r = detail::request_cast<floor_request>(req);
+        return reader.floor(r.key_, r.entry_);
+      }
+      case request_type::scan: {
+        auto& r = detail::request_cast<scan_request>(req);
+        r.entries_.clear();
+        const detail::scan_limits limits{r.max_entries_, r.max_bytes_, r.prefetch_};
+        return r.reverse_
+                   ? reader.scan_reverse(r.begin_, r.end_, limits, r.entries_, r.has_remaining_)
+                   : reader.scan(r.begin_, r.end_, r.begin_inclusive_, limits, r.entries_,
+                                 r.has_remaining_);
+      }
+      default:
+        return error::invalid_args;
+    }
+  }
+
+  // Checks a batch in release builds: keys non-empty and at most half a page, values below
+  // the overflow limit, known operations, no key twice; on failure `why` names the entry (by
+  // its index in the batch as submitted) and the rule, and the batch is unchanged. On success
+  // the batch is sorted by the comparator and its timestamps are as stored: a page keeps at
+  // most INT64_MAX (spec 3.3), and last-writer-wins compares what is kept, so a write ordered
+  // by a larger timestamp is not decided differently by whether it was grouped.
+  error prepare_batch(std::vector<write_entry>& batch, std::string& why) const {
+    const auto reject = [&](std::size_t i, std::string rule) {
+      why = "entry " + std::to_string(i) + ": " + std::move(rule);
+      return error::invalid_args;
+    };
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const write_entry& w = batch[i];
+      if (w.key.empty()) {
+        return reject(i, "empty key");
+      }
+      if (w.key.size() > Traits::page_size / 2) {
+        return reject(i, "key of " + std::to_string(w.key.size()) +
+                             " bytes is longer than half a page (" +
+                             std::to_string(Traits::page_size / 2) + " bytes)");
+      }
+      if (w.value.size() >= detail::overflow_value_bytes_max) {
+        return reject(i, "value of " + std::to_string(w.value.size()) +
+                             " bytes is not below the 4 GiB limit");
+      }
+      if (w.op != write_op::upsert && w.op != write_op::erase) {
+        return reject(i, "unknown write operation " + std::to_string(static_cast<int>(w.op)));
+      }
+    }
+    // One pass for the common case of a batch already in order. A duplicate key fails the
+    // batch (which one wins would be a guess).
+    bool sorted = true;
+    for (std::size_t i = 1; i < batch.size() && sorted; ++i) {
+      const auto c = cmp_.compare(batch[i - 1].key, batch[i].key);
+      if (c == 0) {
+        return reject(i, "duplicate key (also entry " + std::to_string(i - 1) + ")");
+      }
+      sorted = c < 0;
+    }
+    if (!sorted) {
+      std::vector<std::size_t> order(batch.size());
+      for (std::size_t i = 0; i < order.size(); ++i) {
+        order[i] = i;
+      }
+      std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        return cmp_.compare(batch[a].key, batch[b].key) < 0;
+      });
+      for (std::size_t j = 1; j < order.size(); ++j) {
+        if (cmp_.compare(batch[order[j - 1]].key, batch[order[j]].key) == 0) {
+          const auto [first, second] = std::minmax(order[j - 1], order[j]);
+          return reject(second, "duplicate key (also entry " + std::to_string(first) + ")");
+        }
+      }
+      std::vector<write_entry> in_order;
+      in_order.reserve(batch.size());
+      for (const std::size_t i : order) {
+        in_order.push_back(std::move(batch[i]));
+      }
+      batch = std::move(in_order);
+    }
+    for (write_entry& w : batch) {
+      w.timestamp = std::min(w.timestamp, detail::timestamp_max);
+    }
+    return error::ok;
+  }
+
+  error handle_write(shard& s, detail::partition_state& p, request& req) {
+    detail::tree_writer<io_type, comparator_type> w(s.pages, p, cmp_, writer_cfg(), now_ms());
+    error e = error::ok;
+    switch (req.type()) {
+      case request_type::batch_write: {
+        auto& r = detail::request_cast<batch_write_request>(req);
+        e = prepare_batch(r.entries_, request_access::why(r));
+        if (e == error::ok && !r.entries_.empty()) {
+          e = w.apply(r.entries_);
+        }
+        break;
+      }
+      case request_type::truncate: {
+        auto& r = detail::request_cast<truncate_request>(req);
+        if (!p.has_manifest) {
+          return error::ok;
+        }
+        if (r.position_.empty()) {
+          w.truncate_all();
+        } else {
+          e = w.delete_range(r.position_, {});
+        }
+        break;
+      }
+      case request_type::delete_range: {
+        auto& r = detail::request_cast<delete_range_request>(req);
+        if (!p.has_manifest) {
+          return error::ok;
+        }
+        e = w.delete_range(r.begin_, r.end_);
+        break;
+      }
+      case request_type::clean_expired:
+        e = p.has_manifest ? w.clean_expired() : error::ok;
+        break;
+      default:
+        return error::invalid_args;
+    }
+    if (e != error::ok) {
+      return e;
+    }
+    e = w.commit();
+    if (e == error::ok) {
+      std::lock_guard lock(stats_mu_);
+      last_stats_ = write_stats{w.stats().pages_written, w.stats().chunks_copied,
+                                w.stats().manifest_snapshot};
+    }
+    return e;
+  }
+
+  // Write-triggered expiry purge (after the request that triggered it has completed).
+  void purge_expired(shard& s, detail::partition_state& p) {
+    detail::tree_writer<io_type, comparator_type> w(s.pages, p, cmp_, writer_cfg(), now_ms());
+    (void)(w.clean_expired() == error::ok && w.commit() == error::ok);  // retried next write
+  }
+};
+
+}  // namespace eloqstore::detail

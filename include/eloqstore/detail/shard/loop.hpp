@@ -1,0 +1,323 @@
+// The shard loops: each shard thread runs one until the store stops. A fiber shard runs
+// every request as a task (reads at once, writes through their partition's lane, one writer
+// task per partition taking several batch writes together), and between scheduler rounds
+// submits, reaps and blocks on the I/O ring; an inline shard runs requests one after another
+// (group commit takes consecutive batch writes of a partition from the queue).
+//
+// Thread affinity: run_shard runs on its shard's thread; submitters touch only the queue.
+#pragma once
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <eloqstore/detail/shard/handlers.hpp>
+#include <eloqstore/error.hpp>
+#include <eloqstore/request.hpp>
+#include <eloqstore/sched/hooks.hpp>
+
+namespace eloqstore::detail {
+
+template <typename Traits>
+class shard_runtime : public request_handlers<Traits> {
+ public:
+  using base = request_handlers<Traits>;
+  using base::cmp_;
+  using base::enforce_meta_budget;
+  using base::evictions_;
+  using base::fibers;
+  using base::grouped_writes_;
+  using base::groups_;
+  using base::handle;
+  using base::handle_group;
+  using base::has_ring;
+  using base::io_;
+  using base::largest_group_;
+  using base::now_ms;
+  using base::opts_;
+  using base::out_of_mem_guard;
+  using base::release_partitions;
+  using base::shards_count_;
+  using base::term_;
+  using base::writer_cfg;
+  using base::writer_slice;
+  using typename base::comparator_type;
+  using typename base::io_type;
+  using typename base::ring_ptr;
+  using typename base::shard;
+  using typename base::write_lane;
+
+  using base::base;
+
+  // Group commit: moves from the queue the batch writes of group[0]'s partition that follow
+  // it, stopping at any other request of that partition (a read must not see a write queued
+  // after it; a truncate must keep its place). REQUIRES: s.mu held.
+  void take_group(shard& s, std::vector<request*>& group) {
+    const table_ident& t = group[0]->table();
+    for (auto it = s.queue.begin(); it != s.queue.end() && group.size() < opts_.group_commit_max;) {
+      if (!((*it)->table() == t)) {
+        ++it;
+        continue;
+      }
+      if ((*it)->type() != request_type::batch_write) {
+        break;
+      }
+      group.push_back(*it);
+      it = s.queue.erase(it);
+    }
+  }
+
+  // The shard the calling thread runs, or nullptr for client threads.
+  static const void*& current_shard() {
+    static thread_local const void* current = nullptr;
+    return current;
+  }
+  static bool on_shard_thread() { return current_shard() != nullptr; }
+
+  void run_shard(shard& s) {
+    current_shard() = &s;
+    ::pthread_setname_np(::pthread_self(), "eloqstore-shard");  // for top, perf and gdb
+    if constexpr (fibers) {
+      run_fiber_shard(s);
+    } else {
+      run_inline_shard(s);
+    }
+    release_partitions(s);
+  }
+
+  // ---- fiber shards -------------------------------------------------------------------------
+  //
+  // Every request runs as a task of the shard's fiber scheduler. Reads start at once and
+  // overlap their I/O; writes go to their partition's lane, where one writer task per
+  // partition takes them in order, several at a time (group commit). Between rounds of the
+  // scheduler the loop submits and reaps the I/O ring (when the backend has one) and blocks
+  // on it, or on the queue's condition variable, when there is nothing to run.
+  void run_fiber_shard(shard& s) {
+    // Writers building many pages step aside (low priority) once they have held the thread
+    // for a slice, so reads queued meanwhile run; yielding after every page cost a loop
+    // round (queue lock, clock, ring poll) per page.
+    s.pages.set_yield_hook(
+        [](void* arg) {
+          auto& sh = *static_cast<shard*>(arg);
+          if (sh.sched.current() == nullptr) {
+            return;
+          }
+          const auto now = std::chrono::steady_clock::now();
+          if (now - sh.writer_yielded < writer_slice) {
+            return;
+          }
+          sh.writer_yielded = now;  // another writer running meanwhile gets its own slice
+          sh.sched.yield_low_priority();
+          sh.writer_yielded = std::chrono::steady_clock::now();
+          if constexpr (has_ring) {
+            // Reads the tasks before us prepared and left to the round's end: the device
+            // works on them during our slice instead of after it.
+            if (sh.ring != nullptr && sh.ring->has_unsubmitted()) {
+              sh.ring->submit();
+            }
+          }
+        },
+        &s);
+    s.ring = attach_ring(s);
+    auto* ring = s.ring.get();
+    for (;;) {
+      bool stopping = false;
+      {
+        std::unique_lock ql(s.mu);
+        stopping = s.stopping;
+        // Out of memory for the backlog, the rest waits in the queue for the next round.
+        (void)out_of_mem_guard([&] {
+          while (!s.queue.empty()) {
+            s.backlog.push_back(s.queue.front());
+            s.queue.pop_front();
+          }
+          return error::ok;
+        });
+      }
+      s.not_full.notify_all();
+      while (!s.backlog.empty() && dispatch(s, *s.backlog.front())) {
+        s.backlog.pop_front();
+      }
+      s.sched.run_round();
+      const bool runnable = !s.sched.idle();
+      if (stopping && !runnable && s.sched.live_tasks() == 0 && s.backlog.empty()) {
+        std::unique_lock ql(s.mu);
+        if (s.queue.empty()) {
+          break;  // stopping and drained
+        }
+        continue;
+      }
+      if constexpr (has_ring) {
+        if (ring != nullptr) {
+          // Block only with nothing runnable and nothing queued (a submitter notifies the
+          // ring after it queues, so a request queued after this check still wakes us).
+          bool block = !runnable;
+          if (block) {
+            std::unique_lock ql(s.mu);
+            block = s.queue.empty() && !s.stopping;
+          }
+          ring->poll(block);
+          continue;
+        }
+      }
+      if (!runnable) {
+        std::unique_lock ql(s.mu);
+        s.cv.wait(ql, [&] { return s.stopping || !s.queue.empty(); });
+      }
+    }
+    // The ring stays until release_partitions has done its final manifest rewrites (which
+    // run outside tasks and poll it themselves).
+  }
+
+  ring_ptr attach_ring(shard& s) {
+    if constexpr (has_ring) {
+      auto ring = io_->attach(make_suspend_hooks(s.sched));
+      if (ring != nullptr) {
+        std::lock_guard ql(s.mu);
+        s.notify_arg = ring.get();
+        s.notify = [](void* r) { static_cast<typename io_type::shard_ring*>(r)->notify(); };
+        if (!s.queue.empty() || s.stopping) {
+          ring->notify();
+        }
+      }
+      return ring;  // without a ring, I/O uses blocking system calls
+    } else {
+      (void)s;
+      return nullptr;
+    }
+  }
+
+  // Starts a request: a task for reads, the partition's lane for writes. False if no task
+  // slot is free (the request stays in the backlog). Without the memory to start it, the
+  // request completes with error::out_of_mem.
+  bool dispatch(shard& s, request& req) {
+    bool started = false;
+    const error e = out_of_mem_guard([&] {
+      started = start_request(s, req);
+      return error::ok;
+    });
+    if (e != error::ok) {
+      request_access::set_done(req, e);
+      return true;
+    }
+    return started;
+  }
+
+  bool start_request(shard& s, request& req) {
+    if (req.read_only()) {
+      return s.sched.spawn([this, &s, &req] {
+        handle(s, req);
+        enforce_meta_budget(s);
+      });
+    }
+    auto it = s.lanes.find(req.table());
+    if (it != s.lanes.end()) {
+      it->second.queue.push_back(&req);  // its writer takes it in order
+      return true;
+    }
+    it = s.lanes.emplace(req.table(), write_lane{}).first;
+    bool started = false;
+    try {
+      it->second.queue.push_back(&req);
+      const table_ident t = req.table();
+      started = s.sched.spawn([this, &s, t] { run_writer(s, t); });
+    } catch (...) {
+      s.lanes.erase(it);  // no writer task: the lane would never drain
+      throw;
+    }
+    if (!started) {
+      s.lanes.erase(it);
+    }
+    return started;
+  }
+
+  // The writer task of partition t: runs its lane's requests in order, consecutive batch
+  // writes together, until the lane is empty.
+  void run_writer(shard& s, const table_ident& t) {
+    std::vector<request*> group;
+    for (;;) {
+      write_lane& lane = s.lanes.find(t)->second;  // references survive rehashing
+      if (lane.queue.empty()) {
+        s.lanes.erase(t);
+        return;
+      }
+      group.clear();
+      const std::size_t most =
+          opts_.group_commit ? std::max<std::size_t>(1, opts_.group_commit_max) : 1;
+      if (out_of_mem_guard([&] {
+            group.reserve(most);  // the pushes below do not allocate
+            return error::ok;
+          }) != error::ok) {
+        request* r = lane.queue.front();
+        lane.queue.pop_front();
+        request_access::set_done(*r,
+                                 error::out_of_mem);  // no room to run it; the next one may have
+        continue;
+      }
+      group.push_back(lane.queue.front());
+      lane.queue.pop_front();
+      if (opts_.group_commit && group[0]->type() == request_type::batch_write) {
+        while (!lane.queue.empty() && group.size() < most &&
+               lane.queue.front()->type() == request_type::batch_write) {
+          group.push_back(lane.queue.front());
+          lane.queue.pop_front();
+        }
+      }
+      note_group(group.size());
+      if (group.size() == 1) {
+        handle(s, *group[0]);
+      } else {
+        handle_group(s, group);
+      }
+      enforce_meta_budget(s);
+      // Let the shard loop move newly queued requests (often resubmitted by the callbacks of
+      // the group just completed) into the lane first, so the next group includes them.
+      s.sched.yield();
+    }
+  }
+
+  void note_group(std::size_t n) {
+    groups_.fetch_add(1, std::memory_order_relaxed);
+    grouped_writes_.fetch_add(n, std::memory_order_relaxed);
+    std::size_t seen = largest_group_.load(std::memory_order_relaxed);
+    while (n > seen && !largest_group_.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
+    }
+  }
+
+  // ---- run-to-completion shards -------------------------------------------------------------
+
+  void run_inline_shard(shard& s) {
+    for (;;) {
+      std::vector<request*>& group = s.group;
+      group.clear();
+      {
+        std::unique_lock ql(s.mu);
+        s.cv.wait(ql, [&] { return s.stopping || !s.queue.empty(); });
+        if (s.queue.empty()) {
+          break;  // stopping and drained
+        }
+        group.push_back(s.queue.front());
+        s.queue.pop_front();
+        if (opts_.group_commit && group[0]->type() == request_type::batch_write) {
+          take_group(s, group);
+        }
+      }
+      s.not_full.notify_all();
+      note_group(group.size());
+      if (group.size() == 1) {
+        s.sched.run([&] { handle(s, *group[0]); });
+      } else {
+        s.sched.run([&] { handle_group(s, group); });
+      }
+      enforce_meta_budget(s);
+    }
+  }
+};
+
+}  // namespace eloqstore::detail
