@@ -105,6 +105,28 @@ concept batched_reads = io_backend<B> &&
   { io.read_pages(t, reads) } -> std::same_as<error>;
 };
 
+// file_handles: an io_backend that resolves a file once and reads it by handle, with no name
+// built and no shared lock taken per read. open_file(t, name, ref) gives the handle of an
+// existing file (error::not_found if missing, nothing created); while a handle is held the
+// file stays open and the handle refers to the file the name named when it was opened, even
+// after a remove or a rename over it (drop the handle before reusing the name).
+// read_at(ref, offset, buf) is read() of that file.
+template <typename B>
+concept file_handles = io_backend<B> &&
+    requires(B& io, const table_ident& t, std::string_view name, typename B::file_ref& ref,
+             const typename B::file_ref& cref, std::uint64_t offset, std::span<char> buf) {
+  { io.open_file(t, name, ref) } -> std::same_as<error>;
+  { io.read_at(cref, offset, buf) } -> std::same_as<error>;
+};
+
+// batched_handle_reads: both of the above: read_pages_at(refs, reads) is read_pages() with
+// reads[i] from refs[i] (reads[i].name unused).
+template <typename B>
+concept batched_handle_reads = file_handles<B> && batched_reads<B> &&
+    requires(B& io, std::span<const typename B::file_ref> refs, std::span<const page_read> reads) {
+  { io.read_pages_at(refs, reads) } -> std::same_as<error>;
+};
+
 // ring_io: a backend with an I/O ring per shard thread (uring_io). attach(hooks) makes the
 // calling thread's ring and returns it (a unique_ptr to B::shard_ring; nullptr when it cannot
 // be set up); while it lives, that thread's I/O goes through it and parks the running task of

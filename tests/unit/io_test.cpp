@@ -20,6 +20,7 @@
 
 #include <doctest/doctest.h>
 
+#include <eloqstore/detail/commit/file_handles.hpp>
 #include <eloqstore/detail/util/page_buffer.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/io/faulty.hpp>
@@ -238,6 +239,80 @@ TEST_CASE_TEMPLATE("io: remove", B, memory_io, pread_io, uring_io) {
   CHECK(io->remove(table_a, "f") == error::ok);
   CHECK(io->remove(table_a, "g") == error::ok);
   CHECK(sorted_list(*io, table_a).empty());  // the directory stays
+}
+
+TEST_CASE_TEMPLATE("io: file handles read by handle, and keep the file they opened", B, pread_io,
+                   uring_io) {
+  static_assert(file_handles<B>);
+  backend_env<B> env;
+  auto io = env.make();
+  REQUIRE(io->open() == error::ok);
+  typename B::file_ref missing;
+  CHECK(io->open_file(table_a, "f", missing) == error::not_found);  // nothing is created
+  std::vector<std::string> names;
+  CHECK(io->list(table_a, names) == error::not_found);
+
+  REQUIRE(io->write(table_a, "f", 0, bytes("abcdefgh")) == error::ok);
+  REQUIRE(io->write(table_a, "g", 0, bytes("12345678")) == error::ok);
+  typename B::file_ref f;
+  typename B::file_ref g;
+  REQUIRE(io->open_file(table_a, "f", f) == error::ok);
+  REQUIRE(io->open_file(table_a, "g", g) == error::ok);
+  std::string buf(3, 'x');
+  REQUIRE(io->read_at(f, 2, std::span<char>(buf.data(), buf.size())) == error::ok);
+  CHECK(buf == "cde");
+  CHECK(io->read_at(f, 7, std::span<char>(buf.data(), buf.size())) == error::end_of_file);
+  CHECK(io->read_at(f, 8, std::span<char>()) == error::ok);
+
+  // Batched: reads[i] from files[i], the names unused.
+  std::string a(2, 'x');
+  std::string b(2, 'x');
+  const std::vector<typename B::file_ref> files{g, f};
+  const std::vector<page_read> reads{{{}, 6, std::span<char>(a.data(), 2)},
+                                     {{}, 0, std::span<char>(b.data(), 2)}};
+  if constexpr (batched_handle_reads<B>) {
+    REQUIRE(io->read_pages_at(files, reads) == error::ok);
+    CHECK(a == "78");
+    CHECK(b == "ab");
+  }
+
+  // A handle keeps the file it opened: removed and created again under its name, the old
+  // handle still reads the old bytes and a new handle the new ones.
+  REQUIRE(io->remove(table_a, "f") == error::ok);
+  REQUIRE(io->write(table_a, "f", 0, bytes("ABCDEFGH")) == error::ok);
+  REQUIRE(io->read_at(f, 0, std::span<char>(buf.data(), buf.size())) == error::ok);
+  CHECK(buf == "abc");
+  typename B::file_ref again;
+  REQUIRE(io->open_file(table_a, "f", again) == error::ok);
+  REQUIRE(io->read_at(again, 0, std::span<char>(buf.data(), buf.size())) == error::ok);
+  CHECK(buf == "ABC");
+  io->close();
+}
+
+TEST_CASE("io: the shard's file handle cache is bounded, least recently used first") {
+  detail::file_handle_cache<std::shared_ptr<int>> cache(3);
+  int owner_a = 0;
+  int owner_b = 0;
+  cache.insert(&owner_a, 1, std::make_shared<int>(11));
+  cache.insert(&owner_a, 2, std::make_shared<int>(12));
+  cache.insert(&owner_b, 1, std::make_shared<int>(21));
+  const auto held = *cache.find(&owner_a, 2);   // held by a reader while it is evicted
+  REQUIRE(cache.find(&owner_a, 1) != nullptr);  // a1, then b1: the most recently used
+  CHECK(**cache.find(&owner_a, 1) == 11);
+  CHECK(**cache.find(&owner_b, 1) == 21);  // a's file 1 and b's file 1 are apart
+  cache.insert(&owner_b, 2, std::make_shared<int>(22));
+  CHECK(cache.size() == 3);
+  CHECK(cache.find(&owner_a, 2) == nullptr);             // the least recently used went
+  CHECK(*held == 12);                                    // its holder still has it
+  cache.insert(&owner_b, 1, std::make_shared<int>(23));  // replaces
+  CHECK(**cache.find(&owner_b, 1) == 23);
+  CHECK(cache.size() == 3);
+  cache.drop_all(&owner_b);
+  CHECK(cache.size() == 1);
+  CHECK(cache.find(&owner_b, 2) == nullptr);
+  CHECK(**cache.find(&owner_a, 1) == 11);
+  cache.drop(&owner_a, 1);
+  CHECK(cache.size() == 0);
 }
 
 TEST_CASE_TEMPLATE("io: write_file_atomic creates and replaces", B, memory_io, pread_io, uring_io) {

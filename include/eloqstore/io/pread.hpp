@@ -146,6 +146,15 @@ class pread_io {
                                    std::shared_ptr<file_handle>& out) {
     return acquire(t, name, create, out);
   }
+
+  // file_handles: an existing file resolved once, read by handle (no name, no lock).
+  using file_ref = std::shared_ptr<file_handle>;
+  [[nodiscard]] error open_file(const table_ident& t, std::string_view name, file_ref& out) {
+    return acquire(t, name, false, out);
+  }
+  [[nodiscard]] static error read_at(const file_ref& f, std::uint64_t offset, std::span<char> buf) {
+    return buf.empty() ? check_size(f->fd, offset) : pread_all(f->fd, offset, buf);
+  }
   pread_io(const pread_io&) = delete;
   pread_io& operator=(const pread_io&) = delete;
   ~pread_io() { close(); }

@@ -176,15 +176,39 @@ class uring_io {
     std::string_view last_name;
     for (std::size_t i = 0; i < reads.size(); ++i) {
       const page_read& r = reads[i];
-      if (const error e = detail::check_file_range(r.offset, r.buf.size()); e != error::ok) {
-        return e;
-      }
       if (i > 0 && r.name == last_name) {
         files[i] = files[i - 1];
       } else if (const error e = files_.acquire_file(t, r.name, false, files[i]); e != error::ok) {
         return e;
       }
       last_name = r.name;
+    }
+    return read_pages_at(files, reads);
+  }
+
+  // ---- file_handles ------------------------------------------------------------------------
+
+  // An open file: resolved once by open_file, then read by handle (no name, no lock).
+  using file_ref = std::shared_ptr<pread_io::file_handle>;
+  [[nodiscard]] error open_file(const table_ident& t, std::string_view name, file_ref& out) {
+    return files_.acquire_file(t, name, false, out);
+  }
+  [[nodiscard]] error read_at(const file_ref& f, std::uint64_t offset, std::span<char> buf) {
+    if (buf.empty()) {
+      return pread_io::read_at(f, offset, buf);
+    }
+    if (const error e = detail::check_file_range(offset, buf.size()); e != error::ok) {
+      return e;
+    }
+    return engine().read(f, offset, buf);
+  }
+  // read_pages with reads[i] from files[i] (reads[i].name is not used).
+  [[nodiscard]] error read_pages_at(std::span<const file_ref> files,
+                                    std::span<const page_read> reads) {
+    for (const page_read& r : reads) {
+      if (const error e = detail::check_file_range(r.offset, r.buf.size()); e != error::ok) {
+        return e;
+      }
     }
     shard_ring* ring = current_ring();
     if (ring == nullptr) {
@@ -232,8 +256,6 @@ class uring_io {
   }
 
  private:
-  using file_ref = std::shared_ptr<pread_io::file_handle>;
-
   // A coalesced write: contiguous parts of one file starting at `offset`.
   struct run {
     file_ref file;
@@ -948,7 +970,7 @@ class uring_io {
    private:
     // Direct reads into aligned buffers all in flight at once (bounded by a window); anything
     // else, and any read that came back short or failed, again one by one the careful way.
-    error read_batch(const std::vector<file_ref>& files, std::span<const page_read> reads) {
+    error read_batch(std::span<const file_ref> files, std::span<const page_read> reads) {
       constexpr std::size_t window = 64;
       engine_ops<raw_ops> ops{{this}};
       for (std::size_t base = 0; base < reads.size(); base += window) {

@@ -14,6 +14,7 @@
 
 #include <eloqstore/concepts.hpp>
 #include <eloqstore/detail/codec/checksum.hpp>
+#include <eloqstore/detail/commit/file_handles.hpp>
 #include <eloqstore/detail/commit/partition.hpp>
 #include <eloqstore/detail/io/file_names.hpp>
 #include <eloqstore/detail/shard/index_cache.hpp>
@@ -24,6 +25,19 @@
 namespace eloqstore::detail {
 
 using index_pin = index_cache::pin;
+
+// The shard's cache of open data files, for backends with file handles; an empty stand-in
+// for the others, which read by name.
+template <typename IO, bool = file_handles<IO>>
+struct handle_cache_of {
+  struct type {
+    void drop_all(const void*) noexcept {}
+  };
+};
+template <typename IO>
+struct handle_cache_of<IO, true> {
+  using type = file_handle_cache<typename IO::file_ref>;
+};
 
 // Page-sized reads with checksum verification, and the shard's index page cache.
 template <io_backend IO>
@@ -70,7 +84,24 @@ class page_access {
   // can (batched_reads), and verifies every checksum.
   [[nodiscard]] error read_many(const partition_state& p, const mapping_table& mapping,
                                 std::span<const page_id> ids, std::span<page_buffer> bufs) {
-    if constexpr (batched_reads<IO>) {
+    if constexpr (batched_handle_reads<IO>) {
+      std::vector<typename IO::file_ref> files(ids.size());
+      std::vector<page_read> reads(ids.size());
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        const file_page_id fp = mapping.file_page(ids[i]);
+        if (fp.is_none()) {
+          return error::corrupted;
+        }
+        const file_id f = file_of(fp, shift_);
+        if (i > 0 && file_of(mapping.file_page(ids[i - 1]), shift_) == f) {
+          files[i] = files[i - 1];
+        } else if (const error e = open_file(p, f, files[i]); e != error::ok) {
+          return e == error::not_found ? error::corrupted : e;
+        }
+        reads[i] = page_read{{}, file_offset_bytes(fp, shift_, page_size_), bufs[i].span()};
+      }
+      return checked(io_.read_pages_at(files, reads), bufs);
+    } else if constexpr (batched_reads<IO>) {
       std::vector<std::string> names;
       std::vector<page_read> reads(ids.size());
       names.reserve(ids.size());
@@ -86,19 +117,7 @@ class page_access {
         reads[i] =
             page_read{names.back(), file_offset_bytes(fp, shift_, page_size_), bufs[i].span()};
       }
-      const error e = io_.read_pages(p.id, reads);
-      if (e == error::end_of_file || e == error::not_found) {
-        return error::corrupted;
-      }
-      if (e != error::ok) {
-        return e;
-      }
-      for (std::size_t i = 0; i < ids.size(); ++i) {
-        if (verify_ && !verify_page_checksum(bufs[i].span())) {
-          return error::corrupted;
-        }
-      }
-      return error::ok;
+      return checked(io_.read_pages(p.id, reads), bufs);
     } else {
       for (std::size_t i = 0; i < ids.size(); ++i) {
         if (const error e = read(p, mapping, ids[i], bufs[i].span()); e != error::ok) {
@@ -114,8 +133,18 @@ class page_access {
     return read_fp(p, fp, std::span<char>(out));
   }
   [[nodiscard]] error read_fp(const partition_state& p, file_page_id fp, std::span<char> out) {
-    const error e = io_.read(p.id, file_name(p, file_of(fp, shift_)),
-                             file_offset_bytes(fp, shift_, page_size_), out);
+    const file_id f = file_of(fp, shift_);
+    const std::uint64_t offset = file_offset_bytes(fp, shift_, page_size_);
+    error e = error::ok;
+    if constexpr (file_handles<IO>) {
+      typename IO::file_ref file;  // held across the read: another task may evict the entry
+      e = open_file(p, f, file);
+      if (e == error::ok) {
+        e = io_.read_at(file, offset, out);
+      }
+    } else {
+      e = io_.read(p.id, file_name(p, f), offset, out);
+    }
     if (e == error::end_of_file || e == error::not_found) {
       return error::corrupted;  // the manifest names a page the files do not hold
     }
@@ -170,8 +199,11 @@ class page_access {
 
   // Drops a file page from the cache; called whenever the page is reallocated.
   void invalidate(const partition_state& p, file_page_id fp) { cache_.erase(&p, fp.value()); }
-  // Drops every page of a partition (before its state is destroyed).
-  void invalidate_all(const partition_state& p) { cache_.erase_all(&p); }
+  // Drops every page and open file of a partition (before its state is destroyed).
+  void invalidate_all(const partition_state& p) {
+    cache_.erase_all(&p);
+    handles_.drop_all(&p);
+  }
 
   [[nodiscard]] index_cache::stats cache_stats() const noexcept { return cache_.statistics(); }
 
@@ -207,11 +239,44 @@ class page_access {
   [[nodiscard]] std::size_t spares_max() const noexcept { return spare_bytes_max / page_size_; }
 
  private:
+  // The handle of data file f of partition p, from the shard's cache or opened by name.
+  template <typename Ref>
+  [[nodiscard]] error open_file(const partition_state& p, file_id f, Ref& out) {
+    if (const Ref* hit = handles_.find(&p, f.value())) {
+      out = *hit;
+      return error::ok;
+    }
+    Ref opened;
+    if (const error e = io_.open_file(p.id, file_name(p, f), opened); e != error::ok) {
+      return e;
+    }
+    out = handles_.insert(&p, f.value(), std::move(opened));
+    return error::ok;
+  }
+
+  // The outcome of a batch read: a page the files do not hold is corruption, and every
+  // checksum is verified.
+  [[nodiscard]] error checked(error e, std::span<page_buffer> bufs) const {
+    if (e == error::end_of_file || e == error::not_found) {
+      return error::corrupted;
+    }
+    if (e != error::ok) {
+      return e;
+    }
+    for (page_buffer& b : bufs) {
+      if (verify_ && !verify_page_checksum(b.span())) {
+        return error::corrupted;
+      }
+    }
+    return error::ok;
+  }
+
   IO& io_;
   std::size_t page_size_;
   unsigned shift_;
   bool verify_;
   index_cache cache_;
+  typename handle_cache_of<IO>::type handles_;
   std::vector<page_buffer> spares_;
   void (*yield_hook_)(void*) = nullptr;
   void* yield_arg_ = nullptr;

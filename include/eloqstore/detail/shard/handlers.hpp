@@ -34,6 +34,7 @@ class request_handlers : public partition_registry<Traits> {
   using base::fibers;
   using base::io_;
   using base::last_stats_;
+  using base::make_writer;
   using base::now_ms;
   using base::opts_;
   using base::out_of_mem_guard;
@@ -111,7 +112,7 @@ class request_handlers : public partition_registry<Traits> {
         }
       }
     } restore{origin, merged, entry};
-    detail::tree_writer<io_type, comparator_type> w(s.pages, p, cmp_, writer_cfg(), now_ms());
+    auto w = make_writer(s, p);
     error e = merged.empty() ? error::ok : w.apply(merged);
     if (e == error::ok) {
       e = w.commit();
@@ -238,7 +239,7 @@ class request_handlers : public partition_registry<Traits> {
   }
 
   error handle_write(shard& s, detail::partition_state& p, request& req) {
-    detail::tree_writer<io_type, comparator_type> w(s.pages, p, cmp_, writer_cfg(), now_ms());
+    auto w = make_writer(s, p);
     error e = error::ok;
     switch (req.type()) {
       case request_type::batch_write: {
@@ -289,7 +290,7 @@ class request_handlers : public partition_registry<Traits> {
 
   // Write-triggered expiry purge (after the request that triggered it has completed).
   void purge_expired(shard& s, detail::partition_state& p) {
-    detail::tree_writer<io_type, comparator_type> w(s.pages, p, cmp_, writer_cfg(), now_ms());
+    auto w = make_writer(s, p);
     (void)(w.clean_expired() == error::ok && w.commit() == error::ok);  // retried next write
   }
 };

@@ -44,6 +44,12 @@ class partition_registry : public shard_context<Traits> {
 
   using base::base;
 
+  // The tree writer of partition p, at the store's settings and clock: the one way writers
+  // are made.
+  [[nodiscard]] tree_writer<io_type, comparator_type> make_writer(shard& s, partition_state& p) {
+    return tree_writer<io_type, comparator_type>(s.pages, p, cmp_, writer_cfg(), now_ms());
+  }
+
   // Keeps a partition in the root-meta cache while a task uses it (tasks interleave at their
   // I/O; eviction skips pinned partitions).
   struct pin_guard {
@@ -151,7 +157,7 @@ class partition_registry : public shard_context<Traits> {
       }
       if (p.force_snapshot) {
         const error e = out_of_mem_guard([&] {
-          detail::tree_writer<io_type, comparator_type> w(s.pages, p, cmp_, writer_cfg(), now_ms());
+          auto w = make_writer(s, p);
           return w.commit();
         });
         if (e != error::ok) {
@@ -173,7 +179,7 @@ class partition_registry : public shard_context<Traits> {
       // A manifest write that failed may still reach the disk later (it sat in the page
       // cache): replace the manifest with the committed state so it cannot resurface.
       if (p->force_snapshot) {
-        detail::tree_writer<io_type, comparator_type> w(s.pages, *p, cmp_, writer_cfg(), now_ms());
+        auto w = make_writer(s, *p);
         (void)w.commit();
       }
       s.pages.invalidate_all(*p);
