@@ -46,6 +46,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <list>
 #include <memory>
@@ -618,6 +619,11 @@ class uring_io {
       if (c.registered_files > 0 &&
           io_uring_register_files_sparse(&ring_, c.registered_files) == 0) {
         slots_.resize(c.registered_files);
+        slot_of_.reserve(c.registered_files);
+        for (unsigned i = 0; i < c.registered_files; ++i) {
+          slot_lru_.push_back(static_cast<int>(i));
+          slots_[i].lru = std::prev(slot_lru_.end());
+        }
       }
       if (c.read_buffers > 0) {
         if (const std::string why = setup_buffers(); !why.empty()) {
@@ -692,33 +698,39 @@ class uring_io {
       }
     }
 
-    // Points `sqe` at f's registered slot (registering it on a miss) or at its fd.
-    void set_file(io_uring_sqe* sqe, const file_ref& f) {
+    // Points `sqe` at f's registered slot (registering it on a miss) or at its fd. Never
+    // fails and never throws: it runs after the entry is prepared, when an exception would
+    // leave a prepared entry pointing at an operation that unwinding destroys. The slots are
+    // all in the LRU from init() (unused ones at the back), so only a new file's map entry is
+    // allocated, before anything changes; without memory the plain fd serves.
+    void set_file(io_uring_sqe* sqe, const file_ref& f) noexcept {
       if (slots_.empty()) {
         return;
       }
       int slot = -1;
       if (const auto it = slot_of_.find(f.get()); it != slot_of_.end()) {
         slot = it->second;
-        slot_lru_.splice(slot_lru_.begin(), slot_lru_, slots_[slot].lru);
       } else {
-        if (slot_of_.size() < slots_.size()) {
-          slot = static_cast<int>(slot_of_.size());
-        } else {
-          slot = slot_lru_.back();
-          slot_lru_.pop_back();
+        decltype(slot_of_)::iterator mine;
+        try {
+          mine = slot_of_.try_emplace(f.get(), -1).first;
+        } catch (const std::bad_alloc&) {
+          return;
+        }
+        slot = slot_lru_.back();  // unused, or the least recently used
+        if (slots_[slot].file != nullptr) {
           slot_of_.erase(slots_[slot].file.get());
+          slots_[slot].file.reset();
         }
         int fd = f->fd;
         if (io_uring_register_files_update(&ring_, static_cast<unsigned>(slot), &fd, 1) != 1) {
-          slots_[slot].file.reset();
-          return;  // stay with the plain fd (the slot is free again next time)
+          slot_of_.erase(mine);  // the slot stays unused at the back; the plain fd serves
+          return;
         }
         slots_[slot].file = f;
-        slot_lru_.push_front(slot);
-        slots_[slot].lru = slot_lru_.begin();
-        slot_of_[f.get()] = slot;
+        mine->second = slot;
       }
+      slot_lru_.splice(slot_lru_.begin(), slot_lru_, slots_[slot].lru);
       sqe->fd = slot;
       sqe->flags |= IOSQE_FIXED_FILE;
     }
@@ -1061,7 +1073,7 @@ class uring_io {
       std::list<int>::iterator lru;
     };
     std::vector<slot_entry> slots_;
-    std::list<int> slot_lru_;  // slot numbers in use, most recently used first
+    std::list<int> slot_lru_;  // every slot number, most recently used first, unused last
     std::unordered_map<const pread_io::file_handle*, int> slot_of_;
     // provided buffers
     io_uring_buf_ring* buf_ring_ = nullptr;

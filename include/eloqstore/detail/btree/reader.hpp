@@ -29,10 +29,10 @@
 
 #include <eloqstore/comparator.hpp>
 #include <eloqstore/concepts.hpp>
+#include <eloqstore/detail/commit/page_io.hpp>
 #include <eloqstore/detail/page/data_page.hpp>
 #include <eloqstore/detail/page/index_page.hpp>
 #include <eloqstore/detail/page/overflow_page.hpp>
-#include <eloqstore/detail/commit/page_io.hpp>
 #include <eloqstore/detail/util/page_buffer.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/types.hpp>

@@ -17,10 +17,10 @@
 #include <eloqstore/comparator.hpp>
 #include <eloqstore/concepts.hpp>
 #include <eloqstore/detail/btree/reader.hpp>
+#include <eloqstore/detail/commit/page_io.hpp>
 #include <eloqstore/detail/page/data_page.hpp>
 #include <eloqstore/detail/page/index_page.hpp>
 #include <eloqstore/detail/page/overflow_page.hpp>
-#include <eloqstore/detail/commit/page_io.hpp>
 
 namespace eloqstore::detail {
 
