@@ -93,7 +93,7 @@ class EloqStore : private detail::shard_runtime<Traits> {
   using traits_type = Traits;
   using comparator_type = typename Traits::comparator;
   using io_type = typename Traits::io_type;
-  using write_stats = detail::write_stats;
+  using write_stats = detail::writer_stats;
 
   // Owns an I/O backend made by Traits::make_io(opts).
   explicit EloqStore(options opts) : runtime(std::move(opts)) {}

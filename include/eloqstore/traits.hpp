@@ -16,6 +16,7 @@
 
 #include <eloqstore/comparator.hpp>
 #include <eloqstore/concepts.hpp>
+#include <eloqstore/detail/commit/file_handles.hpp>
 #include <eloqstore/io/memory.hpp>
 #include <eloqstore/io/pread.hpp>
 #include <eloqstore/io/uring.hpp>
@@ -52,11 +53,14 @@ struct default_traits {
   static uring_io::config uring_config(const options& o) {
     uring_io::config c;
     c.queue_depth = o.io_queue_size;
-    // The descriptor cache and every shard's fixed-file slots share fd_limit.
+    // The descriptor cache, every shard's fixed-file slots and every shard's open data files
+    // (detail/commit/file_handles.hpp) share fd_limit.
     const std::size_t fds = o.fd_limit > 200 ? o.fd_limit - 100 : 100;
     c.registered_files =
         static_cast<unsigned>(std::min<std::size_t>(256, fds / (2 * o.num_threads)));
-    c.open_files_max = fds - std::size_t{c.registered_files} * o.num_threads;
+    const std::size_t per_shard =
+        c.registered_files + detail::shard_file_handles(o.fd_limit, o.num_threads);
+    c.open_files_max = fds > per_shard * o.num_threads ? fds - per_shard * o.num_threads : 1;
     c.buffer_bytes = page_size;
     return c;
   }
@@ -73,7 +77,12 @@ struct pread_traits : default_traits {
   using io_type = pread_io;
   using scheduler_type = inline_scheduler;
   static std::unique_ptr<io_type> make_io(const options& o) {
-    return std::make_unique<io_type>(o.store_path, o.fd_limit);
+    // The shards' open data files (detail/commit/file_handles.hpp) are kept out of the
+    // descriptor cache's share.
+    const std::size_t handles = detail::shard_file_handles(o.fd_limit, o.num_threads);
+    return std::make_unique<io_type>(o.store_path, o.fd_limit > handles * o.num_threads
+                                                       ? o.fd_limit - handles * o.num_threads
+                                                       : 1);
   }
 };
 

@@ -29,6 +29,7 @@
 #include <eloqstore/io/uring.hpp>
 #include <eloqstore/sched/fiber.hpp>
 #include <eloqstore/table_ident.hpp>
+#include <eloqstore/traits.hpp>
 
 using namespace eloqstore;
 
@@ -313,6 +314,27 @@ TEST_CASE("io: the shard's file handle cache is bounded, least recently used fir
   CHECK(**cache.find(&owner_a, 1) == 11);
   cache.drop(&owner_a, 1);
   CHECK(cache.size() == 0);
+}
+
+TEST_CASE("io: the shards' open data files fit fd_limit beside the descriptor cache and slots") {
+  for (const std::size_t fd_limit : {std::size_t{64}, std::size_t{1024}, std::size_t{100000}}) {
+    for (const std::size_t shards : {std::size_t{1}, std::size_t{4}, std::size_t{64}}) {
+      CAPTURE(fd_limit);
+      CAPTURE(shards);
+      options o;
+      o.fd_limit = fd_limit;
+      o.num_threads = shards;
+      const std::size_t handles = detail::shard_file_handles(fd_limit, shards);
+      CHECK(handles >= 1);
+      CHECK(handles <= 256);
+      const uring_io::config c = default_traits::uring_config(o);
+      const std::size_t used = c.open_files_max + (c.registered_files + handles) * shards;
+      // The budget: fd_limit less 100 for everything else (100 at least), and at least one
+      // descriptor and one handle per shard however small it is.
+      CHECK(used <= std::max<std::size_t>(fd_limit > 200 ? fd_limit - 100 : 100, 2 * shards + 1));
+      CHECK(c.open_files_max >= 1);
+    }
+  }
 }
 
 TEST_CASE_TEMPLATE("io: write_file_atomic creates and replaces", B, memory_io, pread_io, uring_io) {

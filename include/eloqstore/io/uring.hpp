@@ -718,6 +718,12 @@ class uring_io {
           return;
         }
         slot = slot_lru_.back();  // unused, or the least recently used
+        if (slots_[slot].file != nullptr && io_uring_sq_ready(&ring_) > 1) {
+          // Entries prepared but not yet submitted may name the victim's slot; registering
+          // another file there would point them at it. This one uses the plain fd.
+          slot_of_.erase(mine);
+          return;
+        }
         if (slots_[slot].file != nullptr) {
           slot_of_.erase(slots_[slot].file.get());
           slots_[slot].file.reset();

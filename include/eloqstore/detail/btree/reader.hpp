@@ -454,15 +454,15 @@ class tree_reader {
     return it.status();
   }
 
-  // Sets `out` to the page's first key: the upper bound of the leaf before it.
+  // Sets `out` to the page's first key: the upper bound of the leaf before it. An empty
+  // leaf (ours never store one) leaves `out` as it was: the bound still holds.
   [[nodiscard]] static error first_key(const data_page& page, std::string& out) {
     data_page_iter it(page);
     it.seek_to_first();
-    if (!it.valid()) {
-      return it.status() != error::ok ? it.status() : error::corrupted;  // an empty leaf
+    if (it.valid()) {
+      out.assign(it.key());
     }
-    out.assign(it.key());
-    return error::ok;
+    return it.status();
   }
 
   [[nodiscard]] error fill(const data_page_iter& it, kv_entry& out) {

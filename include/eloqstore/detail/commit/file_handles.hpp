@@ -21,6 +21,16 @@
 
 namespace eloqstore::detail {
 
+// The open data files each shard's handle cache may keep: a share of fd_limit (less the 100
+// kept for everything else) that the backends' own descriptor caches leave to it (traits.hpp
+// splits the budget), so the handles a shard holds never push the process past fd_limit.
+[[nodiscard]] inline std::size_t shard_file_handles(std::size_t fd_limit,
+                                                    std::size_t shards) noexcept {
+  const std::size_t fds = fd_limit > 200 ? fd_limit - 100 : 100;
+  const std::size_t share = fds / (4 * (shards == 0 ? 1 : shards));
+  return share < 1 ? 1 : (share > 256 ? 256 : share);
+}
+
 template <typename Ref>
 class file_handle_cache {
  public:

@@ -31,6 +31,7 @@ using index_pin = index_cache::pin;
 template <typename IO, bool = file_handles<IO>>
 struct handle_cache_of {
   struct type {
+    explicit type(std::size_t /*capacity*/) noexcept {}
     void drop_all(const void*) noexcept {}
   };
 };
@@ -43,13 +44,17 @@ struct handle_cache_of<IO, true> {
 template <io_backend IO>
 class page_access {
  public:
+  // `open_files`: the data files kept open for reads (backends with file handles), at most
+  // shard_file_handles(fd_limit, shards) in a store.
   page_access(IO& io, std::size_t page_size, unsigned pages_per_file_shift, std::size_t cache_pages,
-              bool verify_checksums)
+              bool verify_checksums,
+              std::size_t open_files = file_handle_cache<int>::capacity_default)
       : io_(io),
         page_size_(page_size),
         shift_(pages_per_file_shift),
         verify_(verify_checksums),
-        cache_(page_size, cache_pages == 0 ? 1 : cache_pages) {}
+        cache_(page_size, cache_pages == 0 ? 1 : cache_pages),
+        handles_(open_files) {}
 
   [[nodiscard]] std::size_t page_size() const noexcept { return page_size_; }
   [[nodiscard]] unsigned pages_per_file_shift() const noexcept { return shift_; }

@@ -69,9 +69,11 @@ struct write_ticket_of<IO, true> {
   using type = typename IO::write_ticket;
 };
 
+// What a commit wrote (the last one of a store is EloqStore::last_write_stats, for
+// benchmarks).
 struct writer_stats {
   std::size_t pages_written = 0;
-  std::size_t chunks_copied = 0;
+  std::size_t mapping_chunks_copied = 0;
   bool manifest_snapshot = false;
 };
 
@@ -284,7 +286,7 @@ class version_builder {
     if (const error s = finish_streams(); e == error::ok) {
       e = s;
     }
-    stats_.chunks_copied = mapping_.chunks_copied();
+    stats_.mapping_chunks_copied = mapping_.chunks_copied();
     if (e == error::ok) {
       e = sync_files();
     }

@@ -282,8 +282,7 @@ class request_handlers : public partition_registry<Traits> {
     e = w.commit();
     if (e == error::ok) {
       std::lock_guard lock(stats_mu_);
-      last_stats_ = write_stats{w.stats().pages_written, w.stats().chunks_copied,
-                                w.stats().manifest_snapshot};
+      last_stats_ = w.stats();
     }
     return e;
   }

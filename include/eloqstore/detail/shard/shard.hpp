@@ -36,13 +36,6 @@
 
 namespace eloqstore::detail {
 
-// Statistics of the last write of a partition (for benchmarks).
-struct write_stats {
-  std::size_t pages_written = 0;
-  std::size_t mapping_chunks_copied = 0;
-  bool manifest_snapshot = false;
-};
-
 template <typename Traits>
 class shard_context {
  public:
@@ -75,8 +68,8 @@ class shard_context {
 
   struct shard {
     shard(io_type& io, const options& o, std::size_t cache_pages)
-        : pages(io, Traits::page_size, o.pages_per_file_shift, cache_pages,
-                !o.skip_verify_checksum),
+        : pages(io, Traits::page_size, o.pages_per_file_shift, cache_pages, !o.skip_verify_checksum,
+                detail::shard_file_handles(o.fd_limit, o.num_threads)),
           sched(make_scheduler(o)) {}
     std::thread thread;
     std::mutex mu;
@@ -149,7 +142,7 @@ class shard_context {
   std::uint64_t term_ = 0;
   std::size_t shards_count_ = 1;
   mutable std::mutex stats_mu_;
-  write_stats last_stats_;  // under stats_mu_
+  writer_stats last_stats_;  // the last write's, under stats_mu_
   std::atomic<std::size_t> largest_group_{0};
   std::atomic<std::size_t> groups_{0};
   std::atomic<std::size_t> grouped_writes_{0};
