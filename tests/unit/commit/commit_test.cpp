@@ -48,15 +48,7 @@
 #include <eloqstore/types.hpp>
 
 #include "support/page_store.hpp"
-
-namespace doctest {
-template <>
-struct StringMaker<eloqstore::error> {
-  static String convert(eloqstore::error e) {
-    return String(std::string(eloqstore::error_message(e)).c_str());
-  }
-};
-}  // namespace doctest
+#include "support/print_error.hpp"
 
 namespace {
 

@@ -16,6 +16,7 @@
 #include <eloqstore/detail/mapping/page_mapping.hpp>
 
 #include "support/page_store.hpp"
+#include "support/print_error.hpp"
 
 namespace {
 
