@@ -1,15 +1,5 @@
-// Key order: the `key_comparator` policy and the default `bytewise_comparator`.
-//
-// Contract of a key_comparator (what the concept cannot check):
-// * `compare(a, b)` is a strict weak order, pure, noexcept, and callable from any thread.
-// * `name()` is stable across releases: it names the order data was written in.
-// * The empty key is never a stored key (writes refuse it). Where the API takes a range, an
-//   empty begin or end means unbounded on that side (-inf, +inf), whatever the comparator
-//   says about "": the engine never hands a bound of "" to `compare`. So a comparator need
-//   not order "" first (a descending order puts it last).
-// * `shortest_separator(a, b)`, REQUIRES compare(a, b) < 0, returns a key s with
-//   a < s <= b that is as short as the comparator can make it. It becomes an index-page
-//   separator, so shorter means more fan-out per index page.
+// Key order: the default `bytewise_comparator` (the key_comparator concept and its contract
+// are in concepts.hpp).
 #pragma once
 
 #include <algorithm>
@@ -19,16 +9,9 @@
 #include <string>
 #include <string_view>
 
-namespace eloqstore {
+#include <eloqstore/concepts.hpp>
 
-template <typename C>
-concept key_comparator = requires(const C& c, std::string_view a, std::string_view b) {
-  { c.compare(a, b) }
-  noexcept->std::convertible_to<std::weak_ordering>;
-  { C::name() }
-  noexcept->std::convertible_to<std::string_view>;
-  { c.shortest_separator(a, b) } -> std::convertible_to<std::string>;
-};
+namespace eloqstore {
 
 // Unsigned lexicographic byte order (memcmp, shorter prefix first). This is the reference
 // engine's default order and the only one whose files the reference can read.

@@ -1,16 +1,33 @@
 // The policies EloqStore<Traits> is built from, as C++20 concepts, with the contracts the
-// compiler cannot check written beside them.
+// compiler cannot check written beside them: key_comparator, io_backend and its refinements
+// (batched_io, async_page_writes, batched_reads, file_handles, batched_handle_reads, ring_io,
+// local_files_io), scheduler and task_scheduler, and store_traits, which names one of each.
+//
+// Suspension, the rule every layer follows. With a scheduler whose can_suspend is true, a
+// task parks only inside (1) the scheduler's yield(), yield_low_priority() and park() (and
+// the waiting_zone and fiber_mutex built on park()), and (2) calls into the io backend (a
+// ring_io backend parks the task until its I/O completes). So a function may suspend exactly
+// when it can reach one of them, and its signature shows it: in eloqstore::detail, a function
+// that takes a shard (`shard&`), an io backend (`IO&`) or a `page_access&`, or is a member of
+// a type that holds one (tree_writer, tree_reader, version_builder; load_partition), may
+// suspend; a function with none of these (page codecs, mapping tables, manifest records, the
+// index and handle caches, comparators) never does. After a call that may suspend, other
+// tasks of the shard have run: re-check what they may have changed (a map lookup, a
+// partition's current version) before using it. A stretch that must not suspend while it
+// holds such state (an iterator into a shard's maps, a half-published version) says so with
+// a `no_suspend` scope (sched/hooks.hpp); a task that parks inside one fails an assertion.
 #pragma once
 
+#include <compare>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <eloqstore/comparator.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/sched/hooks.hpp>
 #include <eloqstore/table_ident.hpp>
@@ -18,6 +35,25 @@
 namespace eloqstore {
 
 struct options;
+
+// key_comparator: the order of a store's keys. Contract (what the concept cannot check):
+// * `compare(a, b)` is a strict weak order, pure, noexcept, and callable from any thread.
+// * `name()` is stable across releases: it names the order data was written in.
+// * The empty key is never a stored key (writes refuse it). Where the API takes a range, an
+//   empty begin or end means unbounded on that side (-inf, +inf), whatever the comparator
+//   says about "": the engine never hands a bound of "" to `compare`. So a comparator need
+//   not order "" first (a descending order puts it last).
+// * `shortest_separator(a, b)`, REQUIRES compare(a, b) < 0, returns a key s with
+//   a < s <= b that is as short as the comparator can make it. It becomes an index-page
+//   separator, so shorter means more fan-out per index page.
+template <typename C>
+concept key_comparator = requires(const C& c, std::string_view a, std::string_view b) {
+  { c.compare(a, b) }
+  noexcept->std::convertible_to<std::weak_ordering>;
+  { C::name() }
+  noexcept->std::convertible_to<std::string_view>;
+  { c.shortest_separator(a, b) } -> std::convertible_to<std::string>;
+};
 
 // io_backend: where a partition's files live. Every file is named by its partition and its
 // file name inside the partition directory (`<store_path[disk]>/<table>.<partition>/<name>`
@@ -145,13 +181,58 @@ concept local_files_io = io_backend<B> && requires {
   requires B::uses_store_paths;
 };
 
-// scheduler: runs a shard's tasks. Contract: run(f) executes f on the calling (shard) thread;
-// `can_suspend` tells whether tasks may park on I/O (then a task may interleave with others
-// of the same shard at its suspension points, and must re-check invariants after each).
+// task_scheduler: a scheduler whose tasks suspend (fiber_scheduler). Everything the store's
+// fiber loop (detail/shard/loop.hpp) and a ring_io backend's suspend_hooks call:
+// * spawn(f): queues f as a new task, run in a later round; false when no task slot is free
+//   (the caller keeps the work and retries). Throws std::bad_alloc without memory for it.
+// * run_round(): runs every task ready at its start once, then low-priority tasks within a
+//   budget; returns whether runnable tasks remain. idle(): none runnable. live_tasks(): tasks
+//   spawned and not finished (runnable or parked).
+// * current(): the running task, nullptr outside tasks.
+// * yield(): the running task goes to the end of the ready queue. yield_low_priority(): to
+//   the low-priority queue (long work steps aside for reads). park(): until wake(task).
+//   wake(t): makes a parked task runnable (no effect on a queued or running one).
+// All calls come from the shard thread; yield, yield_low_priority and park REQUIRE a task.
+template <typename S>
+concept task_scheduler = requires(S& s, const S& cs, typename S::task& t) {
+  {
+    s.spawn([] {})
+    } -> std::same_as<bool>;
+  { s.run_round() } -> std::same_as<bool>;
+  { cs.idle() } -> std::same_as<bool>;
+  { cs.live_tasks() } -> std::convertible_to<std::size_t>;
+  { cs.current() } -> std::same_as<typename S::task*>;
+  { s.yield() } -> std::same_as<void>;
+  { s.yield_low_priority() } -> std::same_as<void>;
+  { s.park() } -> std::same_as<void>;
+  { s.wake(t) } -> std::same_as<void>;
+};
+
+// scheduler: runs a shard's tasks. run(f) executes f on the calling (shard) thread until it
+// and every task it started are done. `can_suspend` tells whether tasks may park on I/O;
+// then the scheduler is a task_scheduler, a task may interleave with others of its shard at
+// its suspension points (the rule at the top of this file), and the store runs every request
+// as a task. Otherwise requests run one after another to completion (inline_scheduler).
 template <typename S>
 concept scheduler = requires(S& s) {
   { S::can_suspend } -> std::convertible_to<bool>;
   s.run([] {});
-};
+}
+&&(!S::can_suspend || task_scheduler<S>);
+
+// store_traits: the compile-time choices of an EloqStore<Traits> (traits.hpp has the
+// standard ones): the key order, the page size, the I/O backend and how to make it from the
+// validated options, and the scheduler (optionally configured by
+// `scheduler_config(options)`). How the choices must relate is checked by traits_checks.
+template <typename T>
+concept store_traits = requires(const options& o) {
+  typename T::comparator;
+  typename T::io_type;
+  typename T::scheduler_type;
+  { T::page_size } -> std::convertible_to<std::size_t>;
+  { T::make_io(o) } -> std::same_as<std::unique_ptr<typename T::io_type>>;
+}
+&&key_comparator<typename T::comparator>&& io_backend<typename T::io_type>&&
+    scheduler<typename T::scheduler_type>;
 
 }  // namespace eloqstore

@@ -16,6 +16,7 @@
 
 #include <eloqstore/comparator.hpp>
 #include <eloqstore/concepts.hpp>
+#include <eloqstore/detail/btree/limits.hpp>
 #include <eloqstore/detail/commit/file_handles.hpp>
 #include <eloqstore/io/memory.hpp>
 #include <eloqstore/io/pread.hpp>
@@ -25,17 +26,6 @@
 #include <eloqstore/sched/inline.hpp>
 
 namespace eloqstore {
-
-template <typename T>
-concept store_traits = requires(const options& o) {
-  typename T::comparator;
-  typename T::io_type;
-  typename T::scheduler_type;
-  { T::page_size } -> std::convertible_to<std::size_t>;
-  { T::make_io(o) } -> std::same_as<std::unique_ptr<typename T::io_type>>;
-}
-&&key_comparator<typename T::comparator>&& io_backend<typename T::io_type>&&
-    scheduler<typename T::scheduler_type>;
 
 // Local files through io_uring (O_DIRECT data files), bytewise keys, 4 KiB pages, and
 // requests running as Boost.Context fibers that suspend on their I/O: many requests of one
@@ -97,12 +87,18 @@ struct memory_traits : pread_traits {
   static std::unique_ptr<io_type> make_io(const options&) { return std::make_unique<io_type>(); }
 };
 
-// The relations between the choices, checked once per traits type.
+// The relations between the choices, checked once per traits type (EloqStore<T> asserts
+// traits_checks<T>::ok), grouped by what they protect.
 template <store_traits T>
 struct traits_checks {
-  // Pages are addressed with u16 offsets and must be whole OS pages for direct I/O.
+  // Page addressing: offsets inside a page are u16 and data files are read with O_DIRECT,
+  // which needs whole OS pages (4 KiB) at aligned offsets.
   static_assert(T::page_size >= 4096 && T::page_size <= 32768, "page_size must be 4..32 KiB");
   static_assert((T::page_size & (T::page_size - 1)) == 0, "page_size must be a power of two");
+  // Tree shape: the longest key fits an index page beside its leftmost child and a data page
+  // with an overflow value, so splits make progress and a record needs one leaf; the height
+  // bound follows (detail/btree/limits.hpp asserts both).
+  static_assert(detail::tree_limits<T::page_size>::ok);
   static constexpr bool ok = true;
 };
 

@@ -291,3 +291,42 @@ TEST_CASE_TEMPLATE("concurrency: stop/start cycles while clients keep submitting
   }
   CHECK(checked > 0);
 }
+
+TEST_CASE_TEMPLATE("concurrency: many first reads of a cold partition load it once", Fixture,
+                   test::memory_fixture, test::uring_fixture, test::uring4_fixture) {
+  // Every read of a partition not yet loaded loads it; on fiber shards the loads suspend on
+  // their I/O, so the reads behind the first find it loading. They must share one state.
+  Fixture fx;
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  constexpr std::size_t parts = 3;
+  constexpr std::size_t keys = 50;
+  for (std::size_t p = 0; p < parts; ++p) {
+    std::vector<write_entry> batch;
+    for (std::size_t k = 0; k < keys; ++k) {
+      batch.push_back(
+          write_entry{"key" + std::to_string(1000 + k), "v" + std::to_string(p * k), 1});
+    }
+    REQUIRE(store->write(table_ident{"cold", static_cast<std::uint32_t>(p)}, batch) == error::ok);
+  }
+  for (int round = 0; round < 3; ++round) {
+    store->stop();
+    REQUIRE(store->start() == error::ok);  // every partition cold again
+    std::vector<read_request> reqs(parts * keys);
+    std::atomic<std::size_t> done{0};
+    for (std::size_t i = 0; i < reqs.size(); ++i) {
+      reqs[i].set_args(table_ident{"cold", static_cast<std::uint32_t>(i % parts)},
+                       "key" + std::to_string(1000 + i / parts));
+    }
+    for (auto& r : reqs) {
+      REQUIRE(store->exec_async(r, 0, [&](request&) { ++done; }));
+    }
+    while (done.load() < reqs.size()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    for (std::size_t i = 0; i < reqs.size(); ++i) {
+      REQUIRE(reqs[i].status() == error::ok);
+      CHECK(reqs[i].value() == "v" + std::to_string((i % parts) * (i / parts)));
+    }
+  }
+}

@@ -371,6 +371,7 @@ class fiber_scheduler {
   }
 
   void suspend() {
+    assert(!no_suspend::active() && "a task suspended inside a no_suspend scope");
     task& t = *current_;
     tsan_to_scheduler();
     leaving(&t.fake_stack);
@@ -486,6 +487,7 @@ class fiber_mutex {
   waiting_zone waiters_;
 };
 
+static_assert(task_scheduler<fiber_scheduler>);
 static_assert(scheduler<fiber_scheduler>);
 
 }  // namespace eloqstore

@@ -5,9 +5,28 @@
 // shard attaches to it. `current(sched)` is the running task or nullptr outside tasks (then
 // the backend waits for its I/O on the thread); `park(sched)` suspends the running task;
 // `wake(sched, task)` makes a parked task runnable. All three are called on the shard thread.
+//
+// no_suspend: a scope in which the running task must not suspend (the rule in concepts.hpp).
+// Scopes nest, per thread; a suspending scheduler asserts that none is open when a task parks.
 #pragma once
 
 namespace eloqstore {
+
+class no_suspend {
+ public:
+  no_suspend() noexcept { ++depth(); }
+  ~no_suspend() { --depth(); }
+  no_suspend(const no_suspend&) = delete;
+  no_suspend& operator=(const no_suspend&) = delete;
+
+  [[nodiscard]] static bool active() noexcept { return depth() != 0; }
+
+ private:
+  static int& depth() noexcept {
+    static thread_local int open = 0;
+    return open;
+  }
+};
 
 struct suspend_hooks {
   void* sched = nullptr;

@@ -284,7 +284,7 @@ class tree_harness {
     std::size_t levels = 0;
     std::vector<char> bytes;
     for (page_id id = p_->current->root; !id.is_none();) {
-      REQUIRE(levels < detail::descent_depth_max);
+      REQUIRE(levels < detail::index_levels_max + 1);
       REQUIRE(pages_->read(*p_, p_->current->mapping, id, bytes) == error::ok);
       detail::index_page page;
       REQUIRE(detail::index_page::open(bytes, page) == error::ok);

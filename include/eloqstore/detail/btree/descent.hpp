@@ -24,11 +24,10 @@ auto tree_writer<IO, Cmp>::apply_tree(page_id& root, std::span<const write_entry
     }
     return grow_root(root, std::move(leaves), true);
   }
-  if constexpr (batched_reads<IO>) {
-    if (batch.size() > 1) {
-      if (const error e = prefetch_leaves(root, batch); e != error::ok) {
-        return e;
-      }
+  if (batch.size() > 1) {
+    // The leaves the batch touches, read together (overlapped where the backend can).
+    if (const error e = prefetch_leaves(root, batch); e != error::ok) {
+      return e;
     }
   }
   std::vector<child_ref> result;
@@ -168,7 +167,7 @@ auto tree_writer<IO, Cmp>::settle_root(page_id& root, std::vector<child_ref> res
   }
   root = result[0].id;
   index_hold held;
-  for (std::size_t depth = 0; depth < descent_depth_max; ++depth) {
+  for (std::size_t depth = 0; depth < index_levels_max; ++depth) {
     index_page page;
     if (const error e = load_index(root, held, page); e != error::ok) {
       return e;
@@ -186,10 +185,16 @@ auto tree_writer<IO, Cmp>::settle_root(page_id& root, std::vector<child_ref> res
 template <io_backend IO, key_comparator Cmp>
 auto tree_writer<IO, Cmp>::grow_root(page_id& root, std::vector<child_ref> children, bool leaf)
     -> error {
-  for (std::size_t depth = 0; depth < descent_depth_max; ++depth) {
+  // Index levels below the pages being built: none over leaves, else the tree's (as the
+  // descent measured it). The root grows no higher than index_levels_max (limits.hpp).
+  std::size_t levels = leaf ? 0 : index_levels_;
+  for (;;) {
     if (children.empty()) {
       root = page_id::none();
       return error::ok;
+    }
+    if (++levels > index_levels_max) {
+      return error::out_of_space;
     }
     page_id id;
     if (const error e = next_.new_page_id(id); e != error::ok) {
@@ -207,7 +212,6 @@ auto tree_writer<IO, Cmp>::grow_root(page_id& root, std::vector<child_ref> child
     children = std::move(level);
     leaf = false;
   }
-  return error::corrupted;
 }
 
 template <io_backend IO, key_comparator Cmp>
@@ -270,14 +274,20 @@ template <io_backend IO, key_comparator Cmp>
 auto tree_writer<IO, Cmp>::load_children(page_id id, std::string_view lo, std::string_view hi,
                                          std::size_t depth, index_hold& held, bool& leaf,
                                          std::vector<child_ref>& children) -> error {
-  if (depth >= descent_depth_max) {
-    return error::corrupted;
+  if (depth >= index_levels_max) {
+    return error::corrupted;  // deeper than the writer lets a tree grow: a cycle
   }
   index_page page;
   if (const error e = load_index(id, held, page); e != error::ok) {
     return e;
   }
   leaf = page.is_leaf_index();
+  if (depth == 0) {
+    index_levels_ = 0;  // a descent from the root measures its tree afresh
+  }
+  if (leaf) {
+    index_levels_ = std::max(index_levels_, depth + 1);
+  }
   children.clear();
   index_page_iter it(page);
   for (it.seek_to_first(); it.valid(); it.next()) {

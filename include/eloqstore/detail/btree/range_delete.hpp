@@ -60,7 +60,7 @@ auto tree_writer<IO, Cmp>::trim_leaf(page_id id, std::string_view lo, std::strin
 
 template <io_backend IO, key_comparator Cmp>
 auto tree_writer<IO, Cmp>::free_subtree(page_id id, bool leaf, std::size_t depth) -> error {
-  if (depth >= descent_depth_max) {
+  if (depth >= index_levels_max) {
     return error::corrupted;
   }
   if (leaf) {

@@ -4,7 +4,7 @@
 // Every operation descends from the root through index pages (cached by page_access) to a
 // data page, which is read from storage each time: with cached index pages a point read costs
 // one page read, plus overflow pages for large values. Expired records (expire_ts != 0 and
-// <= now) are never returned. Loops are bounded by `descent_depth_max` and by the number of
+// <= now) are never returned. Loops are bounded by `index_levels_max` and by the number of
 // pages the version maps, so a corrupt sibling link cannot make a scan spin.
 //
 // Every page reached is checked against the key range that led to it: an index page's
@@ -29,6 +29,7 @@
 
 #include <eloqstore/comparator.hpp>
 #include <eloqstore/concepts.hpp>
+#include <eloqstore/detail/btree/limits.hpp>
 #include <eloqstore/detail/commit/page_io.hpp>
 #include <eloqstore/detail/page/data_page.hpp>
 #include <eloqstore/detail/page/index_page.hpp>
@@ -38,8 +39,6 @@
 #include <eloqstore/types.hpp>
 
 namespace eloqstore::detail {
-
-inline constexpr std::size_t descent_depth_max = 64;
 
 // Scan limits and results (the reference's pagination contract: the first entry is always
 // returned; stop before an entry when `max_entries` are held, or when bytes are held and the
@@ -321,7 +320,7 @@ class tree_reader {
     page_id id = root;
     lo_.clear();
     hi_.clear();
-    for (std::size_t depth = 0; depth < descent_depth_max; ++depth) {
+    for (std::size_t depth = 0; depth < index_levels_max; ++depth) {
       index_pin pinned;  // held while this page is searched, as the reference does
       if (const error e = pages_.index(partition_, version_->mapping, id, pinned); e != error::ok) {
         return e;

@@ -87,7 +87,7 @@ class tree_verifier {
 
   // Checks the subtree at `id`, whose keys must lie in [lo, hi) (empty = unbounded).
   error node(page_id id, std::string lo, std::string hi, std::size_t depth) {
-    if (depth >= descent_depth_max) {
+    if (depth >= index_levels_max) {
       return fail("tree deeper than the bound");
     }
     if (const error e = visit(id); e != error::ok) {

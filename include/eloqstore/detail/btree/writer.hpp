@@ -13,7 +13,7 @@
 // the one before is over 3/4, the two are rebalanced to about half each (spec 5.3).
 //
 // Recursion: apply and range delete recurse once per tree level; depth is bounded by
-// descent_depth_max and checked.
+// index_levels_max (limits.hpp) and checked.
 //
 // Thread affinity: the partition's shard thread; one writer per partition at a time.
 #pragma once
@@ -384,6 +384,8 @@ class tree_writer {
   std::vector<char> scratch_;
   std::uint64_t min_expire_ = 0;
   std::uint64_t purge_next_ = 0;
+  // Index levels of the tree being rewritten, measured by its descent (load_children).
+  std::size_t index_levels_ = 0;
   bool ttl_mode_ = false;
   bool purged_ = false;
 };

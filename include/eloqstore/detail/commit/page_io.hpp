@@ -17,6 +17,7 @@
 #include <eloqstore/detail/commit/file_handles.hpp>
 #include <eloqstore/detail/commit/partition.hpp>
 #include <eloqstore/detail/io/file_names.hpp>
+#include <eloqstore/detail/io/page_ops.hpp>
 #include <eloqstore/detail/shard/index_cache.hpp>
 #include <eloqstore/detail/util/page_buffer.hpp>
 #include <eloqstore/detail/util/strong_id.hpp>
@@ -86,50 +87,48 @@ class page_access {
   }
 
   // Reads pages ids[i] into bufs[i] (page-sized), overlapping the reads when the backend
-  // can (batched_reads), and verifies every checksum.
+  // can (page_ops), and verifies every checksum.
   [[nodiscard]] error read_many(const partition_state& p, const mapping_table& mapping,
                                 std::span<const page_id> ids, std::span<page_buffer> bufs) {
-    if constexpr (batched_handle_reads<IO>) {
+    std::vector<page_read> reads(ids.size());
+    // Consecutive pages of one file share its handle (or name).
+    const auto same_file_as_previous = [&](std::size_t i, file_id f) {
+      return i > 0 && file_of(mapping.file_page(ids[i - 1]), shift_) == f;
+    };
+    if constexpr (file_handles<IO>) {
       std::vector<typename IO::file_ref> files(ids.size());
-      std::vector<page_read> reads(ids.size());
       for (std::size_t i = 0; i < ids.size(); ++i) {
         const file_page_id fp = mapping.file_page(ids[i]);
         if (fp.is_none()) {
           return error::corrupted;
         }
         const file_id f = file_of(fp, shift_);
-        if (i > 0 && file_of(mapping.file_page(ids[i - 1]), shift_) == f) {
+        if (same_file_as_previous(i, f)) {
           files[i] = files[i - 1];
         } else if (const error e = open_file(p, f, files[i]); e != error::ok) {
           return e == error::not_found ? error::corrupted : e;
         }
         reads[i] = page_read{{}, file_offset_bytes(fp, shift_, page_size_), bufs[i].span()};
       }
-      return checked(io_.read_pages_at(files, reads), bufs);
-    } else if constexpr (batched_reads<IO>) {
+      return checked(
+          page_ops<IO>::read_pages_at(io_, std::span<const typename IO::file_ref>(files), reads),
+          bufs);
+    } else {
       std::vector<std::string> names;
-      std::vector<page_read> reads(ids.size());
-      names.reserve(ids.size());
+      names.reserve(ids.size());  // stable: the reads refer to them
       for (std::size_t i = 0; i < ids.size(); ++i) {
         const file_page_id fp = mapping.file_page(ids[i]);
         if (fp.is_none()) {
           return error::corrupted;
         }
         const file_id f = file_of(fp, shift_);
-        if (names.empty() || i == 0 || file_of(mapping.file_page(ids[i - 1]), shift_) != f) {
+        if (!same_file_as_previous(i, f)) {
           names.push_back(file_name(p, f));
         }
         reads[i] =
             page_read{names.back(), file_offset_bytes(fp, shift_, page_size_), bufs[i].span()};
       }
-      return checked(io_.read_pages(p.id, reads), bufs);
-    } else {
-      for (std::size_t i = 0; i < ids.size(); ++i) {
-        if (const error e = read(p, mapping, ids[i], bufs[i].span()); e != error::ok) {
-          return e;
-        }
-      }
-      return error::ok;
+      return checked(page_ops<IO>::read_pages(io_, p.id, reads), bufs);
     }
   }
 

@@ -40,6 +40,7 @@
 #include <eloqstore/detail/commit/page_io.hpp>
 #include <eloqstore/detail/commit/partition.hpp>
 #include <eloqstore/detail/io/file_names.hpp>
+#include <eloqstore/detail/io/page_ops.hpp>
 #include <eloqstore/detail/manifest/record.hpp>
 #include <eloqstore/detail/mapping/page_mapping.hpp>
 #include <eloqstore/detail/page/data_page.hpp>
@@ -47,6 +48,7 @@
 #include <eloqstore/detail/util/page_buffer.hpp>
 #include <eloqstore/detail/util/strong_id.hpp>
 #include <eloqstore/error.hpp>
+#include <eloqstore/sched/hooks.hpp>
 
 namespace eloqstore::detail {
 
@@ -57,16 +59,6 @@ struct writer_config {
   std::size_t overflow_pointers = 16;
   std::uint64_t manifest_limit = 8 << 20;
   std::uint64_t term = 0;
-};
-
-// The backend's ticket of a write in flight (async_page_writes), or a placeholder.
-template <typename IO, bool = async_page_writes<IO>>
-struct write_ticket_of {
-  using type = int;
-};
-template <typename IO>
-struct write_ticket_of<IO, true> {
-  using type = typename IO::write_ticket;
 };
 
 // What a commit wrote (the last one of a store is EloqStore::last_write_stats, for
@@ -250,13 +242,11 @@ class version_builder {
     }
     error e = write_placed(ready_, true);
     ready_.clear();
-    if constexpr (async_page_writes<IO>) {
-      // Backpressure: at most tickets_max batches in flight (bounded device queue, bounded
-      // iovec and bounce memory); the oldest is likely done by now.
-      while (e == error::ok && tickets_.size() > tickets_max) {
-        e = pages_.io().finish_write_pages(tickets_.front());
-        tickets_.pop_front();
-      }
+    // Backpressure: at most tickets_max batches in flight (bounded device queue, bounded
+    // iovec and bounce memory); the oldest is likely done by now.
+    while (e == error::ok && tickets_.size() > tickets_max) {
+      e = page_ops<IO>::finish_write_pages(pages_.io(), tickets_.front());
+      tickets_.pop_front();
     }
     if (e != error::ok) {
       stream_error_ = e;
@@ -377,64 +367,48 @@ class version_builder {
     return f;
   }
 
-  // Places and writes the pages `ids` (all dirty), started asynchronously when the backend
-  // can (the caller goes on building), else written before returning.
+  // Places and writes the pages `ids` (all dirty): started (`async`; the caller goes on
+  // building while the backend writes, if it can) or written before returning.
   [[nodiscard]] error write_placed(std::span<const std::uint32_t> ids, bool async) {
     const unsigned shift = pages_.pages_per_file_shift();
-    std::vector<std::pair<std::uint64_t, std::string>> names;  // file id, name (batched_io)
+    std::vector<std::pair<std::uint64_t, std::string>> names;  // file id, name
     std::vector<page_write> batch;
     std::vector<std::size_t> batch_files;  // index into names of each batch entry
     for (const std::uint32_t raw_id : ids) {
       page_buffer& bytes = dirty_.find(raw_id)->second;
       file_page_id fp;
       const file_id f = place(raw_id, bytes, fp);
-      if constexpr (batched_io<IO>) {
-        // Collected and written together below (the backend overlaps and coalesces them).
-        if (names.empty() || names.back().first != f.value()) {
-          names.emplace_back(f.value(), pages_.file_name(terms_, f));
-        }
-        batch.push_back(page_write{{}, file_offset_bytes(fp, shift, cfg_.page_size), bytes});
-        batch_files.push_back(names.size() - 1);
-      } else {
-        const error e = pages_.io().write(p_.id, pages_.file_name(terms_, f),
-                                          file_offset_bytes(fp, shift, cfg_.page_size), bytes);
-        if (e != error::ok) {
-          return e;
-        }
+      if (names.empty() || names.back().first != f.value()) {
+        names.emplace_back(f.value(), pages_.file_name(terms_, f));
       }
+      batch.push_back(page_write{{}, file_offset_bytes(fp, shift, cfg_.page_size), bytes});
+      batch_files.push_back(names.size() - 1);
     }
-    if constexpr (batched_io<IO>) {
-      for (std::size_t i = 0; i < batch.size(); ++i) {
-        batch[i].name = names[batch_files[i]].second;  // names no longer grows: stable
-      }
-      if constexpr (async_page_writes<IO>) {
-        if (async) {
-          typename IO::write_ticket ticket;
-          if (const error e = pages_.io().begin_write_pages(p_.id, batch, ticket); e != error::ok) {
-            return e;
-          }
-          tickets_.push_back(std::move(ticket));
-          return error::ok;
-        }
-      }
-      return pages_.io().write_pages(p_.id, batch);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      batch[i].name = names[batch_files[i]].second;  // names no longer grows: stable
     }
-    (void)async;
+    if (!async) {
+      return page_ops<IO>::write_pages(pages_.io(), p_.id, batch);
+    }
+    write_ticket ticket;
+    if (const error e = page_ops<IO>::begin_write_pages(pages_.io(), p_.id, batch, ticket);
+        e != error::ok) {
+      return e;
+    }
+    tickets_.push_back(std::move(ticket));
     return error::ok;
   }
 
   // Waits for the writes stream() started; the first error.
   [[nodiscard]] error finish_streams() {
     error first = error::ok;
-    if constexpr (async_page_writes<IO>) {
-      for (auto& t : tickets_) {
-        if (const error e = pages_.io().finish_write_pages(t);
-            e != error::ok && first == error::ok) {
-          first = e;
-        }
+    for (auto& t : tickets_) {
+      if (const error e = page_ops<IO>::finish_write_pages(pages_.io(), t);
+          e != error::ok && first == error::ok) {
+        first = e;
       }
-      tickets_.clear();
     }
+    tickets_.clear();
     for (page_buffer& b : kept_) {
       pages_.recycle(std::move(b));  // no write reads them any more
     }
@@ -581,6 +555,7 @@ class version_builder {
   // written), and what needs memory besides is skipped when there is none: reclaiming old
   // versions (the next commit does it) and warming the index cache.
   void publish(std::shared_ptr<partition_version> next) noexcept {
+    const no_suspend installing;  // readers must see the old version or the new one
     next->root = root_;
     next->ttl_root = ttl_root_;
     next->mapping = std::move(mapping_);
@@ -622,7 +597,8 @@ class version_builder {
   std::unordered_set<std::uint32_t> streamed_;
   std::vector<std::uint32_t> ready_;
   static constexpr std::size_t tickets_max = 16;
-  std::deque<typename write_ticket_of<IO>::type> tickets_;
+  using write_ticket = typename page_ops<IO>::write_ticket;
+  std::deque<write_ticket> tickets_;
   error stream_error_ = error::ok;  // a streamed write failed: commit() must not succeed
   std::vector<page_buffer> kept_;
   std::vector<std::uint64_t> allocated_;  // file pages taken by this builder, until committed

@@ -188,10 +188,11 @@ class request_handlers : public partition_registry<Traits> {
       if (w.key.empty()) {
         return reject(i, "empty key");
       }
-      if (w.key.size() > Traits::page_size / 2) {
+      if (constexpr std::size_t most = tree_limits<Traits::page_size>::key_bytes_max;
+          w.key.size() > most) {
         return reject(i, "key of " + std::to_string(w.key.size()) +
-                             " bytes is longer than half a page (" +
-                             std::to_string(Traits::page_size / 2) + " bytes)");
+                             " bytes is longer than half a page (" + std::to_string(most) +
+                             " bytes)");
       }
       if (w.value.size() >= detail::overflow_value_bytes_max) {
         return reject(i, "value of " + std::to_string(w.value.size()) +

@@ -19,6 +19,7 @@
 #include <eloqstore/detail/commit/partition.hpp>
 #include <eloqstore/detail/shard/shard.hpp>
 #include <eloqstore/error.hpp>
+#include <eloqstore/sched/hooks.hpp>
 #include <eloqstore/table_ident.hpp>
 
 namespace eloqstore::detail {
@@ -74,12 +75,14 @@ class partition_registry : public shard_context<Traits> {
   // not fill the root-meta cache), only an entry in the shard's bounded absent set:
   // error::not_found.
   error partition(shard& s, const table_ident& t, bool create, detail::partition_state*& out) {
-    auto it = s.partitions.find(t);
-    if (it != s.partitions.end()) {
-      out = it->second.get();
-      s.lru.splice(s.lru.begin(), s.lru, out->lru_pos);
-      s.touched = out;
+    const auto cached = [&](detail::partition_state& state) {
+      out = &state;
+      s.lru.splice(s.lru.begin(), s.lru, state.lru_pos);
+      s.touched = &state;
       return error::ok;
+    };
+    if (const auto it = s.partitions.find(t); it != s.partitions.end()) {
+      return cached(*it->second);
     }
     if (!create && s.absent.contains(t)) {
       return error::not_found;
@@ -90,6 +93,11 @@ class partition_registry : public shard_context<Traits> {
     auto p = std::make_unique<detail::partition_state>();
     p->id = t;
     const error e = detail::load_partition(*io_, t, term_, *p);
+    // The load may have suspended (it reaches the backend): another task may have loaded t
+    // meanwhile, and its state is the one every task must share.
+    if (const auto it = s.partitions.find(t); it != s.partitions.end()) {
+      return cached(*it->second);
+    }
     if (e != error::ok && e != error::not_found) {
       return e;
     }
@@ -144,6 +152,9 @@ class partition_registry : public shard_context<Traits> {
       s.touched = nullptr;
     }
     const std::size_t budget = opts_.root_meta_cache_size / shards_count_;
+    // The walk holds iterators into the shard's maps: on fiber shards it must not suspend
+    // (so it skips partitions that need a manifest rewrite; inline shards never suspend).
+    const no_suspend walk;
     for (std::size_t tries = 0; s.meta_bytes > budget && s.lru.size() > 1 && tries < s.lru.size();
          ++tries) {
       const auto victim = std::prev(s.lru.end());
