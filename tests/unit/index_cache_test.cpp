@@ -12,6 +12,7 @@
 
 #include <eloqstore/detail/shard/index_cache.hpp>
 
+using eloqstore::detail::file_page_id;
 using eloqstore::detail::index_cache;
 
 namespace {
@@ -22,13 +23,14 @@ const int& owner_a = owners[0];
 const int& owner_b = owners[1];
 
 // Loads page (owner, fp) as a reader would: find, else allocate + fill + insert.
-index_cache::pin load(index_cache& c, const void* owner, std::uint64_t fp) {
+index_cache::pin load(index_cache& c, const void* owner, std::uint64_t raw_fp) {
+  const file_page_id fp(raw_fp);
   if (auto hit = c.find(owner, fp)) {
     return hit;
   }
   auto p = c.allocate();
   if (p) {
-    std::memset(p.buffer().data(), static_cast<int>(fp & 0xff), page);
+    std::memset(p.buffer().data(), static_cast<int>(raw_fp & 0xff), page);
     c.insert(p, owner, fp);
   }
   return p;
@@ -51,14 +53,14 @@ TEST_CASE("index cache: LRU recycling within capacity, pages keep their bytes") 
   CHECK(s.cached == 4);
   // The four most recent pages are cached, older ones are not.
   for (std::uint64_t fp = 96; fp < 100; ++fp) {
-    CHECK(c.find(&owner_a, fp));
+    CHECK(c.find(&owner_a, file_page_id(fp)));
   }
-  CHECK(!c.find(&owner_a, 95));
+  CHECK(!c.find(&owner_a, file_page_id(95)));
   // A hit moves a page to the front: touching 96 makes 97 the next victim.
-  CHECK(c.find(&owner_a, 96));
+  CHECK(c.find(&owner_a, file_page_id(96)));
   CHECK(load(c, &owner_a, 200));
-  CHECK(c.find(&owner_a, 96));
-  CHECK(!c.find(&owner_a, 97));
+  CHECK(c.find(&owner_a, file_page_id(96)));
+  CHECK(!c.find(&owner_a, file_page_id(97)));
 }
 
 TEST_CASE("index cache: pinned frames are never recycled; all pinned means no frame") {
@@ -71,14 +73,14 @@ TEST_CASE("index cache: pinned frames are never recycled; all pinned means no fr
   CHECK(c.statistics().pinned == 3);
   CHECK(!c.allocate());  // the caller reports out_of_mem
   // A second pin of a cached page needs no frame.
-  auto again = c.find(&owner_a, 1);
+  auto again = c.find(&owner_a, file_page_id(1));
   CHECK(again);
   again.reset();
   held[2].reset();
   auto p = load(c, &owner_a, 50);  // recycles page 2's frame, the only unpinned one
   REQUIRE(p);
-  CHECK(!c.find(&owner_a, 2));
-  CHECK(c.find(&owner_a, 0));
+  CHECK(!c.find(&owner_a, file_page_id(2)));
+  CHECK(c.find(&owner_a, file_page_id(0)));
   CHECK(static_cast<unsigned char>(held[0].bytes()[0]) == 0);
   CHECK(static_cast<unsigned char>(held[1].bytes()[0]) == 1);
   held.clear();
@@ -95,8 +97,8 @@ TEST_CASE("index cache: two loads of one page end in one frame") {
   REQUIRE(second);
   std::memset(first.buffer().data(), 1, page);
   std::memset(second.buffer().data(), 1, page);
-  c.insert(first, &owner_a, 7);
-  c.insert(second, &owner_a, 7);  // switches to the first frame, recycles its own
+  c.insert(first, &owner_a, file_page_id(7));
+  c.insert(second, &owner_a, file_page_id(7));  // switches to the first frame, recycles its own
   CHECK(first.bytes().data() == second.bytes().data());
   CHECK(c.statistics().cached == 1);
   CHECK(c.statistics().pinned == 1);
@@ -104,7 +106,7 @@ TEST_CASE("index cache: two loads of one page end in one frame") {
   second.reset();
   // The recycled frame is free: a new page needs no eviction of page 7.
   CHECK(load(c, &owner_a, 8));
-  CHECK(c.find(&owner_a, 7));
+  CHECK(c.find(&owner_a, file_page_id(7)));
 }
 
 TEST_CASE("index cache: erase and erase_all, also of pinned pages") {
@@ -112,14 +114,14 @@ TEST_CASE("index cache: erase and erase_all, also of pinned pages") {
   auto pinned = load(c, &owner_a, 1);
   CHECK(load(c, &owner_a, 2));
   CHECK(load(c, &owner_b, 1));
-  c.erase(&owner_a, 1);  // reused file page: gone at once, frame freed when unpinned
-  CHECK(!c.find(&owner_a, 1));
+  c.erase(&owner_a, file_page_id(1));  // reused file page: gone at once, frame freed when unpinned
+  CHECK(!c.find(&owner_a, file_page_id(1)));
   CHECK(static_cast<unsigned char>(pinned.bytes()[0]) == 1);  // the holder still reads it
-  CHECK(c.find(&owner_b, 1));
+  CHECK(c.find(&owner_b, file_page_id(1)));
   pinned.reset();
   c.erase_all(&owner_a);
-  CHECK(!c.find(&owner_a, 2));
-  CHECK(c.find(&owner_b, 1));
+  CHECK(!c.find(&owner_a, file_page_id(2)));
+  CHECK(c.find(&owner_b, file_page_id(1)));
   const auto s = c.statistics();
   CHECK(s.cached == 1);
   CHECK(s.pinned == 0);
@@ -132,19 +134,20 @@ TEST_CASE("index cache: erase and erase_all, also of pinned pages") {
 TEST_CASE("index cache: put caches a copy unless every frame is pinned") {
   index_cache c(page, 1);
   std::vector<char> bytes(page, 5);
-  c.put(&owner_a, 9, bytes);
+  c.put(&owner_a, file_page_id(9), bytes);
   {
-    auto p = c.find(&owner_a, 9);
+    auto p = c.find(&owner_a, file_page_id(9));
     REQUIRE(p);
     CHECK(p.bytes()[10] == 5);
-    c.put(&owner_a, 10, bytes);  // the only frame is pinned: nothing cached, nothing fails
-    CHECK(!c.find(&owner_a, 10));
+    c.put(&owner_a, file_page_id(10),
+          bytes);  // the only frame is pinned: nothing cached, nothing fails
+    CHECK(!c.find(&owner_a, file_page_id(10)));
   }
   bytes.assign(page, 6);
-  c.put(&owner_a, 9, bytes);  // replaces the older copy
-  CHECK(c.find(&owner_a, 9).bytes()[0] == 6);
-  c.put(&owner_a, 11, std::vector<char>(100, 1));  // not a page: ignored
-  CHECK(!c.find(&owner_a, 11));
+  c.put(&owner_a, file_page_id(9), bytes);  // replaces the older copy
+  CHECK(c.find(&owner_a, file_page_id(9)).bytes()[0] == 6);
+  c.put(&owner_a, file_page_id(11), std::vector<char>(100, 1));  // not a page: ignored
+  CHECK(!c.find(&owner_a, file_page_id(11)));
 }
 
 // ---- swizzling -------------------------------------------------------------------------------
@@ -195,7 +198,7 @@ TEST_CASE("swizzling: a cached page is found through its entry and read as its f
     REQUIRE(p);
     CHECK(static_cast<unsigned char>(p.bytes()[0]) == ((100 + id) & 0xff));
     REQUIRE(m.swizzled(page_id(id)) != nullptr);
-    CHECK(m.swizzled(page_id(id))->fp == 100 + id);
+    CHECK(m.swizzled(page_id(id))->fp.value() == 100 + id);
     CHECK(m.file_page(page_id(id)).value() == 100 + id);  // readers see the file page
   }
   CHECK(values_of(m) == before);  // snapshots never see pointers
@@ -215,7 +218,7 @@ TEST_CASE("swizzling: eviction and erase turn entries back into file page ids") 
   CHECK(m.swizzled(page_id(1)) == nullptr);
   CHECK(m.raw(page_id(1)) == encode_file_page(file_page_id(101)));
   CHECK(m.swizzled(page_id(3)) != nullptr);
-  c.erase(&owner_a, 103);
+  c.erase(&owner_a, file_page_id(103));
   CHECK(m.swizzled(page_id(3)) == nullptr);
   CHECK(values_of(m) == before);
   // A pinned page stays swizzled while others churn through the one remaining frame.

@@ -294,25 +294,27 @@ TEST_CASE("io: the shard's file handle cache is bounded, least recently used fir
   detail::file_handle_cache<std::shared_ptr<int>> cache(3);
   int owner_a = 0;
   int owner_b = 0;
-  cache.insert(&owner_a, 1, std::make_shared<int>(11));
-  cache.insert(&owner_a, 2, std::make_shared<int>(12));
-  cache.insert(&owner_b, 1, std::make_shared<int>(21));
-  const auto held = *cache.find(&owner_a, 2);   // held by a reader while it is evicted
-  REQUIRE(cache.find(&owner_a, 1) != nullptr);  // a1, then b1: the most recently used
-  CHECK(**cache.find(&owner_a, 1) == 11);
-  CHECK(**cache.find(&owner_b, 1) == 21);  // a's file 1 and b's file 1 are apart
-  cache.insert(&owner_b, 2, std::make_shared<int>(22));
+  const detail::file_id file_1(1);
+  const detail::file_id file_2(2);
+  cache.insert(&owner_a, file_1, std::make_shared<int>(11));
+  cache.insert(&owner_a, file_2, std::make_shared<int>(12));
+  cache.insert(&owner_b, file_1, std::make_shared<int>(21));
+  const auto held = *cache.find(&owner_a, file_2);   // held by a reader while it is evicted
+  REQUIRE(cache.find(&owner_a, file_1) != nullptr);  // a1, then b1: the most recently used
+  CHECK(**cache.find(&owner_a, file_1) == 11);
+  CHECK(**cache.find(&owner_b, file_1) == 21);  // a's file 1 and b's file 1 are apart
+  cache.insert(&owner_b, file_2, std::make_shared<int>(22));
   CHECK(cache.size() == 3);
-  CHECK(cache.find(&owner_a, 2) == nullptr);             // the least recently used went
-  CHECK(*held == 12);                                    // its holder still has it
-  cache.insert(&owner_b, 1, std::make_shared<int>(23));  // replaces
-  CHECK(**cache.find(&owner_b, 1) == 23);
+  CHECK(cache.find(&owner_a, file_2) == nullptr);             // the least recently used went
+  CHECK(*held == 12);                                         // its holder still has it
+  cache.insert(&owner_b, file_1, std::make_shared<int>(23));  // replaces
+  CHECK(**cache.find(&owner_b, file_1) == 23);
   CHECK(cache.size() == 3);
   cache.drop_all(&owner_b);
   CHECK(cache.size() == 1);
-  CHECK(cache.find(&owner_b, 2) == nullptr);
-  CHECK(**cache.find(&owner_a, 1) == 11);
-  cache.drop(&owner_a, 1);
+  CHECK(cache.find(&owner_b, file_2) == nullptr);
+  CHECK(**cache.find(&owner_a, file_1) == 11);
+  cache.drop(&owner_a, file_1);
   CHECK(cache.size() == 0);
 }
 

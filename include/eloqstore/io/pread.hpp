@@ -49,6 +49,7 @@
 
 #include <eloqstore/concepts.hpp>
 #include <eloqstore/detail/io/io_args.hpp>
+#include <eloqstore/detail/io/syscall.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/table_ident.hpp>
 
@@ -59,7 +60,7 @@ class pread_io {
   static constexpr std::size_t open_files_max_default = 1024;
   static constexpr bool uses_store_paths = true;  // local_files_io
   // Consecutive EINTR returns of one system call before giving up with error::try_again.
-  static constexpr int eintr_retries_max = 64;
+  static constexpr int eintr_retries_max = detail::eintr_retries_max;
 
   explicit pread_io(std::vector<std::string> store_paths,
                     std::size_t open_files_max = open_files_max_default)
@@ -335,15 +336,9 @@ class pread_io {
     std::list<std::string>::iterator lru_position;
   };
 
-  // Calls f until it returns something other than -1 with errno EINTR, at most
-  // eintr_retries_max + 1 times; returns its last result (errno intact).
   template <typename F>
   static auto retry(F&& f) -> decltype(f()) {
-    auto rc = f();
-    for (int attempt = 0; attempt < eintr_retries_max && rc == -1 && errno == EINTR; ++attempt) {
-      rc = f();
-    }
-    return rc;
+    return detail::retry_eintr(std::forward<F>(f));
   }
 
   [[nodiscard]] error check(const table_ident& t) const {

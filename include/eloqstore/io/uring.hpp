@@ -60,6 +60,7 @@
 
 #include <eloqstore/concepts.hpp>
 #include <eloqstore/detail/io/io_args.hpp>
+#include <eloqstore/detail/io/syscall.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/io/pread.hpp>
 #include <eloqstore/sched/hooks.hpp>
@@ -500,11 +501,13 @@ class uring_io {
   struct syscall_raw {
     static constexpr int no_provided = 1;
     int pread(const file_ref& f, char* p, std::size_t n, std::uint64_t off) {
-      const ssize_t r = ::pread(f->fd, p, n, static_cast<off_t>(off));
+      const ssize_t r =
+          detail::retry_eintr([&] { return ::pread(f->fd, p, n, static_cast<off_t>(off)); });
       return r < 0 ? -errno : static_cast<int>(r);
     }
     int pwrite(const file_ref& f, const char* p, std::size_t n, std::uint64_t off) {
-      const ssize_t r = ::pwrite(f->fd, p, n, static_cast<off_t>(off));
+      const ssize_t r =
+          detail::retry_eintr([&] { return ::pwrite(f->fd, p, n, static_cast<off_t>(off)); });
       return r < 0 ? -errno : static_cast<int>(r);
     }
     int read_provided(const file_ref&, std::uint64_t, std::span<char>) { return no_provided; }

@@ -239,7 +239,7 @@ TEST_CASE("mapping: a large table survives for_each and from_values unchanged") 
 
 TEST_CASE("mapping: swizzled entries read as file page ids, and copies for writers unswizzle") {
   detail::swizzle_target frame;  // declared first: it outlives the chunks pointing at it
-  frame.fp = 1003;
+  frame.fp = file_page_id(1003);
   mapping_table a = mapped_table(10);
   a.swizzle(pid(3), frame);
   CHECK(detail::is_swizzled(a.raw(pid(3))));
@@ -264,7 +264,7 @@ TEST_CASE("mapping: swizzled entries read as file page ids, and copies for write
 
   // A chunk that dies drops its slot from the frame.
   {
-    frame.fp = 1001;
+    frame.fp = file_page_id(1001);
     mapping_table c = mapped_table(5);
     c.swizzle(pid(1), frame);
     CHECK(frame.slots.size() == 1);

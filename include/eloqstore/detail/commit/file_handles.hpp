@@ -19,6 +19,8 @@
 
 #include <boost/intrusive/list.hpp>
 
+#include <eloqstore/detail/util/strong_id.hpp>
+
 namespace eloqstore::detail {
 
 // The open data files each shard's handle cache may keep: a share of fd_limit (less the 100
@@ -44,7 +46,7 @@ class file_handle_cache {
 
   // The handle of file `file` of partition `owner`, or nullptr; a hit becomes the most
   // recently used.
-  [[nodiscard]] const Ref* find(const void* owner, std::uint64_t file) {
+  [[nodiscard]] const Ref* find(const void* owner, file_id file) {
     const auto it = map_.find(key{owner, file});
     if (it == map_.end()) {
       return nullptr;
@@ -56,7 +58,7 @@ class file_handle_cache {
 
   // Adds a handle (replacing one of the same file), evicting the least recently used one
   // when full. Returns the stored handle.
-  const Ref& insert(const void* owner, std::uint64_t file, Ref ref) {
+  const Ref& insert(const void* owner, file_id file, Ref ref) {
     drop(owner, file);
     while (map_.size() >= capacity_) {
       entry& victim = lru_.back();
@@ -68,7 +70,7 @@ class file_handle_cache {
     return it->second.ref;
   }
 
-  void drop(const void* owner, std::uint64_t file) {
+  void drop(const void* owner, file_id file) {
     const auto it = map_.find(key{owner, file});
     if (it != map_.end()) {
       lru_.erase(lru_.iterator_to(it->second));
@@ -98,20 +100,20 @@ class file_handle_cache {
  private:
   struct key {
     const void* owner;
-    std::uint64_t file;
+    file_id file;
     bool operator==(const key&) const = default;
   };
   struct key_hash {
     std::size_t operator()(const key& k) const noexcept {
       return std::hash<const void*>{}(k.owner) ^
-             (std::hash<std::uint64_t>{}(k.file) * 0x9e3779b97f4a7c15ULL);
+             (std::hash<file_id>{}(k.file) * 0x9e3779b97f4a7c15ULL);
     }
   };
   // Map nodes never move, so the LRU links them in place.
   struct entry : boost::intrusive::list_base_hook<> {
-    entry(const void* o, std::uint64_t f, Ref r) : owner(o), file(f), ref(std::move(r)) {}
+    entry(const void* o, file_id f, Ref r) : owner(o), file(f), ref(std::move(r)) {}
     const void* owner;
-    std::uint64_t file;
+    file_id file;
     Ref ref;
   };
 

@@ -172,7 +172,7 @@ class page_access {
     if (fp.is_none()) {
       return error::corrupted;
     }
-    if (index_pin hit = cache_.find(&p, fp.value())) {
+    if (index_pin hit = cache_.find(&p, fp)) {
       mapping.swizzle(id, hit.target());
       out = std::move(hit);
       return error::ok;
@@ -184,7 +184,7 @@ class page_access {
     if (const error e = read_fp(p, fp, frame.buffer()); e != error::ok) {
       return e;  // the frame returns to the free list
     }
-    cache_.insert(frame, &p, fp.value());
+    cache_.insert(frame, &p, fp);
     // The read parked this task: `mapping` may have been swizzled meanwhile (by a task that
     // loaded the same page, into the frame insert() switched to); swizzle() allows that.
     mapping.swizzle(id, frame.target());
@@ -196,13 +196,13 @@ class page_access {
   // (the version being published), swizzled into it (best effort).
   void cache_written(const partition_state& p, const mapping_table& mapping, page_id id,
                      file_page_id fp, std::span<const char> bytes) {
-    if (swizzle_target* t = cache_.put(&p, fp.value(), bytes)) {
+    if (swizzle_target* t = cache_.put(&p, fp, bytes)) {
       mapping.swizzle(id, *t);
     }
   }
 
   // Drops a file page from the cache; called whenever the page is reallocated.
-  void invalidate(const partition_state& p, file_page_id fp) { cache_.erase(&p, fp.value()); }
+  void invalidate(const partition_state& p, file_page_id fp) { cache_.erase(&p, fp); }
   // Drops every page and open file of a partition (before its state is destroyed).
   void invalidate_all(const partition_state& p) {
     cache_.erase_all(&p);
@@ -246,7 +246,7 @@ class page_access {
   // The handle of data file f of partition p, from the shard's cache or opened by name.
   template <typename Ref>
   [[nodiscard]] error open_file(const partition_state& p, file_id f, Ref& out) {
-    if (const Ref* hit = handles_.find(&p, f.value())) {
+    if (const Ref* hit = handles_.find(&p, f)) {
       out = *hit;
       return error::ok;
     }
@@ -254,7 +254,7 @@ class page_access {
     if (const error e = io_.open_file(p.id, file_name(p, f), opened); e != error::ok) {
       return e;
     }
-    out = handles_.insert(&p, f.value(), std::move(opened));
+    out = handles_.insert(&p, f, std::move(opened));
     return error::ok;
   }
 

@@ -29,7 +29,7 @@ struct partition_version {
   mapping_table mapping;
   // File pages this version references that its successor no longer does; reusable once this
   // version and every older one are released.
-  std::vector<std::uint64_t> retired_fps;
+  std::vector<file_page_id> retired_fps;
 };
 
 struct partition_state {
@@ -68,8 +68,8 @@ struct partition_state {
   void reclaim() {
     while (!retired.empty() && retired.front().use_count() == 1) {
       fps.reserve_free(retired.front()->retired_fps.size());
-      for (const std::uint64_t fp : retired.front()->retired_fps) {
-        fps.release(file_page_id(fp));
+      for (const file_page_id fp : retired.front()->retired_fps) {
+        fps.release(fp);
       }
       retired.pop_front();
     }

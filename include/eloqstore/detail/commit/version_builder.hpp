@@ -83,8 +83,8 @@ class version_builder {
   // file pages back (nothing durable references them).
   ~version_builder() {
     (void)finish_streams();
-    for (const std::uint64_t fp : allocated_) {
-      p_.fps.release(file_page_id(fp));
+    for (const file_page_id fp : allocated_) {
+      p_.fps.release(fp);
     }
     for (auto& [raw_id, bytes] : dirty_) {
       pages_.recycle(std::move(bytes));
@@ -122,7 +122,7 @@ class version_builder {
     }
     const file_page_id fp = mapping_.file_page(id);
     if (!fp.is_none()) {
-      freed_fps_.push_back(fp.value());
+      freed_fps_.push_back(fp);
     }
     if (const auto it = dirty_.find(id.value()); it != dirty_.end()) {
       drop_dirty(it->first, it->second);
@@ -346,10 +346,10 @@ class version_builder {
     const page_id id(raw_id);
     const file_page_id old = mapping_.file_page(id);
     if (!old.is_none()) {
-      freed_fps_.push_back(old.value());
+      freed_fps_.push_back(old);
     }
     fp = p_.fps.allocate();
-    allocated_.push_back(fp.value());
+    allocated_.push_back(fp);
     pages_.invalidate(p_, fp);
     mapping_.set(id, encode_file_page(fp));
     log_.update_mapping(id, fp);
@@ -601,12 +601,12 @@ class version_builder {
   std::deque<write_ticket> tickets_;
   error stream_error_ = error::ok;  // a streamed write failed: commit() must not succeed
   std::vector<page_buffer> kept_;
-  std::vector<std::uint64_t> allocated_;  // file pages taken by this builder, until committed
-  std::set<std::uint64_t> files_;         // data files written
-  bool new_file_ = false;                 // a file new to the term mapping
+  std::vector<file_page_id> allocated_;  // file pages taken by this builder, until committed
+  std::set<std::uint64_t> files_;        // data files written
+  bool new_file_ = false;                // a file new to the term mapping
   std::unordered_map<std::uint32_t, page_buffer> prefetched_;  // pages read ahead
   static constexpr std::size_t prefetch_max = 512;
-  std::vector<std::uint64_t> freed_fps_;
+  std::vector<file_page_id> freed_fps_;
   std::vector<std::pair<std::uint64_t, std::uint32_t>> written_index_;  // file page, page id
   manifest_builder log_;
   term_mapping terms_;

@@ -38,6 +38,7 @@
 #include <utility>
 #include <vector>
 
+#include <eloqstore/detail/io/syscall.hpp>
 #include <eloqstore/error.hpp>
 
 namespace eloqstore::detail {
@@ -247,7 +248,8 @@ class store_root {
     if (::mkdir(meta.c_str(), 0755) != 0 && errno != EEXIST) {
       return fail_errno("cannot create the store's directory", meta, errno);
     }
-    const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    const int fd =
+        retry_eintr([&] { return ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644); });
     if (fd < 0) {
       return fail_errno("cannot create the lock file", lock_path, errno);
     }
@@ -282,7 +284,8 @@ class store_root {
   }
 
   [[nodiscard]] error lock_directory(const std::string& path, int how) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const int fd =
+        retry_eintr([&] { return ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
     if (fd < 0) {
       return fail_errno("cannot open the store path", path, errno);
     }
@@ -305,7 +308,7 @@ class store_root {
                                      const store_identity& id, bool read_only) {
     const std::string file = meta + "/" + std::string(store_identity_file_name);
     std::string text;
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    const int fd = retry_eintr([&] { return ::open(file.c_str(), O_RDONLY | O_CLOEXEC); });
     if (fd < 0) {
       if (errno != ENOENT) {
         return fail_errno("cannot open the identity record", file, errno);
@@ -314,10 +317,7 @@ class store_root {
     }
     char buf[4096];
     for (;;) {
-      const ssize_t n = ::read(fd, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
+      const ssize_t n = retry_eintr([&] { return ::read(fd, buf, sizeof buf); });
       if (n < 0) {
         const int err = errno;
         ::close(fd);
@@ -346,16 +346,15 @@ class store_root {
                                      const store_identity& id) {
     const std::string tmp = file + ".tmp";
     const std::string text = id.to_text();
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int fd = retry_eintr(
+        [&] { return ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644); });
     if (fd < 0) {
       return fail_errno("cannot create", tmp, errno);
     }
     std::size_t done = 0;
     while (done < text.size()) {
-      const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
+      const ssize_t n =
+          retry_eintr([&] { return ::write(fd, text.data() + done, text.size() - done); });
       if (n <= 0) {
         const int err = n < 0 ? errno : EIO;
         ::close(fd);
@@ -364,7 +363,7 @@ class store_root {
       }
       done += static_cast<std::size_t>(n);
     }
-    if (::fdatasync(fd) != 0) {
+    if (retry_eintr([&] { return ::fdatasync(fd); }) != 0) {
       const int err = errno;
       ::close(fd);
       ::unlink(tmp.c_str());
@@ -380,11 +379,12 @@ class store_root {
   }
 
   [[nodiscard]] error sync_directory(const std::string& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const int fd =
+        retry_eintr([&] { return ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
     if (fd < 0) {
       return fail_errno("cannot open", dir, errno);
     }
-    const int rc = ::fsync(fd);
+    const int rc = retry_eintr([&] { return ::fsync(fd); });
     const int err = errno;
     ::close(fd);
     return rc == 0 ? error::ok : fail_errno("cannot sync", dir, err);

@@ -47,7 +47,7 @@ struct alignas(8) swizzle_target {
     mapping_chunk* chunk;
     std::uint32_t index;
   };
-  std::uint64_t fp = 0;     // the file page it holds
+  file_page_id fp;          // the file page it holds
   std::vector<slot> slots;  // entries pointing at it
 
   [[nodiscard]] std::uint64_t encoded() const noexcept {
@@ -76,7 +76,7 @@ struct alignas(8) swizzle_target {
 }
 // The entry's value with a swizzled pointer replaced by its file page id.
 [[nodiscard]] inline std::uint64_t unswizzled(std::uint64_t v) noexcept {
-  return is_swizzled(v) ? encode_file_page(file_page_id(decode_swizzled(v)->fp)) : v;
+  return is_swizzled(v) ? encode_file_page(decode_swizzled(v)->fp) : v;
 }
 
 struct mapping_chunk {
@@ -102,7 +102,7 @@ struct mapping_chunk {
 inline void swizzle_target::unswizzle_all() noexcept {
   for (const slot& s : slots) {
     if (s.chunk->v[s.index] == encoded()) {
-      s.chunk->v[s.index] = encode_file_page(file_page_id(fp));
+      s.chunk->v[s.index] = encode_file_page(fp);
     }
   }
   slots.clear();
@@ -153,7 +153,7 @@ class mapping_table {
   // is sound because the entry's meaning does not change (see the file comment). REQUIRES:
   // t->fp == file_page(id), and t caches a page of this table's partition.
   void swizzle(page_id id, swizzle_target& t) const {
-    assert(file_page(id).value() == t.fp);
+    assert(file_page(id) == t.fp);
     mapping_chunk& chunk = *chunks_[id.value() >> mapping_chunk_shift];
     const auto i = static_cast<std::uint32_t>(id.value() & (mapping_chunk_entries - 1));
     if (chunk.v[i] == t.encoded()) {

@@ -109,7 +109,7 @@ class index_cache {
   }
 
   // The cached page (owner, fp), pinned; an empty pin if it is not cached.
-  [[nodiscard]] pin find(const void* owner, std::uint64_t fp) {
+  [[nodiscard]] pin find(const void* owner, file_page_id fp) {
     const auto it = map_.find(key{owner, fp});
     if (it == map_.end()) {
       return {};
@@ -142,7 +142,7 @@ class index_cache {
 
   // Makes the loaded frame of `p` findable as (owner, fp). If another task cached the page
   // meanwhile, `p` is switched to that frame and its own is recycled.
-  void insert(pin& p, const void* owner, std::uint64_t fp) {
+  void insert(pin& p, const void* owner, file_page_id fp) {
     frame& f = *p.f_;
     const auto [it, fresh] = map_.try_emplace(key{owner, fp}, &f);
     if (!fresh) {
@@ -160,7 +160,7 @@ class index_cache {
   // Caches a copy of `bytes` as (owner, fp), unpinned, if a frame can be had without failing
   // anyone (used for index pages a writer has just written). Replaces an older copy. Returns
   // the frame (to swizzle), or nullptr.
-  swizzle_target* put(const void* owner, std::uint64_t fp, std::span<const char> bytes) {
+  swizzle_target* put(const void* owner, file_page_id fp, std::span<const char> bytes) {
     erase(owner, fp);
     if (bytes.size() != page_size_) {
       return nullptr;
@@ -176,7 +176,7 @@ class index_cache {
 
   // Forgets (owner, fp): its file page is being reused. A pinned frame is detached and
   // recycled when its last pin goes.
-  void erase(const void* owner, std::uint64_t fp) {
+  void erase(const void* owner, file_page_id fp) {
     const auto it = map_.find(key{owner, fp});
     if (it != map_.end()) {
       detach(*it->second);
@@ -207,12 +207,12 @@ class index_cache {
 
   struct key {
     const void* owner;
-    std::uint64_t fp;
+    file_page_id fp;
     friend bool operator==(const key&, const key&) = default;
   };
   struct key_hash {
     std::size_t operator()(const key& k) const noexcept {
-      return std::hash<const void*>{}(k.owner) ^ (k.fp * 0x9E3779B97F4A7C15ULL);
+      return std::hash<const void*>{}(k.owner) ^ (k.fp.value() * 0x9E3779B97F4A7C15ULL);
     }
   };
   using frame_list = boost::intrusive::list<frame>;

@@ -55,12 +55,20 @@ class shard_runtime : public request_handlers<Traits> {
 
   using base::base;
 
-  // Group commit: moves from the queue the batch writes of group[0]'s partition that follow
-  // it, stopping at any other request of that partition (a read must not see a write queued
-  // after it; a truncate must keep its place). REQUIRES: s.mu held.
-  void take_group(shard& s, std::vector<request*>& group) {
+  // Group commit, the one rule of both loops: moves `first` into `group`, then, with group
+  // commit on and `first` a batch write, the batch writes of its partition that follow it in
+  // `queue`, up to group_commit_max, stopping at any other request of that partition (a read
+  // must not see a write queued after it; a truncate must keep its place). Requests of other
+  // partitions stay where they are (a lane holds only its own). REQUIRES: `group` has room
+  // for group_commit_max requests (the pushes do not allocate); for the shard queue, s.mu held.
+  void take_group(std::deque<request*>& queue, std::vector<request*>& group) const {
+    group.push_back(queue.front());
+    queue.pop_front();
+    if (!opts_.group_commit || group[0]->type() != request_type::batch_write) {
+      return;
+    }
     const table_ident& t = group[0]->table();
-    for (auto it = s.queue.begin(); it != s.queue.end() && group.size() < opts_.group_commit_max;) {
+    for (auto it = queue.begin(); it != queue.end() && group.size() < group_most();) {
       if (!((*it)->table() == t)) {
         ++it;
         continue;
@@ -69,8 +77,22 @@ class shard_runtime : public request_handlers<Traits> {
         break;
       }
       group.push_back(*it);
-      it = s.queue.erase(it);
+      it = queue.erase(it);
     }
+  }
+  [[nodiscard]] std::size_t group_most() const {
+    return opts_.group_commit ? std::max<std::size_t>(1, opts_.group_commit_max) : 1;
+  }
+
+  // Runs a group taken by take_group: one request alone, several as one commit.
+  void run_group(shard& s, std::vector<request*>& group) {
+    note_group(group.size());
+    if (group.size() == 1) {
+      handle(s, *group[0]);
+    } else {
+      handle_group(s, group);
+    }
+    enforce_meta_budget(s);
   }
 
   // The shard the calling thread runs, or nullptr for client threads.
@@ -248,34 +270,18 @@ class shard_runtime : public request_handlers<Traits> {
         return;
       }
       group.clear();
-      const std::size_t most =
-          opts_.group_commit ? std::max<std::size_t>(1, opts_.group_commit_max) : 1;
       if (out_of_mem_guard([&] {
-            group.reserve(most);  // the pushes below do not allocate
+            group.reserve(group_most());  // take_group's pushes do not allocate
             return error::ok;
           }) != error::ok) {
         request* r = lane.queue.front();
         lane.queue.pop_front();
-        request_access::set_done(*r,
-                                 error::out_of_mem);  // no room to run it; the next one may have
+        // No room to run it; the next one may have.
+        request_access::set_done(*r, error::out_of_mem);
         continue;
       }
-      group.push_back(lane.queue.front());
-      lane.queue.pop_front();
-      if (opts_.group_commit && group[0]->type() == request_type::batch_write) {
-        while (!lane.queue.empty() && group.size() < most &&
-               lane.queue.front()->type() == request_type::batch_write) {
-          group.push_back(lane.queue.front());
-          lane.queue.pop_front();
-        }
-      }
-      note_group(group.size());
-      if (group.size() == 1) {
-        handle(s, *group[0]);
-      } else {
-        handle_group(s, group);
-      }
-      enforce_meta_budget(s);
+      take_group(lane.queue, group);
+      run_group(s, group);
       // Let the shard loop move newly queued requests (often resubmitted by the callbacks of
       // the group just completed) into the lane first, so the next group includes them.
       s.sched.yield();
@@ -293,8 +299,12 @@ class shard_runtime : public request_handlers<Traits> {
   // ---- run-to-completion shards -------------------------------------------------------------
 
   void run_inline_shard(shard& s) {
+    std::vector<request*>& group = s.group;
+    (void)out_of_mem_guard([&] {
+      group.reserve(group_most());  // else take_group's pushes allocate
+      return error::ok;
+    });
     for (;;) {
-      std::vector<request*>& group = s.group;
       group.clear();
       {
         std::unique_lock ql(s.mu);
@@ -302,20 +312,10 @@ class shard_runtime : public request_handlers<Traits> {
         if (s.queue.empty()) {
           break;  // stopping and drained
         }
-        group.push_back(s.queue.front());
-        s.queue.pop_front();
-        if (opts_.group_commit && group[0]->type() == request_type::batch_write) {
-          take_group(s, group);
-        }
+        take_group(s.queue, group);
       }
       s.not_full.notify_all();
-      note_group(group.size());
-      if (group.size() == 1) {
-        s.sched.run([&] { handle(s, *group[0]); });
-      } else {
-        s.sched.run([&] { handle_group(s, group); });
-      }
-      enforce_meta_budget(s);
+      s.sched.run([&] { run_group(s, group); });
     }
   }
 };
