@@ -259,29 +259,25 @@ class EloqStore : private detail::shard_runtime<Traits> {
   enum class submitted { yes, stopped, pending };
 
   submitted submit(request& req, std::uint64_t user_data, request::callback_type cb) {
-    if (opts_.read_only && !req.read_only()) {
-      // A read-only store writes nothing: refused here, before any shard sees it.
+    // Completed on the caller's thread: a write to a read-only store (refused before any
+    // shard sees it), and a drop (which submits requests of its own).
+    const bool refused = opts_.read_only && !req.read_only();
+    if (refused || req.type() == request_type::drop_table) {
       if (!running()) {
         return submitted::stopped;
       }
       if (!req.prepare(user_data, std::move(cb))) {
         return submitted::pending;
       }
-      req.why_ = "the store was opened read-only";
-      req.set_done(error::no_permission);
-      return submitted::yes;
-    }
-    if (req.type() == request_type::drop_table) {
-      if (!running()) {
-        return submitted::stopped;
-      }
-      if (!req.prepare(user_data, std::move(cb))) {
-        return submitted::pending;
-      }
-      error e = error::out_of_mem;
-      try {
-        e = drop_table(detail::request_cast<drop_table_request>(req).table_name_);
-      } catch (const std::bad_alloc&) {
+      error e = error::no_permission;
+      if (refused) {
+        req.why_ = "the store was opened read-only";
+      } else {
+        e = error::out_of_mem;
+        try {
+          e = drop_table(detail::request_cast<drop_table_request>(req).table_name_);
+        } catch (const std::bad_alloc&) {
+        }
       }
       req.set_done(e);
       return submitted::yes;
@@ -295,40 +291,39 @@ class EloqStore : private detail::shard_runtime<Traits> {
       if (!req.prepare(user_data, std::move(cb))) {
         return submitted::pending;
       }
-      if (!req.table().valid()) {
-        immediate = error::invalid_args;
-      } else {
-        shard& s = *shards_[req.table().shard_index(shards_.size())];
-        std::unique_lock ql(s.mu);
-        // Back-pressure: a full queue blocks the caller (never a shard thread, which could be
-        // the one that has to drain it).
-        const std::size_t capacity = std::max<std::uint32_t>(1, opts_.request_queue_capacity);
-        if (!on_shard_thread()) {
-          s.not_full.wait(ql, [&] { return s.stopping || s.queue.size() < capacity; });
-        }
-        if (s.stopping) {
-          immediate = error::not_running;
-        } else {
-          try {
-            s.queue.push_back(&req);
-          } catch (const std::bad_alloc&) {
-            immediate = error::out_of_mem;  // completed below: never left pending
-          }
-        }
-        if (immediate == error::ok) {
-          s.cv.notify_one();
-          // The shard's own thread (a callback submitting again) drains its queue before it
-          // next blocks: only other threads need to wake it.
-          if (s.notify != nullptr && s.queue.size() == 1 && current_shard() != &s) {
-            s.notify(s.notify_arg);
-          }
-        }
-      }
+      immediate = req.table().valid()
+                      ? enqueue(*shards_[req.table().shard_index(shards_.size())], req)
+                      : error::invalid_args;
     }
     if (immediate != error::ok) {
       req.set_done(immediate);  // outside the locks: the callback may submit again
     }
     return submitted::yes;
+  }
+
+  // Queues `req` on shard s. Back-pressure: a full queue blocks the caller (never a shard
+  // thread, which could be the one that has to drain it). REQUIRES: shards_mu_ held shared.
+  error enqueue(shard& s, request& req) {
+    std::unique_lock ql(s.mu);
+    const std::size_t capacity = std::max<std::uint32_t>(1, opts_.request_queue_capacity);
+    if (!on_shard_thread()) {
+      s.not_full.wait(ql, [&] { return s.stopping || s.queue.size() < capacity; });
+    }
+    if (s.stopping) {
+      return error::not_running;
+    }
+    try {
+      s.queue.push_back(&req);
+    } catch (const std::bad_alloc&) {
+      return error::out_of_mem;  // completed by the caller: never left pending
+    }
+    s.cv.notify_one();
+    // The shard's own thread (a callback submitting again) drains its queue before it next
+    // blocks: only other threads need to wake it.
+    if (s.notify != nullptr && s.queue.size() == 1 && current_shard() != &s) {
+      s.notify(s.notify_arg);
+    }
+    return error::ok;
   }
 
  public:

@@ -150,7 +150,7 @@ auto tree_writer<IO, Cmp>::pack_index(const std::vector<child_ref>& children, bo
       }
     }
     const auto page = index_builder_.finish();
-    next_.set_dirty(pid, page);
+    emit(pid, page);
     out.push_back(child_ref{children[starts[j]].key, pid});
   }
   return error::ok;

@@ -81,10 +81,51 @@ auto tree_writer<IO, Cmp>::patch_leaf(page_id id, std::string_view lo, std::stri
   if (page.empty()) {  // no region to patch (our writers never store such a page)
     return build_leaves({}, changes, id, leaf.prev, leaf.next, out);
   }
+  data_page_iter it(page);
+  if (const error e = plan_regions(page, it, changes); e != error::ok) {
+    return e;
+  }
+  if (const error e = merge_rewritten(page, it, changes); e != error::ok) {
+    return e;
+  }
+  if (encode_patched(page, leaf)) {
+    emit(id, data_builder_.finish(leaf.prev, leaf.next));
+    pages_.yield_point();
+    if (leaf.next.is_none()) {
+      if (const error e = next_.stream(id); e != error::ok) {
+        return e;
+      }
+    }
+    out.clear();
+    out.push_back(child_ref{std::string(), id});
+    return error::ok;
+  }
+  // Not one page: all records in key order, the copied regions decoded and the rewritten
+  // runs as merged, built as build_leaves would.
+  std::vector<record> all;
+  all.reserve(patch_merged_.size() + leaf_record_reserve(page));
+  for (std::size_t k = 0; k < page.restart_count();) {
+    const region_plan& r = region_plans_[k];
+    if (r.rewrite) {
+      all.insert(all.end(), patch_merged_.begin() + static_cast<std::ptrdiff_t>(r.merged_begin),
+                 patch_merged_.begin() + static_cast<std::ptrdiff_t>(r.merged_end));
+      k = r.run_last + 1;
+      continue;
+    }
+    if (const error e = decode_regions(it, k, k, all); e != error::ok) {
+      return e;
+    }
+    ++k;
+  }
+  return build_merged(all, id, leaf.prev, leaf.next, out);
+}
+
+template <io_backend IO, key_comparator Cmp>
+auto tree_writer<IO, Cmp>::plan_regions(const data_page& page, data_page_iter& it,
+                                        std::span<const write_entry> changes) -> error {
   const std::size_t regions = page.restart_count();
   std::vector<region_plan>& plan = region_plans_;
   plan.assign(regions, region_plan{});
-  data_page_iter it(page);
   for (it.seek_to_first(); it.valid(); it.next()) {
     region_plan& r = plan[it.region()];
     ++r.entries;
@@ -116,8 +157,16 @@ auto tree_writer<IO, Cmp>::patch_leaf(page_id id, std::string_view lo, std::stri
       plan[k + 1].rewrite = true;
     }
   }
-  // Merge each run of rewritten regions with its changes (in order: merging has effects,
-  // such as freeing the overflow pages of a replaced value, that happen once).
+  return error::ok;
+}
+
+template <io_backend IO, key_comparator Cmp>
+auto tree_writer<IO, Cmp>::merge_rewritten(const data_page& page, data_page_iter& it,
+                                           std::span<const write_entry> changes) -> error {
+  // In order: merging has effects, such as freeing the overflow pages of a replaced value,
+  // that happen once.
+  const std::size_t regions = page.restart_count();
+  std::vector<region_plan>& plan = region_plans_;
   std::vector<record>& merged = patch_merged_;
   std::vector<record>& existing = patch_existing_;
   merged.clear();
@@ -147,51 +196,32 @@ auto tree_writer<IO, Cmp>::patch_leaf(page_id id, std::string_view lo, std::stri
     plan[k].run_last = last;
     k = last + 1;
   }
+  return error::ok;
+}
+
+template <io_backend IO, key_comparator Cmp>
+auto tree_writer<IO, Cmp>::encode_patched(const data_page& page, const leaf_contents& leaf)
+    -> bool {
+  const std::size_t regions = page.restart_count();
   bool fits = true;
   data_builder_.reset();
   for (std::size_t k = 0; fits && k < regions;) {
-    if (!plan[k].rewrite) {
+    const region_plan& r = region_plans_[k];
+    if (!r.rewrite) {
       const std::size_t begin = page.restart_offset(k);
       const std::size_t end = k + 1 < regions ? page.restart_offset(k + 1) : page.entries_end();
       fits = data_builder_.append_region(
-          std::span<const char>(leaf.bytes.data() + begin, end - begin), plan[k].entries);
+          std::span<const char>(leaf.bytes.data() + begin, end - begin), r.entries);
       ++k;
       continue;
     }
-    for (std::size_t i = plan[k].merged_begin; fits && i < plan[k].merged_end; ++i) {
-      const record& r = merged[i];
-      fits = data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression);
+    for (std::size_t i = r.merged_begin; fits && i < r.merged_end; ++i) {
+      const record& m = patch_merged_[i];
+      fits = data_builder_.add(m.key, m.value, m.ts, m.expire_ts, m.overflow, m.compression);
     }
-    k = plan[k].run_last + 1;
+    k = r.run_last + 1;
   }
-  if (fits && !data_builder_.empty()) {
-    next_.set_dirty(id, data_builder_.finish(leaf.prev, leaf.next));
-    pages_.yield_point();
-    if (leaf.next.is_none()) {
-      if (const error e = next_.stream(id); e != error::ok) {
-        return e;
-      }
-    }
-    out.clear();
-    out.push_back(child_ref{std::string(), id});
-    return error::ok;
-  }
-  // All records in key order: the copied regions decoded, the rewritten runs as merged.
-  std::vector<record> all;
-  all.reserve(merged.size() + leaf_record_reserve(page));
-  for (std::size_t k = 0; k < regions;) {
-    if (plan[k].rewrite) {
-      all.insert(all.end(), merged.begin() + static_cast<std::ptrdiff_t>(plan[k].merged_begin),
-                 merged.begin() + static_cast<std::ptrdiff_t>(plan[k].merged_end));
-      k = plan[k].run_last + 1;
-      continue;
-    }
-    if (const error e = decode_regions(it, k, k, all); e != error::ok) {
-      return e;
-    }
-    ++k;
-  }
-  return build_merged(all, id, leaf.prev, leaf.next, out);
+  return fits && !data_builder_.empty();
 }
 
 template <io_backend IO, key_comparator Cmp>
@@ -226,73 +256,21 @@ auto tree_writer<IO, Cmp>::build_merged(const std::vector<record>& merged, page_
     }
     return error::ok;
   }
-  // One pass: records fill a page until one does not fit; the next page's id is taken then
-  // (the finished page links to it) and the page before the finished one is final.
-  std::vector<std::size_t> starts{0};
-  std::vector<page_id> ids{id};
+  leaf_run run;
+  run.ids.push_back(id);
   if (id.is_none()) {
-    if (const error e = next_.new_page_id(ids[0]); e != error::ok) {
+    if (const error e = next_.new_page_id(run.ids[0]); e != error::ok) {
       return e;
     }
   }
-  std::size_t full_bytes = 0;  // encoded size of the page before the last
-  data_builder_.reset();
-  for (std::size_t i = 0; i < merged.size(); ++i) {
-    const record& r = merged[i];
-    if (data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression)) {
-      continue;
-    }
-    if (i == starts.back()) {
-      return error::corrupted;  // a record larger than an empty page: callers rule it out
-    }
-    page_id following;
-    if (const error e = next_.new_page_id(following); e != error::ok) {
-      return e;
-    }
-    full_bytes = data_builder_.current_size_bytes();
-    const std::size_t k = ids.size();
-    next_.set_dirty(ids[k - 1], data_builder_.finish(k >= 2 ? ids[k - 2] : prev, following));
-    if (k >= 2) {
-      if (const error e = next_.stream(ids[k - 2]); e != error::ok) {
-        return e;
-      }
-    }
-    pages_.yield_point();  // between pages: waiting reads run before the next one is built
-    ids.push_back(following);
-    starts.push_back(i);
-    data_builder_.reset();
-    if (!data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression)) {
-      return error::corrupted;
-    }
+  if (const error e = fill_leaves(merged, prev, run); e != error::ok) {
+    return e;
   }
+  rebalance_last_two(merged, prev, run);
+  const std::vector<std::size_t>& starts = run.starts;
+  const std::vector<page_id>& ids = run.ids;
   const std::size_t k = ids.size();
-  const page_id before_last = k >= 2 ? ids[k - 2] : prev;
-  if (k >= 2 && data_builder_.current_size_bytes() < cfg_.page_size / 4 &&
-      full_bytes > cfg_.page_size * 3 / 4) {
-    // The last page is nearly empty and the one before nearly full: rebuild both about
-    // half full (spec 5.3), if the second still fits from the new boundary.
-    const std::size_t half = (full_bytes + data_builder_.current_size_bytes()) / 2;
-    const auto add = [&](std::size_t i) {
-      const record& r = merged[i];
-      return data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression);
-    };
-    const std::size_t m = rebalanced_start(
-        starts[k - 2], starts[k - 1], merged.size(), half, [&] { data_builder_.reset(); }, add,
-        [&] { return data_builder_.current_size_bytes(); });
-    if (m != starts[k - 1]) {
-      starts[k - 1] = m;
-      data_builder_.reset();
-      for (std::size_t i = starts[k - 2]; i < m; ++i) {
-        (void)add(i);  // measured by rebalanced_start: fits
-      }
-      next_.set_dirty(ids[k - 2], data_builder_.finish(k >= 3 ? ids[k - 3] : prev, ids[k - 1]));
-    }
-    data_builder_.reset();
-    for (std::size_t i = starts[k - 1]; i < merged.size(); ++i) {
-      (void)add(i);
-    }
-  }
-  next_.set_dirty(ids[k - 1], data_builder_.finish(before_last, next));
+  emit(ids[k - 1], data_builder_.finish(k >= 2 ? ids[k - 2] : prev, next));
   pages_.yield_point();
   // The page before the last is final now; the last too if nothing follows it (a later
   // unlink of its right neighbour would change it).
@@ -324,6 +302,80 @@ auto tree_writer<IO, Cmp>::build_merged(const std::vector<record>& merged, page_
     }
   }
   return error::ok;
+}
+
+template <io_backend IO, key_comparator Cmp>
+auto tree_writer<IO, Cmp>::fill_leaves(const std::vector<record>& merged, page_id prev,
+                                       leaf_run& run) -> error {
+  // One pass: records fill a page until one does not fit; the next page's id is taken then
+  // (the finished page links to it) and the page before the finished one is final.
+  std::vector<std::size_t>& starts = run.starts;
+  std::vector<page_id>& ids = run.ids;
+  starts.assign(1, 0);
+  data_builder_.reset();
+  for (std::size_t i = 0; i < merged.size(); ++i) {
+    const record& r = merged[i];
+    if (data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression)) {
+      continue;
+    }
+    if (i == starts.back()) {
+      return error::corrupted;  // a record larger than an empty page: callers rule it out
+    }
+    page_id following;
+    if (const error e = next_.new_page_id(following); e != error::ok) {
+      return e;
+    }
+    run.full_bytes = data_builder_.current_size_bytes();
+    const std::size_t k = ids.size();
+    emit(ids[k - 1], data_builder_.finish(k >= 2 ? ids[k - 2] : prev, following));
+    if (k >= 2) {
+      if (const error e = next_.stream(ids[k - 2]); e != error::ok) {
+        return e;
+      }
+    }
+    pages_.yield_point();  // between pages: waiting reads run before the next one is built
+    ids.push_back(following);
+    starts.push_back(i);
+    data_builder_.reset();
+    if (!data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression)) {
+      return error::corrupted;
+    }
+  }
+  return error::ok;
+}
+
+template <io_backend IO, key_comparator Cmp>
+void tree_writer<IO, Cmp>::rebalance_last_two(const std::vector<record>& merged, page_id prev,
+                                              leaf_run& run) {
+  std::vector<std::size_t>& starts = run.starts;
+  const std::vector<page_id>& ids = run.ids;
+  const std::size_t k = ids.size();
+  if (k < 2 || data_builder_.current_size_bytes() >= cfg_.page_size / 4 ||
+      run.full_bytes <= cfg_.page_size * 3 / 4) {
+    return;
+  }
+  // The last page is nearly empty and the one before nearly full: rebuild both about half
+  // full (spec 5.3), if the second still fits from the new boundary.
+  const std::size_t half = (run.full_bytes + data_builder_.current_size_bytes()) / 2;
+  const auto add = [&](std::size_t i) {
+    const record& r = merged[i];
+    return data_builder_.add(r.key, r.value, r.ts, r.expire_ts, r.overflow, r.compression);
+  };
+  const std::size_t m = rebalanced_start(
+      starts[k - 2], starts[k - 1], merged.size(), half, [&] { data_builder_.reset(); }, add,
+      [&] { return data_builder_.current_size_bytes(); });
+  if (m != starts[k - 1]) {
+    starts[k - 1] = m;
+    data_builder_.reset();
+    for (std::size_t i = starts[k - 2]; i < m; ++i) {
+      (void)add(i);  // measured by rebalanced_start: fits
+    }
+    emit(ids[k - 2], data_builder_.finish(k >= 3 ? ids[k - 3] : prev, ids[k - 1]));
+  }
+  data_builder_.reset();
+  for (std::size_t i = starts[k - 1]; i < merged.size(); ++i) {
+    (void)add(i);
+  }
 }
 
 template <io_backend IO, key_comparator Cmp>
@@ -420,7 +472,7 @@ auto tree_writer<IO, Cmp>::add_new(const write_entry& w, std::vector<record>& ou
           return id;
         },
         [&](page_id id, std::span<const char> page) {
-          next_.set_dirty(id, page);
+          emit(id, page);
           return next_.stream(id);  // overflow pages never change again in this pass
         },
         head);

@@ -189,26 +189,11 @@ class tree_reader {
             e != error::ok) {
           return e;
         }
-        data_page_iter it(page);
-        if (begin.empty()) {
-          it.seek_to_first();  // -inf
-        } else {
-          it.seek(begin, cmp_);
-        }
-        for (; it.valid(); it.next()) {
-          if (!end.empty() && cmp_.compare(it.key(), end) >= 0) {
-            return error::ok;
-          }
-          if ((!begin_inclusive && !begin.empty() && cmp_.compare(it.key(), begin) == 0) ||
-              is_expired(it.expire_ts(), now_ms_)) {
-            continue;
-          }
-          if (const error e = emit(it, limits, out, bytes, has_more); e != error::ok || has_more) {
-            return e;
-          }
-        }
-        if (it.status() != error::ok) {
-          return it.status();
+        bool stop = false;
+        if (const error e =
+                scan_leaf(page, begin, end, begin_inclusive, limits, out, bytes, has_more, stop);
+            e != error::ok || stop) {
+          return e;
         }
         data_page_iter last(page);
         last.seek_to_last();
@@ -221,28 +206,70 @@ class tree_reader {
       if (next.is_none() || reached_end) {
         return error::ok;
       }
-      // The leaves after the last one read, from its leaf-index page; the next leaf alone if
-      // it lives under another leaf-index page.
       run_max = std::min(prefetch, run_max * 2);
-      page_id at;
-      if (const error e =
-              find_leaf(version_->root, last_key, false, at, &run, run_max + 1, end, &reached_end);
-          e != error::ok) {
+      bool done = false;
+      if (const error e = next_run(last_key, leaf, next, end, run_max, run, reached_end, done);
+          e != error::ok || done) {
         return e;
       }
-      if (run.size() > 1 && run.front() == leaf) {
-        run.erase(run.begin());
-        run_bounds_.erase(run_bounds_.begin());
-      } else if (reached_end && run.size() == 1 && run.front() == leaf) {
-        return error::ok;  // the next leaf starts at or after end
-      } else {
-        // The next leaf lives under another leaf-index page: all that is known of its range
-        // is that it starts above the last key seen (keys are never empty).
-        run.assign(1, next);
-        run_bounds_.resize(2);
-        run_bounds_[0].assign(last_key);
-        run_bounds_[1].clear();
+    }
+    return error::ok;
+  }
+
+  // The forward scan's part of one leaf: emits its live records in [begin, end) (begin
+  // exclusive if !begin_inclusive); `stop` once end is passed or the limits are reached.
+  [[nodiscard]] error scan_leaf(const data_page& page, std::string_view begin, std::string_view end,
+                                bool begin_inclusive, const scan_limits& limits,
+                                std::vector<kv_entry>& out, std::size_t& bytes, bool& has_more,
+                                bool& stop) {
+    data_page_iter it(page);
+    if (begin.empty()) {
+      it.seek_to_first();  // -inf
+    } else {
+      it.seek(begin, cmp_);
+    }
+    for (; it.valid(); it.next()) {
+      if (!end.empty() && cmp_.compare(it.key(), end) >= 0) {
+        stop = true;
+        return error::ok;
       }
+      if ((!begin_inclusive && !begin.empty() && cmp_.compare(it.key(), begin) == 0) ||
+          is_expired(it.expire_ts(), now_ms_)) {
+        continue;
+      }
+      if (const error e = emit(it, limits, out, bytes, has_more); e != error::ok || has_more) {
+        stop = true;
+        return e;
+      }
+    }
+    return it.status();
+  }
+
+  // The forward scan's next run after leaf `leaf` (whose next link is `next` and last key
+  // `last_key`): the leaves after it from its leaf-index page (at most run_max), or the
+  // next leaf alone if it lives under another leaf-index page; `done` if none is left
+  // before end.
+  [[nodiscard]] error next_run(const std::string& last_key, page_id leaf, page_id next,
+                               std::string_view end, std::size_t run_max, std::vector<page_id>& run,
+                               bool& reached_end, bool& done) {
+    page_id at;
+    if (const error e =
+            find_leaf(version_->root, last_key, false, at, &run, run_max + 1, end, &reached_end);
+        e != error::ok) {
+      return e;
+    }
+    if (run.size() > 1 && run.front() == leaf) {
+      run.erase(run.begin());
+      run_bounds_.erase(run_bounds_.begin());
+    } else if (reached_end && run.size() == 1 && run.front() == leaf) {
+      done = true;  // the next leaf starts at or after end
+    } else {
+      // The next leaf lives under another leaf-index page: all that is known of its range
+      // is that it starts above the last key seen (keys are never empty).
+      run.assign(1, next);
+      run_bounds_.resize(2);
+      run_bounds_[0].assign(last_key);
+      run_bounds_[1].clear();
     }
     return error::ok;
   }

@@ -47,6 +47,7 @@
 #include <eloqstore/detail/page/data_page.hpp>
 #include <eloqstore/detail/page/index_page.hpp>
 #include <eloqstore/detail/page/overflow_page.hpp>
+#include <eloqstore/detail/page/page_check.hpp>
 #include <eloqstore/detail/util/page_buffer.hpp>
 #include <eloqstore/detail/util/string_arena.hpp>
 #include <eloqstore/error.hpp>
@@ -166,6 +167,14 @@ class tree_writer {
   [[nodiscard]] std::weak_ordering compare(std::string_view a, std::string_view b) const noexcept {
     return ttl_mode_ ? ttl_cmp_.compare(a, b) : cmp_.compare(a, b);
   }
+  // Hands a finished page to the next version. Its structure is asserted first as the
+  // verify request checks it after a read (page/page_check.hpp): paired checks.
+  void emit(page_id id, std::span<const char> page) {
+    assert(check_page(page, [&](std::string_view a,
+                                std::string_view b) { return compare(a, b); }) == error::ok &&
+           "the tree writer built a page that does not decode");
+    next_.set_dirty(id, page);
+  }
   [[nodiscard]] std::string separator(std::string_view a, std::string_view b) const {
     return ttl_mode_ ? ttl_cmp_.shortest_separator(a, b) : cmp_.shortest_separator(a, b);
   }
@@ -264,6 +273,16 @@ class tree_writer {
   [[nodiscard]] error patch_leaf(page_id id, std::string_view lo, std::string_view hi,
                                  std::span<const write_entry> changes, std::vector<child_ref>& out);
 
+  // patch_leaf's steps: which regions are rewritten and which changes fall in each
+  // (region_plans_); the rewritten runs merged with their changes (patch_merged_); the page
+  // encoded from copied regions and merged runs into data_builder_ (false if it does not
+  // fit or is empty).
+  [[nodiscard]] error plan_regions(const data_page& page, data_page_iter& it,
+                                   std::span<const write_entry> changes);
+  [[nodiscard]] error merge_rewritten(const data_page& page, data_page_iter& it,
+                                      std::span<const write_entry> changes);
+  [[nodiscard]] bool encode_patched(const data_page& page, const leaf_contents& leaf);
+
   // Appends the records of restart regions [first, last] of the iterator's page.
   [[nodiscard]] error decode_regions(data_page_iter& it, std::size_t first, std::size_t last,
                                      std::vector<record>& out);
@@ -292,6 +311,19 @@ class tree_writer {
   // and next; the first page reuses `id` when there is one.
   [[nodiscard]] error build_merged(const std::vector<record>& merged, page_id id, page_id prev,
                                    page_id next, std::vector<child_ref>& out);
+
+  // build_merged's steps. A run of new leaves: the first record of each page, the page ids,
+  // and the encoded size of the page before the last.
+  struct leaf_run {
+    std::vector<std::size_t> starts;
+    std::vector<page_id> ids;
+    std::size_t full_bytes = 0;
+  };
+  // Fills pages greedily (every page but the last set dirty; the last left in
+  // data_builder_); then, when the last is under 1/4 full and the one before over 3/4, moves
+  // the boundary between them to about half each.
+  [[nodiscard]] error fill_leaves(const std::vector<record>& merged, page_id prev, leaf_run& run);
+  void rebalance_last_two(const std::vector<record>& merged, page_id prev, leaf_run& run);
 
   // Two-way merge with last-writer-wins (>=), expiry dropping and overflow handling.
   [[nodiscard]] error merge(const std::vector<record>& existing,

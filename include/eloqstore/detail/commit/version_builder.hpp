@@ -19,6 +19,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -37,6 +38,7 @@
 #include <eloqstore/concepts.hpp>
 #include <eloqstore/detail/codec/checksum.hpp>
 #include <eloqstore/detail/codec/coding.hpp>
+#include <eloqstore/detail/commit/manifest_writer.hpp>
 #include <eloqstore/detail/commit/page_io.hpp>
 #include <eloqstore/detail/commit/partition.hpp>
 #include <eloqstore/detail/io/file_names.hpp>
@@ -73,7 +75,11 @@ template <io_backend IO>
 class version_builder {
  public:
   version_builder(page_access<IO>& pages, partition_state& partition, const writer_config& cfg)
-      : pages_(pages), p_(partition), cfg_(cfg), mapping_(partition.current->mapping) {
+      : pages_(pages),
+        p_(partition),
+        cfg_(cfg),
+        mapping_(partition.current->mapping),
+        manifest_(pages.io(), partition, cfg.term, cfg.manifest_limit) {
     mapping_.reset_chunks_copied();
     terms_ = partition.terms;
   }
@@ -235,6 +241,7 @@ class version_builder {
   [[nodiscard]] error stream(page_id id) {
     // Every backend streams (the synchronous ones write at once), so one write path, with its
     // failures and crashes in the middle of a build, is what every backend's tests exercise.
+    assert(dirty_.contains(id.value()) && "only a dirty page of this version streams");
     streamed_.insert(id.value());
     ready_.push_back(id.value());
     if (ready_.size() < stream_pages_max) {
@@ -276,6 +283,8 @@ class version_builder {
     if (const error s = finish_streams(); e == error::ok) {
       e = s;
     }
+    assert((e != error::ok || (ready_.empty() && tickets_.empty())) &&
+           "every dirty page is written before the data files are synced");
     stats_.mapping_chunks_copied = mapping_.chunks_copied();
     if (e == error::ok) {
       e = sync_files();
@@ -294,6 +303,7 @@ class version_builder {
       m = error::out_of_mem;  // the record may have been written
       manifest_unknown_ = true;
     }
+    manifest_unknown_ = manifest_unknown_ || manifest_.unknown();
     if (m != error::ok) {
       p_.retired.pop_back();
       if (!manifest_unknown_) {
@@ -312,30 +322,8 @@ class version_builder {
     return error::ok;
   }
 
-  // A new partition gets a manifest (an empty snapshot) before its first data file, so data
-  // files without a manifest are damage the store reports (error::corrupted), never a first
-  // write cut short by a crash. Either outcome of a failure here is the empty partition.
-  [[nodiscard]] error ensure_manifest() {
-    if (p_.has_manifest) {
-      return error::ok;
-    }
-    if (!has_term(manifest_file_id)) {
-      add_term(manifest_file_id);
-    }
-    manifest_builder snap;
-    const std::vector<std::uint64_t> no_pages;
-    const std::string_view bytes = snap.snapshot(page_id::none(), page_id::none(), no_pages,
-                                                 p_.fps.max_fp(), p_.dictionary, terms_);
-    if (const error e = pages_.io().write_file_atomic(p_.id, manifest_file_name(cfg_.term), bytes);
-        e != error::ok) {
-      return e;
-    }
-    p_.has_manifest = true;
-    p_.manifest_bytes = bytes.size();
-    p_.manifest_file_bytes = bytes.size();
-    p_.terms = terms_;
-    return error::ok;
-  }
+  // A new partition gets its manifest before its first data file (manifest_writer::ensure).
+  [[nodiscard]] error ensure_manifest() { return manifest_.ensure(terms_); }
 
  private:
   // Gives dirty page `raw_id` its new file page: the old one is retired, the mapping and the
@@ -349,13 +337,13 @@ class version_builder {
       freed_fps_.push_back(old);
     }
     fp = p_.fps.allocate();
+    assert(!fp.is_none() && fp != old && "a placed page gets a file page no version holds");
     allocated_.push_back(fp);
     pages_.invalidate(p_, fp);
     mapping_.set(id, encode_file_page(fp));
     log_.update_mapping(id, fp);
     const file_id f = file_of(fp, shift);
-    if (files_.insert(f.value()).second && !has_term(f)) {
-      add_term(f);
+    if (files_.insert(f.value()).second && ensure_term(terms_, f, cfg_.term)) {
       new_file_ = true;
     }
     set_page_checksum(bytes.span());
@@ -467,87 +455,21 @@ class version_builder {
     return new_file_ ? pages_.io().sync_dir(p_.id) : error::ok;
   }
 
-  [[nodiscard]] bool has_term(file_id f) const {
-    return std::any_of(terms_.begin(), terms_.end(),
-                       [&](const auto& t) { return t.first == f.value(); });
-  }
-  void add_term(file_id f) {
-    terms_.emplace_back(f.value(), cfg_.term);
-    std::sort(terms_.begin(), terms_.end());
-  }
-
+  // The commit's manifest write: its log record appended when the manifest has room and the
+  // version is not empty or truncated (or the manifest due for a rewrite); else a snapshot.
   [[nodiscard]] error write_manifest() {
-    const std::string name = manifest_file_name(cfg_.term);
-    if (!has_term(manifest_file_id)) {
-      add_term(manifest_file_id);
-    }
+    (void)ensure_term(terms_, manifest_file_id, cfg_.term);
     const bool empty = root_.is_none() && ttl_root_.is_none();
     std::string_view log;
     if (p_.has_manifest && !p_.force_snapshot && !empty && !truncated_all_) {
       log = log_.finish_log(root_, ttl_root_, terms_);
     }
-    if (!log.empty() && p_.manifest_bytes + log.size() <= cfg_.manifest_limit) {
-      return append_manifest(name, log);
+    if (!log.empty() && manifest_.fits(log)) {
+      return manifest_.append(log);
     }
-    std::vector<std::uint64_t> values;
-    values.reserve(mapping_.size());
-    mapping_.for_each([&](std::uint64_t v) { values.push_back(v); });
-    manifest_builder snap;
-    const std::string_view bytes =
-        snap.snapshot(root_, ttl_root_, values, p_.fps.max_fp(), p_.dictionary, terms_);
-    if (const error e = pages_.io().write_file_atomic(p_.id, name, bytes); e != error::ok) {
-      manifest_unknown_ = true;  // the rename may have happened before the failure
-      return e;
-    }
-    stats_.manifest_snapshot = true;
-    new_manifest_bytes_ = bytes.size();
-    new_manifest_file_bytes_ = bytes.size();
-    return error::ok;
-  }
-
-  // Appends a log record at the end of the manifest's records (spec 4.5).
-  //
-  // An append past the file's end first extends the file with blocks ahead of it (end
-  // markers, see record.hpp): as many bytes as the records hold, at most
-  // manifest_write_ahead, never past the manifest limit. The appends after it overwrite those
-  // in place, so their fdatasync has no file size or extent to record, only the data: on
-  // ext4 one metadata write (or journal commit) fewer per commit. Replay stops at the first
-  // marker and appends where the records end.
-  //
-  // Failure leaves nothing replayable: the markers are written before the record (a full
-  // disk fails there, with only markers written), the record then overwrites blocks the
-  // file already has, and a record whose write or sync fails is overwritten with markers.
-  // manifest_unknown_ tells commit() when even that failed, so the record may survive.
-  [[nodiscard]] error append_manifest(const std::string& name, std::string_view log) {
-    const std::uint64_t end = p_.manifest_bytes + log.size();
-    std::uint64_t file_bytes = std::max(p_.manifest_file_bytes, end);
-    if (end > p_.manifest_file_bytes) {
-      const std::uint64_t ahead = std::min(end, manifest_write_ahead);
-      const std::uint64_t limit =
-          cfg_.manifest_limit / manifest_alignment_bytes * manifest_alignment_bytes;
-      file_bytes = std::max<std::uint64_t>(
-          end, std::min<std::uint64_t>(manifest_padded_bytes(end + ahead), limit));
-      fill_manifest_end_markers(manifest_out_, file_bytes - p_.manifest_file_bytes,
-                                p_.manifest_file_bytes, file_bytes);
-      if (const error e = pages_.io().write(p_.id, name, p_.manifest_file_bytes, manifest_out_);
-          e != error::ok) {
-        return e;  // markers only: replay stops at them
-      }
-    }
-    error e = pages_.io().write(p_.id, name, p_.manifest_bytes, log);
-    if (e == error::ok) {
-      e = pages_.io().sync(p_.id, name);
-    }
-    if (e != error::ok) {
-      fill_manifest_end_markers(manifest_out_, log.size(), p_.manifest_bytes, file_bytes);
-      manifest_unknown_ =
-          pages_.io().write(p_.id, name, p_.manifest_bytes, manifest_out_) != error::ok ||
-          pages_.io().sync(p_.id, name) != error::ok;
-      return e;
-    }
-    new_manifest_bytes_ = end;
-    new_manifest_file_bytes_ = file_bytes;
-    return error::ok;
+    const error e = manifest_.snapshot(root_, ttl_root_, mapping_, terms_);
+    stats_.manifest_snapshot = e == error::ok;
+    return e;
   }
 
   // After the manifest record is durable the partition must take the new version: nothing
@@ -560,11 +482,12 @@ class version_builder {
     next->ttl_root = ttl_root_;
     next->mapping = std::move(mapping_);
     p_.current->retired_fps = std::move(freed_fps_);
+    assert(p_.retired.back() == nullptr && "commit() reserved the retired slot");
     p_.retired.back() = std::move(p_.current);
     p_.current = std::move(next);
     p_.terms = std::move(terms_);
-    p_.manifest_bytes = new_manifest_bytes_;
-    p_.manifest_file_bytes = new_manifest_file_bytes_;
+    p_.manifest_bytes = manifest_.new_bytes();
+    p_.manifest_file_bytes = manifest_.new_file_bytes();
     p_.has_manifest = true;
     p_.force_snapshot = false;
     try {
@@ -611,11 +534,7 @@ class version_builder {
   manifest_builder log_;
   term_mapping terms_;
   writer_stats stats_;
-  std::uint64_t new_manifest_bytes_ = 0;
-  std::uint64_t new_manifest_file_bytes_ = 0;
-  // Most bytes an append past the manifest file's end writes ahead (append_manifest).
-  static constexpr std::uint64_t manifest_write_ahead = 256 << 10;
-  std::string manifest_out_;
+  manifest_writer<IO> manifest_;
   // A manifest write failed in a way that may have left its record on disk (commit()).
   bool manifest_unknown_ = false;
   bool truncated_all_ = false;

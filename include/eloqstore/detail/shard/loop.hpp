@@ -121,31 +121,7 @@ class shard_runtime : public request_handlers<Traits> {
   // scheduler the loop submits and reaps the I/O ring (when the backend has one) and blocks
   // on it, or on the queue's condition variable, when there is nothing to run.
   void run_fiber_shard(shard& s) {
-    // Writers building many pages step aside (low priority) once they have held the thread
-    // for a slice, so reads queued meanwhile run; yielding after every page cost a loop
-    // round (queue lock, clock, ring poll) per page.
-    s.pages.set_yield_hook(
-        [](void* arg) {
-          auto& sh = *static_cast<shard*>(arg);
-          if (sh.sched.current() == nullptr) {
-            return;
-          }
-          const auto now = std::chrono::steady_clock::now();
-          if (now - sh.writer_yielded < writer_slice) {
-            return;
-          }
-          sh.writer_yielded = now;  // another writer running meanwhile gets its own slice
-          sh.sched.yield_low_priority();
-          sh.writer_yielded = std::chrono::steady_clock::now();
-          if constexpr (has_ring) {
-            // Reads the tasks before us prepared and left to the round's end: the device
-            // works on them during our slice instead of after it.
-            if (sh.ring != nullptr && sh.ring->has_unsubmitted()) {
-              sh.ring->submit();
-            }
-          }
-        },
-        &s);
+    s.pages.set_yield_hook(&writer_step_aside, &s);
     s.ring = attach_ring(s);
     auto* ring = s.ring.get();
     for (;;) {
@@ -195,6 +171,30 @@ class shard_runtime : public request_handlers<Traits> {
     }
     // The ring stays until release_partitions has done its final manifest rewrites (which
     // run outside tasks and poll it themselves).
+  }
+
+  // The yield hook of a fiber shard's writers: a writer building many pages steps aside
+  // (low priority) once it has held the thread for a slice, so reads queued meanwhile run;
+  // yielding after every page cost a loop round (queue lock, clock, ring poll) per page.
+  static void writer_step_aside(void* arg) {
+    auto& sh = *static_cast<shard*>(arg);
+    if (sh.sched.current() == nullptr) {
+      return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now - sh.writer_yielded < writer_slice) {
+      return;
+    }
+    sh.writer_yielded = now;  // another writer running meanwhile gets its own slice
+    sh.sched.yield_low_priority();
+    sh.writer_yielded = std::chrono::steady_clock::now();
+    if constexpr (has_ring) {
+      // Reads the tasks before us prepared and left to the round's end: the device works on
+      // them during our slice instead of after it.
+      if (sh.ring != nullptr && sh.ring->has_unsubmitted()) {
+        sh.ring->submit();
+      }
+    }
   }
 
   ring_ptr attach_ring(shard& s) {
