@@ -55,12 +55,13 @@ class shard_runtime : public request_handlers<Traits> {
 
   using base::base;
 
-  // Group commit, the one rule of both loops: moves `first` into `group`, then, with group
-  // commit on and `first` a batch write, the batch writes of its partition that follow it in
-  // `queue`, up to group_commit_max, stopping at any other request of that partition (a read
-  // must not see a write queued after it; a truncate must keep its place). Requests of other
-  // partitions stay where they are (a lane holds only its own). REQUIRES: `group` has room
-  // for group_commit_max requests (the pushes do not allocate); for the shard queue, s.mu held.
+  // Group commit, the one rule of both loops: moves the front of `queue` into `group`, then,
+  // with group commit on and that request a batch write, the batch writes of its partition
+  // that follow it in `queue`, up to group_commit_max, stopping at any other request of that
+  // partition (a read must not see a write queued after it; a truncate must keep its place).
+  // Requests of other partitions stay where they are (a lane holds only its own). REQUIRES: `group`
+  // has room for group_commit_max requests (the pushes do not allocate); for the shard queue, s.mu
+  // held.
   void take_group(std::deque<request*>& queue, std::vector<request*>& group) const {
     group.push_back(queue.front());
     queue.pop_front();
