@@ -366,11 +366,6 @@ TEST_CASE("safety: a store path remembers what wrote it and refuses other settin
   }
   {
     options o = fx.opts;
-    o.data_append_mode = true;
-    refused(EloqStore<pread_traits>(o), "data_append_mode was false");
-  }
-  {
-    options o = fx.opts;
     o.data_page_size = 8192;
     refused(EloqStore<page8k_traits>(o),
             "data_page_size was 4096 when the store was written, is 8192");
@@ -404,6 +399,45 @@ TEST_CASE("safety: a store path remembers what wrote it and refuses other settin
     CHECK(store->get(t, key_of(7)).ok());
   }
   CHECK(std::filesystem::exists(identity));
+}
+
+TEST_CASE("safety: options whose feature is missing are refused at start, not ignored") {
+  // A store asked for the object-store tier, append mode, compression or archives that did
+  // none of them would lose what its user counted on: start() refuses, names the option,
+  // and touches nothing (an existing store path, or a new one).
+  test::pread_fixture fx;
+  const table_ident t{"feature", 1};
+  populate(fx, t, 50);
+  const auto before = file_hashes(fx.dir);
+  const auto fresh = fx.dir + "/fresh";
+  const std::pair<void (*)(options&), const char*> cases[] = {
+      {[](options& o) { o.cloud_store_path = "bucket/prefix"; }, "cloud_store_path"},
+      {[](options& o) { o.data_append_mode = true; }, "data_append_mode"},
+      {[](options& o) { o.enable_compression = true; }, "enable_compression"},
+      {[](options& o) { o.num_retained_archives = 3; }, "num_retained_archives"},
+  };
+  for (const auto& [set, name] : cases) {
+    for (const bool existing : {true, false}) {
+      CAPTURE(name);
+      CAPTURE(existing);
+      options o = fx.opts;
+      if (!existing) {
+        o.store_path = {fresh};
+      }
+      set(o);
+      EloqStore<pread_traits> store(o);
+      CHECK(store.start() == error::invalid_args);
+      CHECK(store.last_message().find(std::string("unsupported option ") + name) !=
+            std::string::npos);
+      CHECK_FALSE(store.running());
+      CHECK(file_hashes(fx.dir) == before);
+      CHECK_FALSE(std::filesystem::exists(fresh));
+    }
+  }
+  // The defaults of the options that only shape those features start as before.
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  CHECK(store->get(t, key_of(7)).ok());
 }
 
 TEST_CASE("safety: start() errors name the path, the operation and the cause") {
