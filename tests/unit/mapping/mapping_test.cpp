@@ -7,12 +7,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <map>
 #include <memory>
+#include <random>
 #include <set>
 #include <vector>
 
 #include <doctest/doctest.h>
 
+#include <eloqstore/detail/mapping/append_allocator.hpp>
 #include <eloqstore/detail/mapping/page_mapping.hpp>
 
 #include "support/page_store.hpp"
@@ -329,4 +332,132 @@ TEST_CASE("file page allocator: rebuilt from a mapping, the holes fill front to 
     CHECK(fp < 1000);
   }
   CHECK(b.allocate() == file_page_id(1000));
+}
+
+// ---- append mode ------------------------------------------------------------------------
+
+using detail::append_allocator;
+using detail::file_id;
+
+TEST_CASE("append allocator: pages go to the tail in order and are never reused") {
+  append_allocator a(2);  // 4 pages per file
+  for (std::uint64_t i = 0; i < 10; ++i) {
+    CHECK(a.allocate() == file_page_id(i));
+  }
+  CHECK(a.max_fp() == 10);
+  CHECK(a.tail_file() == file_id(2));
+  CHECK(a.referenced(file_id(0)) == 4);
+  CHECK(a.referenced(file_id(1)) == 4);
+  CHECK(a.referenced(file_id(2)) == 2);
+  CHECK(a.referenced(file_id(7)) == 0);
+  a.release(file_page_id(1));
+  CHECK(a.referenced(file_id(0)) == 3);
+  CHECK(a.allocate() == file_page_id(10));  // a released page is not handed out again
+  a.release(file_page_id(1000));            // never handed out: ignored
+  CHECK(a.referenced(file_id(2)) == 3);
+}
+
+TEST_CASE("append allocator: space and the compaction trigger follow the reference") {
+  append_allocator a(2);
+  for (int i = 0; i < 12; ++i) {
+    (void)a.allocate();  // files 0, 1, 2 full; the tail is file 3
+  }
+  CHECK(a.space_pages() == 12);
+  CHECK_FALSE(a.compaction_due(12, 2));
+  for (std::uint64_t fp = 4; fp < 8; ++fp) {
+    a.release(file_page_id(fp));  // file 1 empty
+  }
+  CHECK(a.oldest_file() == file_id(0));
+  CHECK(a.empty_files() == 1);
+  CHECK(a.space_pages() == 8);          // files 0 and 2
+  CHECK_FALSE(a.compaction_due(8, 2));  // space / live = 1
+  for (const std::uint64_t fp : {0, 1, 2, 8, 9, 10}) {
+    a.release(file_page_id(fp));
+  }
+  CHECK(a.space_pages() == 8);
+  CHECK(a.compaction_due(2, 2));  // 8 / 2 = 4 > 2
+  CHECK_FALSE(a.compaction_due(2, 4));
+  CHECK_FALSE(a.compaction_due(2, 0));  // factor 0 never compacts
+  a.release(file_page_id(3));
+  CHECK(a.oldest_file() == file_id(2));
+  CHECK(a.empty_files() == 0);
+  CHECK(a.space_pages() == 4);
+  a.release(file_page_id(11));
+  CHECK(a.oldest_file() == a.tail_file());  // nothing referenced
+  CHECK(a.space_pages() == 0);
+  CHECK_FALSE(a.compaction_due(0, 2));
+  (void)a.allocate();
+  a.release(file_page_id(12));
+  CHECK(a.space_pages() == 1);  // one dead page in the tail file
+  CHECK(a.compaction_due(0, 2));
+  a.drop_files_below(file_id(3));
+  CHECK(a.referenced(file_id(0)) == 0);
+  CHECK(a.allocate() == file_page_id(13));
+  CHECK(a.referenced(file_id(3)) == 1);
+}
+
+TEST_CASE("append allocator: rebuilt from a mapping, and a new term starts a new file") {
+  mapping_table t;
+  // Page order differs from file order: the first page lives in the highest file.
+  for (const std::uint64_t fp : {9, 0, 1, 5, 10}) {
+    t.set(t.allocate(), fp_value(fp));
+  }
+  const page_id freed = t.allocate();
+  t.release(freed);
+  for (const bool new_term : {false, true}) {
+    CAPTURE(new_term);
+    append_allocator a(t, 11, 2, new_term);
+    CHECK(a.referenced(file_id(0)) == 2);
+    CHECK(a.referenced(file_id(1)) == 1);
+    CHECK(a.referenced(file_id(2)) == 2);
+    CHECK(a.oldest_file() == file_id(0));
+    CHECK(a.max_fp() == (new_term ? 12 : 11));
+    CHECK(a.allocate() == file_page_id(new_term ? 12 : 11));
+  }
+  append_allocator on_boundary(t, 12, 2, true);  // already at a file's start
+  CHECK(on_boundary.max_fp() == 12);
+  append_allocator empty(mapping_table{}, 0, 2, true);
+  CHECK(empty.max_fp() == 0);
+  CHECK(empty.space_pages() == 0);
+}
+
+TEST_CASE("append allocator: counts, space and empty files against a model") {
+  std::mt19937_64 rng(7);
+  append_allocator a(3);                // 8 pages per file
+  std::map<std::uint64_t, bool> model;  // every fp handed out: still referenced?
+  for (int step = 0; step < 20000; ++step) {
+    const bool add = model.empty() || rng() % 3 != 0;
+    if (add) {
+      const file_page_id fp = a.allocate();
+      REQUIRE(model.emplace(fp.value(), true).second);
+      continue;
+    }
+    auto it = model.lower_bound(rng() % (a.max_fp() + 1));
+    if (it == model.end()) {
+      it = model.begin();
+    }
+    if (it->second) {
+      it->second = false;
+      a.release(file_page_id(it->first));
+    }
+    if (step % 997 == 0) {
+      std::map<std::uint64_t, std::uint64_t> per_file;
+      std::uint64_t oldest = a.max_fp() >> 3;
+      for (const auto& [fp, live] : model) {
+        if (live) {
+          ++per_file[fp >> 3];
+          oldest = std::min(oldest, fp >> 3);
+        }
+      }
+      const std::uint64_t tail = a.max_fp() >> 3;
+      std::uint64_t empty = 0;
+      for (std::uint64_t f = 0; f <= tail + 1; ++f) {
+        CHECK(a.referenced(file_id(f)) == per_file[f]);
+        empty += f >= oldest && f < tail && per_file[f] == 0 ? 1 : 0;
+      }
+      CHECK(a.oldest_file() == file_id(oldest));
+      CHECK(a.empty_files() == empty);
+      CHECK(a.space_pages() == a.max_fp() - (oldest << 3) - empty * 8);
+    }
+  }
 }

@@ -1,0 +1,159 @@
+// Hands out file pages in append mode (spec 3.6, 4.6, 5.9): always at the tail, so data files
+// are written front to back once and never rewritten in place; space is reclaimed only by
+// compaction (moving the live pages of sparse files to the tail) and file GC (deleting files
+// nothing references).
+//
+// Beyond the reference's AppendAllocator (next_fp, min_file_id, empty file count), this one
+// counts per data file the pages that are still referenced: a page counts from allocate()
+// until release(), and release() comes when no version that can still be read holds the page
+// (the partition's reclaim, partition.hpp), or when the writer that took it gives it back
+// unused. So:
+// * a file below the tail whose count is zero is referenced by no live version, the
+//   condition file GC needs (archives aside), known without scanning any mapping;
+// * space_pages() is the reference's `space` ((tail - oldest referenced file's start) minus
+//   the empty files between), and compaction_due() is its trigger;
+// * rebuilt from a mapping at open, the counts are those of that one version.
+//
+// The interface is file_page_allocator's (allocate, release, reserve_free, max_fp), so the
+// commit protocol uses either. release() and reserve_free() never allocate.
+//
+// Thread affinity: the partition's shard thread.
+#pragma once
+
+#include <algorithm>
+#include <cassert>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <limits>
+
+#include <eloqstore/detail/mapping/page_mapping.hpp>
+#include <eloqstore/detail/util/strong_id.hpp>
+
+namespace eloqstore::detail {
+
+class append_allocator {
+ public:
+  explicit append_allocator(unsigned pages_per_file_shift) : shift_(pages_per_file_shift) {}
+
+  // Rebuilds from a mapping: every file page it holds is referenced; the tail is `max_fp`,
+  // or, with `start_new_file` (a process term other than the manifest's), the start of the
+  // next file, so this term never appends into a file another term created.
+  append_allocator(const mapping_table& mapping, std::uint64_t max_fp,
+                   unsigned pages_per_file_shift, bool start_new_file)
+      : shift_(pages_per_file_shift), next_(max_fp) {
+    if (start_new_file && (next_ & page_mask()) != 0) {
+      next_ = ((next_ >> shift_) + 1) << shift_;
+    }
+    base_ = next_ >> shift_;
+    mapping.for_each([&](std::uint64_t v) {
+      if (tag_of(v) == mapping_tag::file_page) {
+        base_ = std::min(base_, decode_file_page(v).value() >> shift_);
+      }
+    });
+    counts_.assign((next_ >> shift_) - base_ + 1, 0);
+    mapping.for_each([&](std::uint64_t v) {
+      if (tag_of(v) == mapping_tag::file_page) {
+        ++slot(decode_file_page(v).value() >> shift_);  // below the tail (replay raised it)
+      }
+    });
+  }
+
+  // The next file page at the tail. Strong guarantee: if recording its file throws
+  // std::bad_alloc, nothing changed.
+  [[nodiscard]] file_page_id allocate() {
+    ++slot(next_ >> shift_);
+    return file_page_id(next_++);
+  }
+
+  // A page allocate() handed out (or the rebuilt mapping held) is referenced no more.
+  void release(file_page_id fp) noexcept {
+    const std::uint64_t f = fp.value() >> shift_;
+    if (f >= base_ && f - base_ < counts_.size() && counts_[f - base_] > 0) {
+      --counts_[f - base_];
+    }
+  }
+  void reserve_free(std::size_t /*n*/) noexcept {}  // release() never allocates
+
+  // The first file page never handed out (the manifest's max_fp_id).
+  [[nodiscard]] std::uint64_t max_fp() const noexcept { return next_; }
+  [[nodiscard]] std::uint64_t pages_per_file() const noexcept { return std::uint64_t{1} << shift_; }
+  // The file being appended to.
+  [[nodiscard]] file_id tail_file() const noexcept { return file_id(next_ >> shift_); }
+
+  // Pages of file f still referenced (0 for a file never written or already dropped).
+  [[nodiscard]] std::uint64_t referenced(file_id f) const noexcept {
+    const std::uint64_t v = f.value();
+    return v >= base_ && v - base_ < counts_.size() ? counts_[v - base_] : 0;
+  }
+  // The oldest file with a referenced page (the tail file when there is none).
+  [[nodiscard]] file_id oldest_file() const noexcept {
+    for (std::size_t i = 0; i < counts_.size(); ++i) {
+      if (counts_[i] > 0) {
+        return file_id(base_ + i);
+      }
+    }
+    return tail_file();
+  }
+  // Files below the tail that no page references, between the oldest referenced file and
+  // the tail (the reference's empty_file_cnt).
+  [[nodiscard]] std::uint64_t empty_files() const noexcept {
+    const std::uint64_t first = oldest_file().value();
+    const std::uint64_t tail = tail_file().value();
+    std::uint64_t n = 0;
+    for (std::uint64_t f = first; f < tail; ++f) {
+      n += referenced(file_id(f)) == 0 ? 1 : 0;
+    }
+    return n;
+  }
+  // The pages the partition's files take between its oldest referenced file and the tail,
+  // less the empty files among them (the reference's `space`).
+  [[nodiscard]] std::uint64_t space_pages() const noexcept {
+    const std::uint64_t start = oldest_file().value() << shift_;
+    return next_ - start - empty_files() * pages_per_file();
+  }
+  // The reference's compaction trigger for `live` pages (the version's mapping count):
+  // factor 0 never compacts.
+  [[nodiscard]] bool compaction_due(std::uint64_t live, unsigned factor) const noexcept {
+    if (factor == 0) {
+      return false;
+    }
+    const std::uint64_t space = space_pages();
+    if (live == 0) {
+      return space > 0;
+    }
+    return space >= pages_per_file() && space / live > factor;
+  }
+
+  // Forgets the counts of the files below `f` (every one of them zero: they were deleted),
+  // so the per-file record covers only files that exist. REQUIRES: referenced() is 0 below f.
+  void drop_files_below(file_id f) noexcept {
+    while (base_ < f.value() && !counts_.empty()) {
+      counts_.pop_front();
+      ++base_;
+    }
+  }
+
+ private:
+  [[nodiscard]] std::uint64_t page_mask() const noexcept { return pages_per_file() - 1; }
+
+  // The count of file f, created (zero) if f is beyond the recorded files. REQUIRES:
+  // f >= base_ (files below the oldest recorded one are never written again).
+  std::uint64_t& slot(std::uint64_t f) {
+    if (counts_.empty()) {
+      base_ = f;
+    }
+    assert(f >= base_ && "append mode never writes below its oldest file");
+    while (f - base_ >= counts_.size()) {
+      counts_.push_back(0);  // a throw leaves the counts as they were, with a zero added
+    }
+    return counts_[f - base_];
+  }
+
+  unsigned shift_;
+  std::uint64_t next_ = 0;
+  std::uint64_t base_ = 0;            // the file of counts_[0]
+  std::deque<std::uint64_t> counts_;  // referenced pages per file, from base_
+};
+
+}  // namespace eloqstore::detail
