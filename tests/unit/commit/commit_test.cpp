@@ -369,7 +369,8 @@ class fixture {
   using writer_type = detail::tree_writer<trace_io, cmp_type>;
   using reader_type = detail::tree_reader<trace_io, cmp_type>;
 
-  explicit fixture(const detail::writer_config& cfg) : cfg_(cfg), io_(0x636f6d6d6974) {
+  explicit fixture(const detail::writer_config& cfg, detail::allocation_mode mode = {})
+      : cfg_(cfg), mode_(mode), io_(0x636f6d6d6974) {
     REQUIRE(io_.open() == error::ok);
     pages_ = make_pages();
     p_ = fresh_state();
@@ -417,7 +418,7 @@ class fixture {
   // does), with a cold index cache; a partition without a manifest comes back empty.
   [[nodiscard]] error reopen() {
     auto next = fresh_state();
-    error e = detail::load_partition(io_, table_, cfg_.term, *next);
+    error e = detail::load_partition(io_, table_, cfg_.term, *next, mode_);
     if (e == error::not_found) {
       e = error::ok;
     }
@@ -492,7 +493,7 @@ class fixture {
     page_books b;
     b.max_fp = p_->fps.max_fp();
     b.leaked = p_->leaked_fps;
-    detail::file_page_allocator copy = p_->fps;  // drained to list its free pages
+    detail::file_page_allocator copy = p_->fps.pooled();  // drained to list its free pages
     const std::size_t n = copy.free_count();
     for (std::size_t i = 0; i < n; ++i) {
       b.free_duplicates += b.free.insert(copy.allocate().value()).second ? 0 : 1;
@@ -547,10 +548,14 @@ class fixture {
     auto p = std::make_unique<detail::partition_state>();
     p->id = table_;
     p->loaded = true;
+    if (mode_.append) {
+      p->fps = detail::append_allocator(mode_.pages_per_file_shift);
+    }
     return p;
   }
 
   detail::writer_config cfg_;
+  detail::allocation_mode mode_;
   cmp_type cmp_;
   eloqstore::table_ident table_{"commit", 3};
   trace_io io_;
@@ -1187,6 +1192,54 @@ TEST_CASE("commit: data files are synced before the manifest is changed") {
     CHECK(lost == 0);
     REQUIRE(f.reopen() == error::ok);
     CHECK(f.holds(c.old_model, c.probes));
+    CHECK(f.verify() == "");
+  }
+}
+
+TEST_CASE("commit: append mode writes pages only at the tail, and a reopen rebuilds its counts") {
+  for (const bool append : {true, false}) {
+    CAPTURE(append);
+    fixture f(config_of(log_record), {append, pages_per_file_shift});
+    const prepared c = prepare(f, log_record);
+    REQUIRE(f.run(c.s) == error::ok);
+    REQUIRE(f.run(c.s) == error::ok);  // the same keys again: every page rewritten
+    // Every data page write since the fixture began: (file, offset) never repeats in append
+    // mode; pooled mode reuses the file pages a commit freed (the control).
+    std::set<std::pair<std::string, std::uint64_t>> written;
+    std::size_t repeated = 0;
+    for (const op_record& o : f.io().ops()) {
+      if (o.kind == op_kind::write && is_data(o)) {
+        repeated += written.emplace(o.name, o.offset).second ? 0 : 1;
+      }
+    }
+    CHECK((repeated == 0) == append);
+    CHECK(f.holds(c.new_model, c.probes));
+    if (!append) {
+      continue;
+    }
+    // No reader holds an old version: the counts are the current version's pages per file.
+    const detail::append_allocator& a = f.partition().fps.append();
+    std::map<std::uint64_t, std::uint64_t> per_file;
+    f.partition().current->mapping.for_each([&](std::uint64_t v) {
+      if (detail::tag_of(v) == detail::mapping_tag::file_page) {
+        ++per_file[detail::decode_file_page(v).value() >> pages_per_file_shift];
+      }
+    });
+    const std::uint64_t tail = a.tail_file().value();
+    CHECK(tail >= 2);
+    for (std::uint64_t file = 0; file <= tail; ++file) {
+      CHECK(a.referenced(detail::file_id(file)) == per_file[file]);
+    }
+    const std::uint64_t space = a.space_pages();
+    const std::uint64_t max_fp = a.max_fp();
+    REQUIRE(f.reopen() == error::ok);
+    const detail::append_allocator& b = f.partition().fps.append();
+    CHECK(b.max_fp() == max_fp);
+    CHECK(b.space_pages() == space);
+    for (std::uint64_t file = 0; file <= tail; ++file) {
+      CHECK(b.referenced(detail::file_id(file)) == per_file[file]);
+    }
+    CHECK(f.holds(c.new_model, c.probes));
     CHECK(f.verify() == "");
   }
 }

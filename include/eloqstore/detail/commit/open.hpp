@@ -40,12 +40,23 @@ template <io_backend IO>
   return data ? error::corrupted : error::ok;
 }
 
+// How a partition's file pages are handed out: reused (pooled), or only at the tail
+// (append mode, with files of 2^pages_per_file_shift pages).
+struct allocation_mode {
+  bool append = false;
+  unsigned pages_per_file_shift = 0;
+};
+
 // Loads partition t's state into `p` (a fresh state) from the manifest of `term`:
 // error::not_found for a new partition (no manifest, no data files), error::corrupted for a
 // manifest that does not replay or data files without a manifest, the I/O error otherwise.
+// `p` gets the allocator of `mode` either way (rebuilt from the manifest when there is one).
 template <io_backend IO>
 [[nodiscard]] error load_partition(IO& io, const table_ident& t, std::uint64_t term,
-                                   partition_state& p) {
+                                   partition_state& p, allocation_mode mode = {}) {
+  if (mode.append) {
+    p.fps = append_allocator(mode.pages_per_file_shift);
+  }
   std::string bytes;
   if (const error e = io.read_file(t, manifest_file_name(term), bytes); e != error::ok) {
     if (e != error::not_found) {
@@ -62,7 +73,11 @@ template <io_backend IO>
   p.current->root = r.root;
   p.current->ttl_root = r.ttl_root;
   p.current->mapping = mapping_table::from_values(r.mapping);
-  p.fps = file_page_allocator(p.current->mapping, r.max_fp_id);
+  if (mode.append) {
+    p.fps = append_allocator(p.current->mapping, r.max_fp_id, mode.pages_per_file_shift, false);
+  } else {
+    p.fps = file_page_allocator(p.current->mapping, r.max_fp_id);
+  }
   p.manifest_bytes = r.append_offset;
   p.manifest_file_bytes = std::max<std::uint64_t>(
       r.append_offset, bytes.size() / manifest_alignment_bytes * manifest_alignment_bytes);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <eloqstore/detail/manifest/record.hpp>
+#include <eloqstore/detail/mapping/append_allocator.hpp>
 #include <eloqstore/detail/mapping/page_mapping.hpp>
 #include <eloqstore/detail/util/strong_id.hpp>
 #include <eloqstore/table_ident.hpp>
@@ -38,7 +39,7 @@ struct partition_state {
   bool has_manifest = false;
   std::shared_ptr<partition_version> current = std::make_shared<partition_version>();
   std::deque<std::shared_ptr<partition_version>> retired;
-  file_page_allocator fps;
+  file_pages fps;                         // pooled, or append mode's (load_partition picks)
   std::uint64_t manifest_bytes = 0;       // the manifest's records: where the next one goes
   std::uint64_t manifest_file_bytes = 0;  // its file (at least): records, then blocks to reuse
   term_mapping terms;

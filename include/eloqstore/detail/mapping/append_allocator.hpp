@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <deque>
 #include <limits>
+#include <utility>
 
 #include <eloqstore/detail/mapping/page_mapping.hpp>
 #include <eloqstore/detail/util/strong_id.hpp>
@@ -154,6 +155,54 @@ class append_allocator {
   std::uint64_t next_ = 0;
   std::uint64_t base_ = 0;            // the file of counts_[0]
   std::deque<std::uint64_t> counts_;  // referenced pages per file, from base_
+};
+
+}  // namespace eloqstore::detail
+
+namespace eloqstore::detail {
+
+// A partition's file page allocator: pooled (freed file pages reused; the default, the
+// reference's non-append mode) or append (append_allocator). The commit protocol calls the
+// common operations; compaction and file GC ask for the append side.
+class file_pages {
+ public:
+  file_pages() = default;
+  file_pages(file_page_allocator pooled) : pooled_(std::move(pooled)) {}  // NOLINT: implicit
+  file_pages(append_allocator append) : append_(std::move(append)), is_append_(true) {}  // NOLINT
+
+  [[nodiscard]] file_page_id allocate() {
+    return is_append_ ? append_.allocate() : pooled_.allocate();
+  }
+  void release(file_page_id fp) {
+    if (is_append_) {
+      append_.release(fp);
+    } else {
+      pooled_.release(fp);
+    }
+  }
+  void reserve_free(std::size_t n) {
+    if (!is_append_) {
+      pooled_.reserve_free(n);
+    }
+  }
+  [[nodiscard]] std::uint64_t max_fp() const noexcept {
+    return is_append_ ? append_.max_fp() : pooled_.max_fp();
+  }
+  // Pooled file pages free for reuse (none in append mode).
+  [[nodiscard]] std::size_t free_count() const noexcept {
+    return is_append_ ? 0 : pooled_.free_count();
+  }
+
+  [[nodiscard]] bool append_mode() const noexcept { return is_append_; }
+  // REQUIRES: append_mode() / !append_mode().
+  [[nodiscard]] append_allocator& append() noexcept { return append_; }
+  [[nodiscard]] const append_allocator& append() const noexcept { return append_; }
+  [[nodiscard]] const file_page_allocator& pooled() const noexcept { return pooled_; }
+
+ private:
+  file_page_allocator pooled_;
+  append_allocator append_{0};
+  bool is_append_ = false;
 };
 
 }  // namespace eloqstore::detail

@@ -92,7 +92,8 @@ class partition_registry : public shard_context<Traits> {
     }
     auto p = std::make_unique<detail::partition_state>();
     p->id = t;
-    const error e = detail::load_partition(*io_, t, term_, *p);
+    const error e = detail::load_partition(*io_, t, term_, *p,
+                                           {opts_.data_append_mode, opts_.pages_per_file_shift});
     // The load may have suspended (it reaches the backend): another task may have loaded t
     // meanwhile, and its state is the one every task must share.
     if (const auto it = s.partitions.find(t); it != s.partitions.end()) {
