@@ -75,6 +75,7 @@ class EloqStore : private detail::shard_runtime<Traits> {
   using runtime = detail::shard_runtime<Traits>;
   using runtime::clock_;
   using runtime::cmp_;
+  using runtime::compaction_rounds_;
   using runtime::current_shard;
   using runtime::evictions_;
   using runtime::grouped_writes_;
@@ -261,7 +262,7 @@ class EloqStore : private detail::shard_runtime<Traits> {
 
  private:
   // Options whose feature this build does not have yet are refused, never ignored: a store
-  // asked for the object-store tier, append mode, compression or archives that silently did
+  // asked for the object-store tier, compression or archives that silently did
   // none of them would lose what its user counted on.
   [[nodiscard]] static validation_result missing_feature(const options& o) {
     const auto missing = [](std::string_view option, std::string_view feature) {
@@ -271,9 +272,6 @@ class EloqStore : private detail::shard_runtime<Traits> {
     };
     if (o.cloud_mode()) {
       return missing("cloud_store_path", "the object-store tier");
-    }
-    if (o.data_append_mode) {
-      return missing("data_append_mode", "append mode");
     }
     if (o.enable_compression) {
       return missing("enable_compression", "value compression");
@@ -546,6 +544,11 @@ class EloqStore : private detail::shard_runtime<Traits> {
   // Partitions evicted from the root-meta caches so far.
   [[nodiscard]] std::size_t meta_evictions() const noexcept {
     return evictions_.load(std::memory_order_relaxed);
+  }
+  // Compaction rounds run so far (append mode): each moved pages and committed, or found
+  // nothing to move.
+  [[nodiscard]] std::size_t compaction_rounds() const noexcept {
+    return compaction_rounds_.load(std::memory_order_relaxed);
   }
   // The index page caches of all shards, summed: capacity, frames allocated, frames pinned by
   // running tasks (0 when the store is idle), frames holding a page. Zero when not running.

@@ -66,8 +66,23 @@ struct pread_fixture : file_fixture<pread_traits, 1> {};
 struct uring_fixture : file_fixture<default_traits, 1> {};
 struct uring4_fixture : file_fixture<default_traits, 4> {};
 
-// Every fixture the engine tests run over.
-#define ELOQSTORE_ALL_FIXTURES \
-  test::memory_fixture, test::pread_fixture, test::uring_fixture, test::uring4_fixture
+// Append mode (every page written at the tail, compaction and file GC) with small data files
+// (32 pages), so that the engine tests compact and delete files often.
+inline constexpr std::uint8_t append_test_pages_per_file_shift = 5;
+template <typename Base>
+struct append_mode : Base {
+  append_mode() {
+    this->opts.data_append_mode = true;
+    this->opts.pages_per_file_shift = append_test_pages_per_file_shift;
+  }
+};
+struct memory_append_fixture : append_mode<memory_fixture> {};
+struct uring_append_fixture : append_mode<uring_fixture> {};
+
+// Every fixture the engine tests run over: both page placements (in place and append) over
+// memory_io and uring_io, and in place over pread_io and four uring shards.
+#define ELOQSTORE_ALL_FIXTURES                                                          \
+  test::memory_fixture, test::pread_fixture, test::uring_fixture, test::uring4_fixture, \
+      test::memory_append_fixture, test::uring_append_fixture
 
 }  // namespace eloqstore::test

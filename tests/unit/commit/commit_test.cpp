@@ -38,6 +38,7 @@
 #include <eloqstore/detail/btree/reader.hpp>
 #include <eloqstore/detail/btree/verify.hpp>
 #include <eloqstore/detail/btree/writer.hpp>
+#include <eloqstore/detail/commit/compaction.hpp>
 #include <eloqstore/detail/commit/open.hpp>
 #include <eloqstore/detail/commit/version_builder.hpp>
 #include <eloqstore/detail/io/file_names.hpp>
@@ -428,10 +429,32 @@ class fixture {
     return e;
   }
 
+  // What a shard does after a write in append mode (shard/handlers.hpp): file GC, then, when
+  // compaction is due, its rounds until done, each followed by GC. The first error; counts the
+  // rounds.
+  [[nodiscard]] error maintain(unsigned factor, std::size_t round_pages) {
+    error e = detail::collect_files(*pages_, *p_, cfg_.term);
+    const bool due = p_->fps.append().compaction_due(p_->current->mapping.live_count(), factor);
+    for (bool done = !due; e == error::ok && !done;) {
+      e = detail::compact_round(*pages_, *p_, cfg_, factor, round_pages, done);
+      ++compaction_rounds_;
+      if (e == error::ok) {
+        e = detail::collect_files(*pages_, *p_, cfg_.term);
+      }
+    }
+    return e;
+  }
+  [[nodiscard]] std::size_t compaction_rounds() const noexcept { return compaction_rounds_; }
+
   // Every record of the published version (a full scan), compared with `m`; gets of `probes`
   // too. Only reports: the callers CHECK.
   [[nodiscard]] bool holds(const model_type& m, const std::vector<std::string>& probes) {
-    reader_type reader(*pages_, *p_, p_->current, cmp_, now_ms);
+    return holds_in(p_->current, m, probes);
+  }
+  // The same for `version` (one a reader holds).
+  [[nodiscard]] bool holds_in(std::shared_ptr<detail::partition_version> version,
+                              const model_type& m, const std::vector<std::string>& probes) {
+    reader_type reader(*pages_, *p_, std::move(version), cmp_, now_ms);
     std::vector<kv_entry> all;
     bool more = false;
     if (reader.scan({}, {}, true, {}, all, more) != error::ok || more || all.size() != m.size()) {
@@ -563,6 +586,7 @@ class fixture {
   std::unique_ptr<detail::page_access<trace_io>> pages_;
   std::unique_ptr<detail::partition_state> p_;
   std::uint64_t calls_at_commit_ = 0;
+  std::size_t compaction_rounds_ = 0;
   detail::writer_stats stats_;
 };
 
@@ -1308,4 +1332,222 @@ TEST_CASE("commit: a batch that changes no record makes no call that changes a f
   CHECK(f.partition().current.get() == before.version);          // fails: a new version
   CHECK(f.partition().manifest_bytes == before.manifest_bytes);  // fails: a record appended
   CHECK(f.holds(c.old_model, c.probes));
+}
+
+// ---- append mode: compaction and file GC (commit/compaction.hpp) ---------------------------
+
+namespace {
+
+constexpr std::uint64_t pages_per_file = std::uint64_t{1} << pages_per_file_shift;
+
+// One churn step: upserts of random keys in [0, keys) with values of 20 to 300 bytes, and
+// erases of a tenth as many keys the model holds.
+step churn_step(rng& r, const model_type& m, std::uint64_t keys, std::uint64_t& ts) {
+  std::vector<write_entry> batch;
+  for (int i = 0; i < 60; ++i) {
+    batch.push_back(write_entry{key_of(r.uniform(0, keys - 1)), r.bytes(r.uniform(20, 300), 64),
+                                ++ts, write_op::upsert, 0});
+  }
+  for (int i = 0; i < 6 && !m.empty(); ++i) {
+    auto it = m.begin();
+    std::advance(it, static_cast<long>(r.uniform(0, m.size() - 1)));
+    batch.push_back(write_entry{it->first, {}, ++ts, write_op::erase, 0});
+  }
+  step s;
+  s.batch = sorted_distinct(std::move(batch));
+  return s;
+}
+
+std::vector<std::string> probes_of(const model_type& m, rng& r) {
+  std::vector<std::string> out;
+  for (int i = 0; i < 20 && !m.empty(); ++i) {
+    auto it = m.begin();
+    std::advance(it, static_cast<long>(r.uniform(0, m.size() - 1)));
+    out.push_back(it->first);
+  }
+  out.push_back(key_of(999'999));
+  return out;
+}
+
+// The data files of `f` below the tail that no page is referenced in (GC left them).
+std::size_t unreferenced_files(fixture& f) {
+  const detail::append_allocator& a = f.partition().fps.append();
+  std::size_t n = 0;
+  for (const std::string& name : f.data_files()) {
+    const detail::parsed_file_name p = detail::parse_file_name(name);
+    n += p.id.value() < a.tail_file().value() && a.referenced(p.id) == 0 ? 1 : 0;
+  }
+  return n;
+}
+
+// Every file page `version` maps is in a data file that exists.
+bool files_present(fixture& f, const detail::partition_version& version) {
+  const std::set<std::string> names = f.data_files();
+  bool ok = true;
+  version.mapping.for_each([&](std::uint64_t v) {
+    if (detail::tag_of(v) == detail::mapping_tag::file_page) {
+      const detail::file_id file(detail::decode_file_page(v).value() >> pages_per_file_shift);
+      ok = ok && names.contains(detail::data_file_name(file, 0));
+    }
+  });
+  return ok;
+}
+
+}  // namespace
+
+TEST_CASE("compaction: under random overwrites space stays within factor * live + one file") {
+  // The bound (commit/compaction.hpp): after every compaction, space <= factor * live + P.
+  // Checked after every write and its compaction, with the contents against the model, the
+  // files on disk (only referenced ones below the tail), and a reopen now and then.
+  for (const unsigned factor : {1U, 2U, 4U}) {
+    CAPTURE(factor);
+    fixture f(config_of(log_record), {true, pages_per_file_shift});
+    rng r(0x636f6d70 + factor);
+    model_type m;
+    std::uint64_t ts = 0;
+    std::size_t most_files = 0;
+    for (int i = 0; i < 160; ++i) {
+      CAPTURE(i);
+      const step s = churn_step(r, m, 4000, ts);
+      REQUIRE(f.run(s) == error::ok);
+      apply_to_model(m, s.batch);
+      REQUIRE(f.maintain(factor, i % 2 == 0 ? 40 : detail::compaction_round_pages) == error::ok);
+      const detail::append_allocator& a = f.partition().fps.append();
+      const std::uint64_t live = f.partition().current->mapping.live_count();
+      CHECK(a.space_pages() <= live * factor + pages_per_file);
+      CHECK(unreferenced_files(f) == 0);
+      const std::size_t files = f.data_files().size();
+      CHECK(files <= a.space_pages() / pages_per_file + 1);  // the files below the tail, and it
+      most_files = std::max(most_files, files);
+      if (i % 40 == 39) {
+        CHECK(f.holds(m, probes_of(m, r)));
+        CHECK(f.verify() == "");
+        const std::uint64_t space = a.space_pages();
+        REQUIRE(f.reopen() == error::ok);
+        CHECK(f.partition().fps.append().space_pages() == space);
+        CHECK(f.holds(m, probes_of(m, r)));
+      }
+    }
+    CHECK(f.compaction_rounds() > 0);
+    MESSAGE("factor " << factor << ": " << f.compaction_rounds() << " rounds, at most "
+                      << most_files << " data files, live "
+                      << f.partition().current->mapping.live_count() << " pages");
+  }
+}
+
+TEST_CASE("compaction: file GC never deletes a file a reader's version or an archive needs") {
+  // Readers hold versions (as a read task holds its shared_ptr) across writes, compactions
+  // and GCs; after every GC every file their versions map exists, and their scans give the
+  // contents they saw. An archive (a manifest copy named manifest_<term>_<ts>, as the
+  // reference writes them) found at load keeps its files too, and restoring it works.
+  fixture f(config_of(log_record), {true, pages_per_file_shift});
+  rng r(0x7265616465);
+  model_type m;
+  std::uint64_t ts = 0;
+  std::vector<std::pair<std::shared_ptr<detail::partition_version>, model_type>> readers;
+  std::string archive_bytes;
+  model_type archive_model;
+  const std::string archive = detail::archive_file_name(0, 1'700'000'000'000'000);
+  std::size_t held_through_gc = 0;
+  for (int i = 0; i < 200; ++i) {
+    CAPTURE(i);
+    const step s = churn_step(r, m, 1200, ts);
+    REQUIRE(f.run(s) == error::ok);
+    apply_to_model(m, s.batch);
+    if (readers.size() < 4 && r.chance(0.3)) {
+      readers.emplace_back(f.partition().current, m);
+    }
+    if (!readers.empty() && r.chance(0.25)) {
+      readers.erase(readers.begin() + static_cast<long>(r.uniform(0, readers.size() - 1)));
+    }
+    if (i == 60) {
+      // The archive, then a reload: the first GC after it lists the directory.
+      auto& inner = f.io().faulty().inner();
+      REQUIRE(inner.read_file(f.table(), f.manifest_name(), archive_bytes) == error::ok);
+      REQUIRE(inner.write_file_atomic(f.table(), archive, archive_bytes) == error::ok);
+      archive_model = m;
+      readers.clear();
+      REQUIRE(f.reopen() == error::ok);
+    }
+    REQUIRE(f.maintain(2, detail::compaction_round_pages) == error::ok);
+    CHECK(files_present(f, *f.partition().current));
+    for (const auto& [version, model] : readers) {
+      CHECK(files_present(f, *version));
+      held_through_gc += version.use_count() > 1 ? 1 : 0;
+    }
+    if (i % 25 == 0) {
+      for (const auto& [version, model] : readers) {
+        CHECK(f.holds_in(version, model, probes_of(model, r)));
+      }
+    }
+    if (i > 60) {
+      detail::replay_result ar;
+      REQUIRE(detail::replay_manifest(archive_bytes, ar) == error::ok);
+      detail::partition_version archived;
+      archived.mapping = detail::mapping_table::from_values(ar.mapping);
+      CHECK(files_present(f, archived));
+    }
+  }
+  CHECK(held_through_gc > 0);
+  CHECK(f.compaction_rounds() > 0);
+  readers.clear();
+  REQUIRE(f.maintain(2, detail::compaction_round_pages) == error::ok);
+  CHECK((unreferenced_files(f) == 0 || !f.partition().archived_files.empty()));
+  // Restoring the archive by hand (its bytes as the manifest) gives its contents.
+  auto& inner = f.io().faulty().inner();
+  REQUIRE(inner.write_file_atomic(f.table(), f.manifest_name(), archive_bytes) == error::ok);
+  REQUIRE(f.reopen() == error::ok);
+  CHECK(f.holds(archive_model, probes_of(archive_model, r)));
+  CHECK(f.verify() == "");
+}
+
+TEST_CASE("compaction: a crash at each mutation of a compaction and its GC loses nothing") {
+  // The base: churn without compaction until it is due. Then compaction and GC run with the
+  // backend crashing at their k-th mutation (page write, sync, manifest write, unlink,
+  // directory sync); after recovery and a reopen the contents are whole, and the next GC
+  // leaves no unreferenced file below the tail (no orphan it cannot remove).
+  const auto build = [](fixture& f, model_type& m) {
+    rng r(0x6372617368);
+    std::uint64_t ts = 0;
+    for (int i = 0; i < 40; ++i) {
+      const step s = churn_step(r, m, 500, ts);
+      REQUIRE(f.run(s) == error::ok);
+      apply_to_model(m, s.batch);
+    }
+    REQUIRE(
+        f.partition().fps.append().compaction_due(f.partition().current->mapping.live_count(), 2));
+  };
+  std::uint64_t mutations = 0;
+  {
+    fixture f(config_of(log_record), {true, pages_per_file_shift});
+    model_type m;
+    build(f, m);
+    const std::uint64_t m0 = f.io().faulty().mutations();
+    REQUIRE(f.maintain(2, 2) == error::ok);
+    mutations = f.io().faulty().mutations() - m0;
+    REQUIRE(f.compaction_rounds() >= 2);  // rounds of 2 pages: crashes between rounds too
+  }
+  MESSAGE(mutations << " mutations in the compaction and its GC");
+  REQUIRE(mutations > 10);
+  rng pick(3);
+  for (std::uint64_t k = 1; k <= mutations + 1; k += k < 40 ? 1 : pick.uniform(1, 12)) {
+    CAPTURE(k);
+    fixture f(config_of(log_record), {true, pages_per_file_shift});
+    model_type m;
+    build(f, m);
+    fio::faults faults;
+    faults.crash_after_mutations = f.io().faulty().mutations() + k - 1;
+    f.io().set_faults(faults);
+    const error e = f.maintain(2, 2);
+    CHECK((e == error::ok) == !f.io().faulty().crashed());
+    f.io().set_faults({});
+    f.io().faulty().recover();
+    REQUIRE(f.reopen() == error::ok);
+    rng r(k);
+    CHECK(f.holds(m, probes_of(m, r)));
+    CHECK(f.verify() == "");
+    REQUIRE(f.maintain(2, detail::compaction_round_pages) == error::ok);
+    CHECK(unreferenced_files(f) == 0);
+    CHECK(f.holds(m, probes_of(m, r)));
+  }
 }

@@ -357,27 +357,34 @@ TEST_CASE("append allocator: pages go to the tail in order and are never reused"
   CHECK(a.referenced(file_id(2)) == 3);
 }
 
-TEST_CASE("append allocator: space and the compaction trigger follow the reference") {
-  append_allocator a(2);
+TEST_CASE("append allocator: space, the compaction trigger, and the files GC may delete") {
+  append_allocator a(2);  // 4 pages per file
   for (int i = 0; i < 12; ++i) {
     (void)a.allocate();  // files 0, 1, 2 full; the tail is file 3
   }
   CHECK(a.space_pages() == 12);
   CHECK_FALSE(a.compaction_due(12, 2));
+  std::vector<file_id> gone;
+  a.collectable(gone);
+  CHECK(gone.empty());
   for (std::uint64_t fp = 4; fp < 8; ++fp) {
     a.release(file_page_id(fp));  // file 1 empty
   }
   CHECK(a.oldest_file() == file_id(0));
   CHECK(a.empty_files() == 1);
-  CHECK(a.space_pages() == 8);          // files 0 and 2
-  CHECK_FALSE(a.compaction_due(8, 2));  // space / live = 1
+  CHECK(a.space_pages() == 8);  // files 0 and 2
+  CHECK_FALSE(a.compaction_due(8, 2));
   for (const std::uint64_t fp : {0, 1, 2, 8, 9, 10}) {
     a.release(file_page_id(fp));
   }
   CHECK(a.space_pages() == 8);
-  CHECK(a.compaction_due(2, 2));  // 8 / 2 = 4 > 2
-  CHECK_FALSE(a.compaction_due(2, 4));
+  // Due above factor * live + one file: 2 * 2 + 4 = 8 is not exceeded, 1 * 2 + 4 = 6 is.
+  CHECK(a.bound_pages(2, 2) == 8);
+  CHECK_FALSE(a.compaction_due(2, 2));
+  CHECK(a.compaction_due(2, 1));
   CHECK_FALSE(a.compaction_due(2, 0));  // factor 0 never compacts
+  a.collectable(gone);
+  CHECK(gone == std::vector<file_id>{file_id(1)});
   a.release(file_page_id(3));
   CHECK(a.oldest_file() == file_id(2));
   CHECK(a.empty_files() == 0);
@@ -390,10 +397,27 @@ TEST_CASE("append allocator: space and the compaction trigger follow the referen
   a.release(file_page_id(12));
   CHECK(a.space_pages() == 1);  // one dead page in the tail file
   CHECK(a.compaction_due(0, 2));
-  a.drop_files_below(file_id(3));
+  gone.clear();
+  a.collectable(gone);  // the tail file (3) is never collectable
+  CHECK(gone == std::vector<file_id>{file_id(0), file_id(1), file_id(2)});
+  for (const file_id f : gone) {
+    a.mark_removed(f);
+  }
+  gone.clear();
+  a.collectable(gone);
+  CHECK(gone.empty());
   CHECK(a.referenced(file_id(0)) == 0);
   CHECK(a.allocate() == file_page_id(13));
   CHECK(a.referenced(file_id(3)) == 1);
+  a.release(file_page_id(13));
+  a.skip_to_next_file();  // an empty partition leaves its tail file
+  CHECK(a.max_fp() == 16);
+  a.collectable(gone);
+  CHECK(gone == std::vector<file_id>{file_id(3)});
+  a.mark_removed(file_id(3));
+  CHECK(a.space_pages() == 0);
+  CHECK(a.allocate() == file_page_id(16));
+  CHECK(a.referenced(file_id(4)) == 1);
 }
 
 TEST_CASE("append allocator: rebuilt from a mapping, and a new term starts a new file") {

@@ -5,6 +5,7 @@
 // Thread affinity: the shard's thread.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -33,6 +34,7 @@ template <typename IO, bool = file_handles<IO>>
 struct handle_cache_of {
   struct type {
     explicit type(std::size_t /*capacity*/) noexcept {}
+    void drop(const void*, file_id) noexcept {}
     void drop_all(const void*) noexcept {}
   };
 };
@@ -203,6 +205,19 @@ class page_access {
 
   // Drops a file page from the cache; called whenever the page is reallocated.
   void invalidate(const partition_state& p, file_page_id fp) { cache_.erase(&p, fp); }
+  // Copies index page `fp` of p into `out` (page-sized) if the cache holds it.
+  [[nodiscard]] bool copy_cached_index(const partition_state& p, file_page_id fp,
+                                       std::span<char> out) {
+    const index_pin hit = cache_.find(&p, fp);
+    if (!hit) {
+      return false;
+    }
+    const std::span<const char> bytes = hit.buffer();
+    std::copy(bytes.begin(), bytes.end(), out.begin());
+    return true;
+  }
+  // Closes the shard's handle of data file f of p (before the file is deleted).
+  void drop_file(const partition_state& p, file_id f) { handles_.drop(&p, f); }
   // Drops every page and open file of a partition (before its state is destroyed).
   void invalidate_all(const partition_state& p) {
     cache_.erase_all(&p);

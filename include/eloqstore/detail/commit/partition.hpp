@@ -12,6 +12,7 @@
 #include <deque>
 #include <list>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -46,7 +47,15 @@ struct partition_state {
   std::string dictionary;
   std::uint64_t next_expire_ts = 0;  // smallest expiry that may be live; 0 = none
   bool force_snapshot = false;       // after a failed manifest write, rewrite it whole
-  std::size_t leaked_fps = 0;        // file pages held back after a failed manifest write
+  // Append mode (commit/compaction.hpp): compaction is due and waits for the writer; none
+  // is started again before the tail reaches compaction_retry_fp (after a round that could
+  // move nothing); file GC has listed the directory since the load; the data files an
+  // archive names (GC keeps them).
+  bool compaction_pending = false;
+  std::uint64_t compaction_retry_fp = 0;
+  bool files_listed = false;
+  std::set<std::uint64_t> archived_files;
+  std::size_t leaked_fps = 0;  // file pages held back after a failed manifest write
   // Root-meta cache bookkeeping of the owning shard (position in its LRU, bytes counted).
   std::list<table_ident>::iterator lru_pos;
   std::size_t accounted_bytes = 0;

@@ -27,6 +27,7 @@
 #include <deque>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include <eloqstore/detail/mapping/page_mapping.hpp>
 #include <eloqstore/detail/util/strong_id.hpp>
@@ -70,7 +71,8 @@ class append_allocator {
   // A page allocate() handed out (or the rebuilt mapping held) is referenced no more.
   void release(file_page_id fp) noexcept {
     const std::uint64_t f = fp.value() >> shift_;
-    if (f >= base_ && f - base_ < counts_.size() && counts_[f - base_] > 0) {
+    if (f >= base_ && f - base_ < counts_.size() && counts_[f - base_] > 0 &&
+        counts_[f - base_] != removed) {
       --counts_[f - base_];
     }
   }
@@ -85,12 +87,16 @@ class append_allocator {
   // Pages of file f still referenced (0 for a file never written or already dropped).
   [[nodiscard]] std::uint64_t referenced(file_id f) const noexcept {
     const std::uint64_t v = f.value();
-    return v >= base_ && v - base_ < counts_.size() ? counts_[v - base_] : 0;
+    if (v < base_ || v - base_ >= counts_.size()) {
+      return 0;
+    }
+    const std::uint64_t n = counts_[v - base_];
+    return n == removed ? 0 : n;
   }
   // The oldest file with a referenced page (the tail file when there is none).
   [[nodiscard]] file_id oldest_file() const noexcept {
     for (std::size_t i = 0; i < counts_.size(); ++i) {
-      if (counts_[i] > 0) {
+      if (counts_[i] > 0 && counts_[i] != removed) {
         return file_id(base_ + i);
       }
     }
@@ -113,8 +119,13 @@ class append_allocator {
     const std::uint64_t start = oldest_file().value() << shift_;
     return next_ - start - empty_files() * pages_per_file();
   }
-  // The reference's compaction trigger for `live` pages (the version's mapping count):
-  // factor 0 never compacts.
+  // Whether compaction is due for `live` pages (the version's mapping count), with
+  // `factor` the space amplification allowed (0: never compact). Due when nothing is live
+  // but files remain, or when space exceeds factor * live by more than a file: compaction
+  // (commit/compaction.hpp) then brings space back to at most factor * live + one file, so
+  // that bound holds after every compaction, and each compaction reclaims at least about a
+  // file's worth. (The reference's trigger, space / live > factor in integer division, fires
+  // at (factor + 1) * live and its compaction may leave space above it.)
   [[nodiscard]] bool compaction_due(std::uint64_t live, unsigned factor) const noexcept {
     if (factor == 0) {
       return false;
@@ -123,15 +134,47 @@ class append_allocator {
     if (live == 0) {
       return space > 0;
     }
-    return space >= pages_per_file() && space / live > factor;
+    return space > bound_pages(live, factor);
+  }
+  // The space compaction keeps to: factor * live + one file (saturating).
+  [[nodiscard]] std::uint64_t bound_pages(std::uint64_t live, unsigned factor) const noexcept {
+    const std::uint64_t most = std::numeric_limits<std::uint64_t>::max();
+    if (factor != 0 && live > (most - pages_per_file()) / factor) {
+      return most;
+    }
+    return live * factor + pages_per_file();
   }
 
-  // Forgets the counts of the files below `f` (every one of them zero: they were deleted),
-  // so the per-file record covers only files that exist. REQUIRES: referenced() is 0 below f.
-  void drop_files_below(file_id f) noexcept {
-    while (base_ < f.value() && !counts_.empty()) {
+  // Data files below the tail that no page references and that are not removed yet: no
+  // version that can still be read holds a page of them, and appends never go back to them,
+  // so file GC may delete them (archives aside). Appended to `out`.
+  void collectable(std::vector<file_id>& out) const {
+    const std::uint64_t tail = tail_file().value();
+    for (std::size_t i = 0; i < counts_.size() && base_ + i < tail; ++i) {
+      if (counts_[i] == 0) {
+        out.push_back(file_id(base_ + i));
+      }
+    }
+  }
+  // File f is deleted (GC): it is no longer collectable, and the record of files before the
+  // oldest one still present is dropped. REQUIRES: referenced(f) == 0 and f below the tail.
+  void mark_removed(file_id f) noexcept {
+    const std::uint64_t v = f.value();
+    assert(v < tail_file().value() && referenced(f) == 0);
+    if (v >= base_ && v - base_ < counts_.size()) {
+      counts_[v - base_] = removed;
+    }
+    while (!counts_.empty() && counts_.front() == removed) {
       counts_.pop_front();
       ++base_;
+    }
+  }
+  // Moves the tail to the start of the next file (unless it is at a file's start): the
+  // tail file, once unreferenced, may then be deleted (a partition left with no live page
+  // keeps no file).
+  void skip_to_next_file() noexcept {
+    if ((next_ & page_mask()) != 0) {
+      next_ = ((next_ >> shift_) + 1) << shift_;
     }
   }
 
@@ -151,10 +194,13 @@ class append_allocator {
     return counts_[f - base_];
   }
 
+  static constexpr std::uint64_t removed = std::numeric_limits<std::uint64_t>::max();
+
   unsigned shift_;
   std::uint64_t next_ = 0;
-  std::uint64_t base_ = 0;            // the file of counts_[0]
-  std::deque<std::uint64_t> counts_;  // referenced pages per file, from base_
+  std::uint64_t base_ = 0;  // the file of counts_[0]
+  // Referenced pages per file from base_, or `removed` for a file GC deleted.
+  std::deque<std::uint64_t> counts_;
 };
 
 }  // namespace eloqstore::detail

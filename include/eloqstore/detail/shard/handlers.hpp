@@ -18,6 +18,7 @@
 #include <eloqstore/detail/btree/reader.hpp>
 #include <eloqstore/detail/btree/verify.hpp>
 #include <eloqstore/detail/btree/writer.hpp>
+#include <eloqstore/detail/commit/compaction.hpp>
 #include <eloqstore/detail/shard/registry.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/request.hpp>
@@ -30,6 +31,7 @@ class request_handlers : public partition_registry<Traits> {
  protected:
   using base = partition_registry<Traits>;
   using base::cmp_;
+  using base::compaction_rounds_;
   using base::evictions_;
   using base::fibers;
   using base::io_;
@@ -70,6 +72,9 @@ class request_handlers : public partition_registry<Traits> {
         purge_expired(s, *p);
         return error::ok;
       });
+    }
+    if (e == error::ok) {
+      reclaim_space(s, *p);
     }
   }
 
@@ -136,6 +141,62 @@ class request_handlers : public partition_registry<Traits> {
         return error::ok;
       });
     }
+    if (wrote) {
+      reclaim_space(s, *p);
+    }
+  }
+
+  // Append mode, after a write completed: deletes the files no readable version needs any
+  // more, and when compaction is due marks it pending. Inline shards compact at once; on
+  // fiber shards the partition's writer task compacts when its lane is empty (loop.hpp), in
+  // rounds that let queued writes go first.
+  void reclaim_space(shard& s, detail::partition_state& p) {
+    if (!p.fps.append_mode()) {
+      return;
+    }
+    (void)out_of_mem_guard([&] { return detail::collect_files(s.pages, p, term_); });
+    const detail::append_allocator& a = p.fps.append();
+    if (a.max_fp() >= p.compaction_retry_fp &&
+        a.compaction_due(p.current->mapping.live_count(), opts_.file_amplify_factor)) {
+      p.compaction_pending = true;
+    }
+    if constexpr (!fibers) {
+      compact(s, p);
+    }
+  }
+
+  // Runs compaction rounds of p while it is pending, each as a low-priority step (fiber
+  // shards: reads and other partitions' work go first), stopping early when writes of p
+  // wait in its lane. A failed round ends the pass; the next write re-checks the trigger
+  // once the tail has moved on.
+  void compact(shard& s, detail::partition_state& p) {
+    while (p.compaction_pending) {
+      if constexpr (fibers) {
+        s.sched.yield_low_priority();
+        if (writes_waiting(s, p.id)) {
+          return;  // still pending: the writer comes back when its lane is empty
+        }
+      }
+      bool done = true;
+      const error e = out_of_mem_guard([&] {
+        return detail::compact_round(s.pages, p, writer_cfg(), opts_.file_amplify_factor,
+                                     detail::compaction_round_pages, done);
+      });
+      compaction_rounds_.fetch_add(1, std::memory_order_relaxed);
+      if (e != error::ok) {
+        p.compaction_retry_fp = p.fps.max_fp() + p.fps.append().pages_per_file();
+      }
+      (void)out_of_mem_guard([&] { return detail::collect_files(s.pages, p, term_); });
+      if (e != error::ok || done) {
+        p.compaction_pending = false;
+      }
+    }
+  }
+
+  // Whether writes of partition t wait for its writer task (fiber shards).
+  [[nodiscard]] static bool writes_waiting(shard& s, const table_ident& t) {
+    const auto it = s.lanes.find(t);
+    return it != s.lanes.end() && !it->second.queue.empty();
   }
 
   error handle_read(shard& s, detail::partition_state& p, request& req) {

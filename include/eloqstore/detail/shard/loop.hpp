@@ -29,6 +29,7 @@ class shard_runtime : public request_handlers<Traits> {
  public:
   using base = request_handlers<Traits>;
   using base::cmp_;
+  using base::compact;
   using base::enforce_meta_budget;
   using base::evictions_;
   using base::fibers;
@@ -49,6 +50,7 @@ class shard_runtime : public request_handlers<Traits> {
   using base::writer_slice;
   using typename base::comparator_type;
   using typename base::io_type;
+  using typename base::pin_guard;
   using typename base::ring_ptr;
   using typename base::shard;
   using typename base::write_lane;
@@ -267,6 +269,14 @@ class shard_runtime : public request_handlers<Traits> {
     for (;;) {
       write_lane& lane = s.lanes.find(t)->second;  // references survive rehashing
       if (lane.queue.empty()) {
+        // Background work of the partition (append mode's compaction) runs while no write
+        // waits; a write queued meanwhile stops it after its current round.
+        if (const auto it = s.partitions.find(t);
+            it != s.partitions.end() && it->second->compaction_pending) {
+          const pin_guard pin(it->second.get());
+          compact(s, *it->second);
+          continue;
+        }
         s.lanes.erase(t);
         return;
       }

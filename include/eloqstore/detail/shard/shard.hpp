@@ -147,6 +147,7 @@ class shard_context {
   std::atomic<std::size_t> groups_{0};
   std::atomic<std::size_t> grouped_writes_{0};
   std::atomic<std::size_t> evictions_{0};
+  std::atomic<std::size_t> compaction_rounds_{0};  // append mode (handlers.hpp compact)
 };
 
 }  // namespace eloqstore::detail
