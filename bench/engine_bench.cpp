@@ -16,7 +16,7 @@
 //                     [phases=load,read,qd,clients,mapping; load1000, load20000: one batch
 //                     size; qd1, qd32, qd128: one depth]
 // The read and qd phases use the data set of the load phase; a run given an explicit phase list
-// keeps the data set for the next one.
+// keeps the data set for the next one. ELOQSTORE_BENCH_APPEND=1: every phase in append mode.
 #include <sys/resource.h>
 #include <unistd.h>
 #include <algorithm>
@@ -65,11 +65,22 @@ std::string key_of(std::uint64_t i) {
   return buf;
 }
 
+// ELOQSTORE_BENCH_APPEND=1 runs every phase in append mode (8 MiB data files, compaction
+// and file GC with the default factor).
+bool append_mode() {
+  const char* v = std::getenv("ELOQSTORE_BENCH_APPEND");
+  return v != nullptr && std::string_view(v) == "1";
+}
+
 options make_options(const std::string& dir) {
   options o;
   o.store_path = {dir};
   o.num_threads = 1;
   o.buffer_pool_size = 1 << 20;  // 256 index pages: smaller than the index of the data set
+  if (append_mode()) {
+    o.data_append_mode = true;
+    o.pages_per_file_shift = 11;
+  }
   return o;
 }
 
@@ -330,8 +341,8 @@ int main(int argc, char** argv) {
     return ("," + phases + ",").find("," + std::string(phase) + ",") != std::string::npos;
   };
   const auto suite = [&]<typename store_type>(const char* name) {
-    std::printf("eloqstore engine_bench: %s, 1 shard, %llu keys of 16 B + 1000 B\n", name,
-                static_cast<unsigned long long>(keys));
+    std::printf("eloqstore engine_bench: %s, 1 shard, %llu keys of 16 B + 1000 B%s\n", name,
+                static_cast<unsigned long long>(keys), append_mode() ? ", append mode" : "");
     for (const std::uint64_t batch : {1000, 20000}) {
       if (wanted("load") || wanted("load" + std::to_string(batch))) {
         load<store_type>(dir, keys, batch);

@@ -48,8 +48,13 @@ class eloqstore_engine final : public engine {
   static constexpr std::size_t scan_page_records_max = 1024;
   static constexpr const char* table_name = "bench";
 
-  eloqstore_engine(std::string name, std::string traits_name)
-      : name_(std::move(name)), traits_name_(std::move(traits_name)) {}
+  // `tune` adjusts the options after the suite's settings (append mode and its factor).
+  eloqstore_engine(std::string name, std::string traits_name,
+                   void (*tune)(eloqstore::options&, unsigned) = nullptr, unsigned tune_arg = 0)
+      : name_(std::move(name)),
+        traits_name_(std::move(traits_name)),
+        tune_(tune),
+        tune_arg_(tune_arg) {}
   ~eloqstore_engine() override { close(); }
 
   [[nodiscard]] std::string name() const override { return name_; }
@@ -71,6 +76,7 @@ class eloqstore_engine final : public engine {
     line("root_meta_cache_size", std::to_string(o.root_meta_cache_size));
     line("pages_per_file_shift", std::to_string(o.pages_per_file_shift));
     line("data_append_mode", o.data_append_mode ? "true" : "false");
+    line("file_amplify_factor", std::to_string(o.file_amplify_factor));
     line("group_commit", o.group_commit ? "true" : "false");
     line("group_commit_max", std::to_string(o.group_commit_max));
     line("skip_verify_checksum", o.skip_verify_checksum ? "true" : "false");
@@ -89,6 +95,9 @@ class eloqstore_engine final : public engine {
     opts_.buffer_pool_size =
         std::max<std::uint64_t>(cfg.cache_bytes / opts_.num_threads, 4 * Traits::page_size);
     opts_.data_page_size = static_cast<std::uint16_t>(Traits::page_size);
+    if (tune_ != nullptr) {
+      tune_(opts_, tune_arg_);
+    }
     splits_ = cfg.split_keys;
     std::sort(splits_.begin(), splits_.end());
     store_ = std::make_unique<store_type>(opts_);
@@ -130,6 +139,8 @@ class eloqstore_engine final : public engine {
  private:
   std::string name_;
   std::string traits_name_;
+  void (*tune_)(eloqstore::options&, unsigned) = nullptr;
+  unsigned tune_arg_ = 0;
   eloqstore::options opts_;
   std::vector<std::string> splits_;
   std::unique_ptr<store_type> store_;

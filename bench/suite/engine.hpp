@@ -95,6 +95,9 @@ class engine {
 // The adapters, one translation unit each.
 std::unique_ptr<engine> make_eloqstore_engine();        // EloqStore<default_traits>
 std::unique_ptr<engine> make_eloqstore_pread_engine();  // EloqStore<pread_traits>
+// EloqStore<default_traits> in append mode with file_amplify_factor `factor`: named
+// "eloqstore-append" (factor 2) or "eloqstore-append-f<factor>".
+std::unique_ptr<engine> make_eloqstore_append_engine(unsigned factor);
 std::unique_ptr<engine> make_rocksdb_engine();
 std::unique_ptr<engine> make_lmdb_engine();
 

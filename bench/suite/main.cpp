@@ -49,6 +49,15 @@ std::unique_ptr<engine> make_engine(std::string_view name) {
   if (name == "eloqstore-pread") {
     return make_eloqstore_pread_engine();
   }
+  if (name == "eloqstore-append") {
+    return make_eloqstore_append_engine(2);
+  }
+  if (name.starts_with("eloqstore-append-f")) {
+    const std::string_view digits = name.substr(std::string_view("eloqstore-append-f").size());
+    if (digits.size() == 1 && digits[0] >= '1' && digits[0] <= '9') {
+      return make_eloqstore_append_engine(static_cast<unsigned>(digits[0] - '0'));
+    }
+  }
   if (name == "rocksdb") {
     return make_rocksdb_engine();
   }

@@ -1551,3 +1551,33 @@ TEST_CASE("compaction: a crash at each mutation of a compaction and its GC loses
     CHECK(f.holds(m, probes_of(m, r)));
   }
 }
+
+TEST_CASE("compaction: a file GC deleted is never written again without a directory sync") {
+  // An emptied partition moves its tail past its last file and GC deletes that file; the
+  // manifest still places the tail inside it. After a reopen, the first commit must not
+  // recreate the deleted file under a name the term mapping still knows (it would skip the
+  // directory sync, and a crash would lose the file under a durable manifest).
+  fixture f(config_of(log_record), {true, pages_per_file_shift});
+  rng r(0x656d707479);
+  model_type m;
+  std::uint64_t ts = 0;
+  const step s = churn_step(r, m, 200, ts);
+  REQUIRE(f.run(s) == error::ok);
+  REQUIRE(f.run(step{true, {}}) == error::ok);  // truncate: nothing live
+  REQUIRE(f.maintain(2, detail::compaction_round_pages) == error::ok);
+  CHECK(f.data_files().empty());
+  REQUIRE(f.reopen() == error::ok);
+  f.io().clear_ops();
+  model_type again;
+  const step t = churn_step(r, again, 200, ts);
+  REQUIRE(f.run(t) == error::ok);
+  apply_to_model(again, t.batch);
+  bool dir_synced = false;
+  for (const op_record& o : f.io().ops()) {
+    dir_synced = dir_synced || o.kind == op_kind::sync_dir;
+  }
+  CHECK(dir_synced);
+  f.io().faulty().recover();  // a power loss now keeps what the commit made durable
+  REQUIRE(f.reopen() == error::ok);
+  CHECK(f.holds(again, probes_of(again, r)));
+}

@@ -440,6 +440,10 @@ TEST_CASE("append allocator: rebuilt from a mapping, and a new term starts a new
   }
   append_allocator on_boundary(t, 12, 2, true);  // already at a file's start
   CHECK(on_boundary.max_fp() == 12);
+  // A tail file without a mapped page (GC may have deleted it) is not appended to again.
+  append_allocator past_empty_tail(t, 14, 2, false);
+  CHECK(past_empty_tail.max_fp() == 16);
+  CHECK(past_empty_tail.referenced(file_id(3)) == 0);
   append_allocator empty(mapping_table{}, 0, 2, true);
   CHECK(empty.max_fp() == 0);
   CHECK(empty.space_pages() == 0);

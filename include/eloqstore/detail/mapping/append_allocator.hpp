@@ -40,7 +40,11 @@ class append_allocator {
 
   // Rebuilds from a mapping: every file page it holds is referenced; the tail is `max_fp`,
   // or, with `start_new_file` (a process term other than the manifest's), the start of the
-  // next file, so this term never appends into a file another term created.
+  // next file, so this term never appends into a file another term created. A tail file
+  // the mapping has no page in is left for the next file too: file GC may have deleted it
+  // (an emptied partition moves its tail on, skip_to_next_file, which the manifest does not
+  // record), and writing into it again would recreate it under a name the term mapping
+  // still knows, so the commit would not sync the directory entry of the new file.
   append_allocator(const mapping_table& mapping, std::uint64_t max_fp,
                    unsigned pages_per_file_shift, bool start_new_file)
       : shift_(pages_per_file_shift), next_(max_fp) {
@@ -59,6 +63,9 @@ class append_allocator {
         ++slot(decode_file_page(v).value() >> shift_);  // below the tail (replay raised it)
       }
     });
+    if (referenced(tail_file()) == 0) {
+      skip_to_next_file();
+    }
   }
 
   // The next file page at the tail. Strong guarantee: if recording its file throws
