@@ -66,7 +66,7 @@ std::string key_of(std::uint64_t i) {
 }
 
 // ELOQSTORE_BENCH_APPEND=1 runs every phase in append mode (8 MiB data files, compaction
-// and file GC with the default factor).
+// and file GC with the default factor); ELOQSTORE_BENCH_SHIFT=N sets pages_per_file_shift.
 bool append_mode() {
   const char* v = std::getenv("ELOQSTORE_BENCH_APPEND");
   return v != nullptr && std::string_view(v) == "1";
@@ -80,6 +80,9 @@ options make_options(const std::string& dir) {
   if (append_mode()) {
     o.data_append_mode = true;
     o.pages_per_file_shift = 11;
+  }
+  if (const char* shift = std::getenv("ELOQSTORE_BENCH_SHIFT"); shift != nullptr) {
+    o.pages_per_file_shift = static_cast<std::uint8_t>(std::strtoul(shift, nullptr, 10));
   }
   return o;
 }

@@ -2,6 +2,8 @@
 //
 //   bench_suite [--out DIR] [--data DIR] [--scale N] [--smoke] [--reps N] [--duration S]
 //               [--warmup S] [--engines a,b] [--workloads a,b] [--threads N]
+//   (engines: eloqstore, eloqstore-pread, eloqstore-append, eloqstore-append-f<1-9>,
+//   rocksdb, lmdb; the append ones run append mode with that file_amplify_factor)
 //               [--partitions N] [--cache-mib N] [--drop-caches fadvise|vm|none]
 //               [--no-fio] [--fio PATH] [--fio-runtime S] [--fio-file-mib N]
 //               [--gnuplot PATH] [--keep-data] [--set WORKLOAD.FIELD=VALUE ...]
@@ -316,7 +318,11 @@ bool parse_args(int argc, char** argv, args& a) {
   // Names are checked without constructing engines: RocksDB's default Env may start threads,
   // and the driver must stay single-threaded to fork.
   for (const std::string& e : c.engines) {
-    if (e != "eloqstore" && e != "eloqstore-pread" && e != "rocksdb" && e != "lmdb") {
+    const bool append_factor = e.size() == std::string_view("eloqstore-append-f1").size() &&
+                               e.starts_with("eloqstore-append-f") && e.back() >= '1' &&
+                               e.back() <= '9';
+    if (e != "eloqstore" && e != "eloqstore-pread" && e != "rocksdb" && e != "lmdb" &&
+        e != "eloqstore-append" && !append_factor) {
       std::fprintf(stderr, "bench_suite: unknown engine %s\n", e.c_str());
       return false;
     }

@@ -38,7 +38,9 @@ enum class request_type : std::uint8_t {
   clean_expired,
   global_archive,
   delete_range,
-  verify,  // ours: a structural check of one partition's tree
+  verify,         // ours: a structural check of one partition's tree
+  restore,        // ours: roll a partition back (or forward) to one of its archives
+  list_archives,  // ours: the archives of a partition
 };
 
 // True for the types that change nothing: a read-only store runs them, and they run beside
@@ -50,6 +52,7 @@ enum class request_type : std::uint8_t {
     case request_type::scan:
     case request_type::list_object:
     case request_type::verify:
+    case request_type::list_archives:
       return true;
     default:
       return false;
@@ -294,6 +297,58 @@ class verify_request final : public request {
   [[nodiscard]] const std::string& problem() const noexcept { return problem_; }
 
   std::string problem_;
+};
+
+// Archives a partition (append mode only, spec 9): its committed state, written atomically
+// as the manifest snapshot `manifest_<term>_<timestamp>` beside its manifest. Timestamp in
+// microseconds; 0 means now. error::not_found for an empty partition; error::invalid_args
+// outside append mode or for a timestamp the partition already has an archive of. With
+// num_retained_archives > 0 the oldest archives beyond that count are deleted afterwards,
+// and file GC reclaims what only they held.
+class archive_request final : public request {
+ public:
+  void set_args(table_ident t, std::uint64_t timestamp = 0) {
+    table_ = std::move(t);
+    timestamp_ = timestamp;
+  }
+  static constexpr request_type kind = request_type::archive;
+  [[nodiscard]] request_type type() const noexcept override { return kind; }
+  // The archive's timestamp (after completion: the one used when 0 was given).
+  [[nodiscard]] std::uint64_t timestamp() const noexcept { return timestamp_; }
+
+  std::uint64_t timestamp_ = 0;
+};
+
+// Makes a partition's archive `timestamp` its current state (append mode only). The state
+// it replaces is archived first (saved_timestamp(), 0 if the partition was empty), so
+// restoring that archive rolls forward again. Writes after a restore never overwrite pages
+// of either. error::not_found if the partition has no such archive.
+class restore_request final : public request {
+ public:
+  void set_args(table_ident t, std::uint64_t timestamp) {
+    table_ = std::move(t);
+    timestamp_ = timestamp;
+    saved_ = 0;
+  }
+  static constexpr request_type kind = request_type::restore;
+  [[nodiscard]] request_type type() const noexcept override { return kind; }
+  [[nodiscard]] std::uint64_t saved_timestamp() const noexcept { return saved_; }
+
+  std::uint64_t timestamp_ = 0;
+  std::uint64_t saved_ = 0;
+};
+
+// The timestamps of a partition's archives, oldest first (empty when it has none).
+class list_archives_request final : public request {
+ public:
+  void set_args(table_ident t) { table_ = std::move(t); }
+  static constexpr request_type kind = request_type::list_archives;
+  [[nodiscard]] request_type type() const noexcept override { return kind; }
+  [[nodiscard]] const std::vector<std::uint64_t>& timestamps() const noexcept {
+    return timestamps_;
+  }
+
+  std::vector<std::uint64_t> timestamps_;
 };
 
 namespace detail {

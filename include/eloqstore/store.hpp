@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -83,6 +84,7 @@ class EloqStore : private detail::shard_runtime<Traits> {
   using runtime::io_;
   using runtime::largest_group_;
   using runtime::last_stats_;
+  using runtime::now_us;
   using runtime::on_shard_thread;
   using runtime::opts_;
   using runtime::run_shard;
@@ -165,10 +167,13 @@ class EloqStore : private detail::shard_runtime<Traits> {
     for (auto& s : shards) {
       s->thread = std::thread([this, sh = s.get()] { run_shard(*sh); });
     }
-    std::unique_lock lock_shards(shards_mu_);
-    shards_ = std::move(shards);
-    running_.store(true, std::memory_order_release);
+    {
+      std::unique_lock lock_shards(shards_mu_);
+      shards_ = std::move(shards);
+      running_.store(true, std::memory_order_release);
+    }
     unlock.armed = false;
+    start_archive_cron();
     return error::ok;
   }
 
@@ -182,6 +187,7 @@ class EloqStore : private detail::shard_runtime<Traits> {
     if (!running()) {
       return;
     }
+    stop_archive_cron();  // first: its archive requests complete while the shards run
     running_.store(false, std::memory_order_release);
     {
       std::shared_lock lock_shards(shards_mu_);
@@ -261,9 +267,40 @@ class EloqStore : private detail::shard_runtime<Traits> {
   }
 
  private:
+  // The archive cron (spec 9): with append mode, num_retained_archives > 0 and
+  // archive_interval_secs > 0, a thread runs global_archive() every interval (the first
+  // after one whole interval) until stop().
+  void start_archive_cron() {
+    if (!opts_.data_append_mode || opts_.num_retained_archives == 0 ||
+        opts_.archive_interval_secs == 0) {
+      return;
+    }
+    cron_stop_ = false;
+    cron_ = std::thread([this] {
+      const std::chrono::seconds interval(opts_.archive_interval_secs);
+      std::unique_lock lock(cron_mu_);
+      while (!cron_cv_.wait_for(lock, interval, [&] { return cron_stop_; })) {
+        lock.unlock();
+        (void)global_archive();
+        lock.lock();
+      }
+    });
+  }
+  void stop_archive_cron() {
+    if (!cron_.joinable()) {
+      return;
+    }
+    {
+      std::lock_guard lock(cron_mu_);
+      cron_stop_ = true;
+    }
+    cron_cv_.notify_all();
+    cron_.join();
+  }
+
   // Options whose feature this build does not have yet are refused, never ignored: a store
-  // asked for the object-store tier, compression or archives that silently did
-  // none of them would lose what its user counted on.
+  // asked for the object-store tier or compression that silently did neither would lose
+  // what its user counted on. So are archives without append mode.
   [[nodiscard]] static validation_result missing_feature(const options& o) {
     const auto missing = [](std::string_view option, std::string_view feature) {
       std::string m = "unsupported option ";
@@ -276,8 +313,10 @@ class EloqStore : private detail::shard_runtime<Traits> {
     if (o.enable_compression) {
       return missing("enable_compression", "value compression");
     }
-    if (o.num_retained_archives > 0) {
-      return missing("num_retained_archives", "archiving");
+    if (o.num_retained_archives > 0 && !o.data_append_mode) {
+      return {error::invalid_args,
+              "num_retained_archives needs data_append_mode: archives name pages that "
+              "in-place writes would reuse"};
     }
     return {};
   }
@@ -431,6 +470,100 @@ class EloqStore : private detail::shard_runtime<Traits> {
       }
     }
     return first;
+  }
+
+  // ---- archives (append mode: archive_request, restore_request) -----------------------------
+
+  // Archives partition t at `timestamp` (microseconds; 0: now); *taken gets the timestamp.
+  error archive(const table_ident& t, std::uint64_t timestamp = 0, std::uint64_t* taken = nullptr) {
+    archive_request r;
+    r.set_args(t, timestamp);
+    const error e = exec_sync(r);
+    if (taken != nullptr) {
+      *taken = r.timestamp();
+    }
+    return e;
+  }
+  // Makes archive `timestamp` partition t's state; *saved gets the archive of the state it
+  // replaced (restore that to roll forward again).
+  error restore(const table_ident& t, std::uint64_t timestamp, std::uint64_t* saved = nullptr) {
+    restore_request r;
+    r.set_args(t, timestamp);
+    const error e = exec_sync(r);
+    if (saved != nullptr) {
+      *saved = r.saved_timestamp();
+    }
+    return e;
+  }
+  // The archive timestamps of partition t, oldest first.
+  error list_archives(const table_ident& t, std::vector<std::uint64_t>& out) {
+    list_archives_request r;
+    r.set_args(t);
+    const error e = exec_sync(r);
+    out = r.timestamps();
+    return e;
+  }
+
+  // Archives every partition under the store paths that options::partition_filter accepts,
+  // all at one timestamp (microseconds; 0: now), at most max_archive_tasks at a time.
+  // Partitions with nothing to archive are skipped (in the reference they fail the whole
+  // request). Returns the first other error; *taken gets the timestamp.
+  error global_archive(std::uint64_t timestamp = 0, std::uint64_t* taken = nullptr) {
+    std::vector<table_ident> parts;
+    {
+      std::shared_lock lock_shards(shards_mu_);
+      if (!running()) {
+        return error::not_running;
+      }
+      if (const error e = io_->list_partitions(parts); e != error::ok) {
+        return e;
+      }
+    }
+    if (opts_.partition_filter) {
+      std::erase_if(parts, [&](const table_ident& t) { return !opts_.partition_filter(t); });
+    }
+    const std::uint64_t ts = timestamp != 0 ? timestamp : this->now_us();
+    if (taken != nullptr) {
+      *taken = ts;
+    }
+    // The waiter outlives every callback: the last one touches it under its mutex, and this
+    // returns only after seeing the count reach zero under the same mutex.
+    struct waiter {
+      std::mutex mu;
+      std::condition_variable cv;
+      std::size_t in_flight = 0;
+      error first = error::ok;
+    } w;
+    std::vector<std::unique_ptr<archive_request>> reqs;
+    const std::size_t most = std::max<std::size_t>(1, opts_.max_archive_tasks);
+    const auto note = [&w](error e) {
+      if (e != error::ok && e != error::not_found && w.first == error::ok) {
+        w.first = e;
+      }
+    };
+    for (const table_ident& t : parts) {
+      {
+        std::unique_lock lock(w.mu);
+        w.cv.wait(lock, [&] { return w.in_flight < most; });
+        ++w.in_flight;
+      }
+      auto& r = *reqs.emplace_back(std::make_unique<archive_request>());
+      r.set_args(t, ts);
+      const bool sent = exec_async(r, 0, [&w, note](request& done) {
+        std::lock_guard lock(w.mu);
+        note(done.status());
+        --w.in_flight;
+        w.cv.notify_all();
+      });
+      if (!sent) {
+        std::lock_guard lock(w.mu);
+        note(error::not_running);
+        --w.in_flight;
+      }
+    }
+    std::unique_lock lock(w.mu);
+    w.cv.wait(lock, [&] { return w.in_flight == 0; });
+    return w.first;
   }
 
   // Checks the tree structure of a partition (see detail/btree/verify.hpp).
@@ -588,6 +721,11 @@ class EloqStore : private detail::shard_runtime<Traits> {
   std::mutex lifecycle_mu_;
   mutable std::shared_mutex shards_mu_;  // guards shards_ against start/stop while submitting
   std::string last_message_;
+  // The archive cron's thread, and how stop() ends its wait.
+  std::thread cron_;
+  std::mutex cron_mu_;
+  std::condition_variable cron_cv_;
+  bool cron_stop_ = false;
 };
 
 }  // namespace eloqstore

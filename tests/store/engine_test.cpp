@@ -1172,3 +1172,145 @@ TEST_CASE_TEMPLATE("engine: append mode compacts and deletes files under overwri
   REQUIRE(store->put(t, "again", "v") == error::ok);
   CHECK(store->get(t, "again").ok());
 }
+
+namespace {
+
+// `n` batches of upserts and erases over keys k0..k299 into t, applied to `m` too.
+template <typename Store>
+void churn(Store& store, const table_ident& t, model& m, test::rng& r, std::uint64_t& ts, int n) {
+  for (int i = 0; i < n; ++i) {
+    std::vector<write_entry> b;
+    std::set<std::string> keys;
+    for (int k = 0; k < 40; ++k) {
+      std::string key = "k" + std::to_string(r.uniform(0, 299));
+      if (keys.insert(key).second) {
+        b.push_back(write_entry{key, r.bytes(r.uniform(20, 600), 26), ++ts,
+                                r.chance(0.15) ? write_op::erase : write_op::upsert, 0});
+      }
+    }
+    std::sort(b.begin(), b.end(), [](auto& a, auto& c) { return a.key < c.key; });
+    REQUIRE(store.write(t, b) == error::ok);
+    m.apply(b, 0);
+  }
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("engine: archive, write more, restore, roll forward, prune", Fixture,
+                   test::memory_append_fixture, test::uring_append_fixture) {
+  // Archives and restores through the API, with compaction and GC running between them
+  // (32-page files): a restore gives the archived contents, the state it replaced is saved
+  // as an archive whose restore rolls forward again, across restarts; pruning keeps exactly
+  // the newest num_retained_archives, and those still restore.
+  Fixture fx;
+  fx.opts.num_retained_archives = 3;
+  const table_ident t{"arch", 2};
+  test::rng r(0x61726368);
+  std::uint64_t ts = 0;
+  model m;
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  std::uint64_t none = 0;
+  CHECK(store->archive(t, 0, &none) == error::not_found);  // nothing to archive yet
+  churn(*store, t, m, r, ts, 20);
+  std::uint64_t first = 0;
+  REQUIRE(store->archive(t, 0, &first) == error::ok);
+  CHECK(first != 0);
+  CHECK(store->archive(t, first) == error::invalid_args);  // that timestamp exists
+  const model at_first = m;
+  churn(*store, t, m, r, ts, 60);  // compaction moves pages; GC must keep the archive's
+  const model before_restore = m;
+  std::uint64_t saved = 0;
+  REQUIRE(store->restore(t, first, &saved) == error::ok);
+  CHECK(saved > first);
+  check_against_model(*store, t, at_first, 0, r);
+  model after = at_first;
+  churn(*store, t, after, r, ts, 30);  // writes after a restore overwrite nothing archived
+  store->stop();
+  REQUIRE(store->start() == error::ok);
+  check_against_model(*store, t, after, 0, r);
+  std::uint64_t saved_after = 0;
+  REQUIRE(store->restore(t, saved, &saved_after) == error::ok);  // roll forward
+  check_against_model(*store, t, before_restore, 0, r);
+  std::vector<std::uint64_t> kept;
+  REQUIRE(store->list_archives(t, kept) == error::ok);
+  CHECK(kept.size() == 3);  // first, saved, saved_after
+  // Two more archives: the two oldest go.
+  churn(*store, t, m, r, ts, 5);
+  std::uint64_t fourth = 0;
+  std::uint64_t fifth = 0;
+  REQUIRE(store->archive(t, saved_after + 10, &fourth) == error::ok);
+  const model at_fourth = m;
+  REQUIRE(store->archive(t, saved_after + 20, &fifth) == error::ok);
+  REQUIRE(store->list_archives(t, kept) == error::ok);
+  CHECK(kept == std::vector<std::uint64_t>{saved_after, fourth, fifth});
+  CHECK(store->restore(t, first) == error::not_found);  // pruned
+  store->stop();
+  REQUIRE(store->start() == error::ok);
+  REQUIRE(store->restore(t, saved_after) == error::ok);
+  check_against_model(*store, t, after, 0, r);
+  REQUIRE(store->restore(t, fourth) == error::ok);
+  check_against_model(*store, t, at_fourth, 0, r);
+}
+
+TEST_CASE_TEMPLATE("engine: a global archive covers every accepted partition at one timestamp",
+                   Fixture, test::memory_append_fixture, test::uring_append_fixture) {
+  Fixture fx;
+  fx.opts.num_threads = 2;
+  fx.opts.max_archive_tasks = 2;
+  fx.opts.partition_filter = [](const table_ident& t) { return t.partition != 3; };
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  for (std::uint32_t p = 0; p < 5; ++p) {
+    REQUIRE(store->put({"glob", p}, "k", "v" + std::to_string(p)) == error::ok);
+  }
+  REQUIRE(store->truncate({"glob", 4}) == error::ok);  // empty: skipped, not an error
+  std::uint64_t ts = 0;
+  REQUIRE(store->global_archive(0, &ts) == error::ok);
+  for (std::uint32_t p = 0; p < 5; ++p) {
+    CAPTURE(p);
+    std::vector<std::uint64_t> got;
+    REQUIRE(store->list_archives({"glob", p}, got) == error::ok);
+    const bool expect = p != 3 && p != 4;
+    CHECK(got == (expect ? std::vector<std::uint64_t>{ts} : std::vector<std::uint64_t>{}));
+  }
+  REQUIRE(store->put({"glob", 0}, "k", "changed") == error::ok);
+  REQUIRE(store->restore({"glob", 0}, ts) == error::ok);
+  CHECK(store->get({"glob", 0}, "k")->value == "v0");
+}
+
+TEST_CASE("engine: archives need append mode, and the cron archives on its interval") {
+  test::memory_fixture fx;
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  REQUIRE(store->put({"inplace", 0}, "k", "v") == error::ok);
+  archive_request a;
+  a.set_args({"inplace", 0});
+  CHECK(store->exec_sync(a) == error::invalid_args);
+  CHECK(a.message().find("data_append_mode") != std::string_view::npos);
+  store->stop();
+  fx.opts.num_retained_archives = 2;
+  auto refused = fx.make();
+  CHECK(refused->start() == error::invalid_args);
+  CHECK(refused->last_message().find("num_retained_archives") != std::string::npos);
+
+  test::memory_append_fixture ax;
+  ax.opts.num_retained_archives = 2;
+  ax.opts.archive_interval_secs = 1;
+  auto cron = ax.make();
+  REQUIRE(cron->start() == error::ok);
+  REQUIRE(cron->put({"cron", 0}, "k", "v") == error::ok);
+  std::vector<std::uint64_t> got;
+  std::set<std::uint64_t> seen;
+  // The cron archives once a second: wait (at most 30 s) until it has made three, of which
+  // the newest two are kept.
+  for (int i = 0; i < 300 && seen.size() < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    REQUIRE(cron->list_archives({"cron", 0}, got) == error::ok);
+    seen.insert(got.begin(), got.end());
+  }
+  CHECK(seen.size() >= 3);
+  CHECK(got.size() == 2);
+  CHECK(got.back() == *seen.rbegin());
+  cron->stop();  // ends the cron's wait at once
+}

@@ -402,7 +402,7 @@ TEST_CASE("safety: a store path remembers what wrote it and refuses other settin
 }
 
 TEST_CASE("safety: options whose feature is missing are refused at start, not ignored") {
-  // A store asked for the object-store tier, compression or archives that did
+  // A store asked for the object-store tier or compression that did
   // none of them would lose what its user counted on: start() refuses, names the option,
   // and touches nothing (an existing store path, or a new one).
   test::pread_fixture fx;
@@ -413,7 +413,6 @@ TEST_CASE("safety: options whose feature is missing are refused at start, not ig
   const std::pair<void (*)(options&), const char*> cases[] = {
       {[](options& o) { o.cloud_store_path = "bucket/prefix"; }, "cloud_store_path"},
       {[](options& o) { o.enable_compression = true; }, "enable_compression"},
-      {[](options& o) { o.num_retained_archives = 3; }, "num_retained_archives"},
   };
   for (const auto& [set, name] : cases) {
     for (const bool existing : {true, false}) {

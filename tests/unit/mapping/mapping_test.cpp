@@ -409,9 +409,23 @@ TEST_CASE("append allocator: space, the compaction trigger, and the files GC may
   CHECK(a.referenced(file_id(0)) == 0);
   CHECK(a.allocate() == file_page_id(13));
   CHECK(a.referenced(file_id(3)) == 1);
+  // A restore counts its archive's pages again, in files older than the recorded ones too;
+  // never past the tail.
+  CHECK(a.acquire(file_page_id(5)));
+  CHECK(a.referenced(file_id(1)) == 1);
+  CHECK(a.oldest_file() == file_id(1));
+  CHECK_FALSE(a.acquire(file_page_id(14)));
+  a.release(file_page_id(5));
+  gone.clear();
+  a.collectable(gone);
+  CHECK(gone == std::vector<file_id>{file_id(1), file_id(2)});
+  for (const file_id f : gone) {
+    a.mark_removed(f);
+  }
   a.release(file_page_id(13));
   a.skip_to_next_file();  // an empty partition leaves its tail file
   CHECK(a.max_fp() == 16);
+  gone.clear();
   a.collectable(gone);
   CHECK(gone == std::vector<file_id>{file_id(3)});
   a.mark_removed(file_id(3));

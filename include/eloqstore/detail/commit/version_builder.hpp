@@ -153,6 +153,30 @@ class version_builder {
     truncated_all_ = true;
   }
 
+  // Makes the next version `mapping` (an archive's, restored): every page of the published
+  // version is freed (reused once no reader holds it), and the file pages `mapping` names
+  // are counted as referenced from now on (given back if this builder does not commit).
+  // The commit writes a snapshot. error::corrupted, changing nothing the destructor does
+  // not undo, when `mapping` names a page outside the partition's files (append mode only).
+  [[nodiscard]] error adopt(mapping_table mapping) {
+    free_all();
+    mapping_ = std::move(mapping);
+    allocated_.reserve(allocated_.size() + mapping_.live_count());  // no throw after acquire
+    error e = error::ok;
+    mapping_.for_each([&](std::uint64_t v) {
+      if (e != error::ok || tag_of(v) != mapping_tag::file_page) {
+        return;
+      }
+      const file_page_id fp = decode_file_page(v);
+      if (!p_.fps.append_mode() || !p_.fps.append().acquire(fp)) {
+        e = error::corrupted;
+        return;
+      }
+      allocated_.push_back(fp);  // released by the destructor unless committed
+    });
+    return e;
+  }
+
   // The current bytes of a page: the dirty copy if this writer changed it, a page read ahead
   // (prefetch_leaves), else storage.
   [[nodiscard]] error load(page_id id, std::vector<char>& out) {

@@ -75,6 +75,25 @@ class append_allocator {
     return file_page_id(next_++);
   }
 
+  // Counts page fp (below the tail) as referenced again: a restored archive's pages, whose
+  // files archives kept. False, changing nothing, for a page past the tail or in a file GC
+  // deleted in this process (the archive names what no longer exists). A file older than
+  // the recorded ones (a reload counts from the oldest file its mapping uses) is recorded.
+  // On bad_alloc the counts may have gained zeros, nothing else.
+  [[nodiscard]] bool acquire(file_page_id fp) {
+    const std::uint64_t f = fp.value() >> shift_;
+    if (fp.value() >= next_ ||
+        (f >= base_ && f - base_ < counts_.size() && counts_[f - base_] == removed)) {
+      return false;
+    }
+    while (!counts_.empty() && f < base_) {
+      counts_.push_front(0);
+      --base_;
+    }
+    ++slot(f);
+    return true;
+  }
+
   // A page allocate() handed out (or the rebuilt mapping held) is referenced no more.
   void release(file_page_id fp) noexcept {
     const std::uint64_t f = fp.value() >> shift_;

@@ -18,6 +18,7 @@
 #include <eloqstore/detail/btree/reader.hpp>
 #include <eloqstore/detail/btree/verify.hpp>
 #include <eloqstore/detail/btree/writer.hpp>
+#include <eloqstore/detail/commit/archive.hpp>
 #include <eloqstore/detail/commit/compaction.hpp>
 #include <eloqstore/detail/shard/registry.hpp>
 #include <eloqstore/error.hpp>
@@ -38,6 +39,7 @@ class request_handlers : public partition_registry<Traits> {
   using base::last_stats_;
   using base::make_writer;
   using base::now_ms;
+  using base::now_us;
   using base::opts_;
   using base::out_of_mem_guard;
   using base::partition;
@@ -228,9 +230,100 @@ class request_handlers : public partition_registry<Traits> {
                    : reader.scan(r.begin_, r.end_, r.begin_inclusive_, limits, r.entries_,
                                  r.has_remaining_);
       }
+      case request_type::list_archives: {
+        auto& r = detail::request_cast<list_archives_request>(req);
+        std::vector<std::pair<std::uint64_t, std::string>> found;
+        const error e = detail::list_archives(*io_, p.id, found);
+        r.timestamps_.clear();
+        for (const auto& a : found) {
+          r.timestamps_.push_back(a.first);
+        }
+        return e;
+      }
       default:
         return error::invalid_args;
     }
+  }
+
+  // ---- archives (detail/commit/archive.hpp) -------------------------------------------------
+
+  // Refuses archive requests outside append mode (why names the reason).
+  [[nodiscard]] error archive_mode_check(detail::partition_state& p, request& req) const {
+    if (!p.fps.append_mode()) {
+      request_access::why(req) = "archives need data_append_mode (in place, pages are reused)";
+      return error::invalid_args;
+    }
+    return error::ok;
+  }
+
+  // Writes an archive of p, then prunes beyond num_retained_archives and collects files.
+  error archive(shard& s, detail::partition_state& p, archive_request& r) {
+    if (const error e = archive_mode_check(p, r); e != error::ok) {
+      return e;
+    }
+    std::vector<std::pair<std::uint64_t, std::string>> existing;
+    if (const error e = detail::list_archives(*io_, p.id, existing); e != error::ok) {
+      return e;
+    }
+    if (r.timestamp_ == 0) {
+      r.timestamp_ = now_us();
+    }
+    for (const auto& a : existing) {
+      if (a.first == r.timestamp_) {
+        request_access::why(r) = "the partition has an archive of that timestamp already";
+        return error::invalid_args;
+      }
+    }
+    const error e = detail::write_archive(*io_, p, term_, r.timestamp_);
+    after_archive(s, p);
+    return e;
+  }
+
+  // Restores archive r.timestamp_ of p: the current state is archived first (a timestamp
+  // after every archive's), then the archived version is committed as the next one.
+  error restore(shard& s, detail::partition_state& p, restore_request& r) {
+    if (const error e = archive_mode_check(p, r); e != error::ok) {
+      return e;
+    }
+    detail::replay_result archived;
+    if (const error e = detail::read_archive(*io_, p.id, r.timestamp_, archived); e != error::ok) {
+      return e;
+    }
+    if (p.has_manifest && !p.current->root.is_none()) {
+      std::vector<std::pair<std::uint64_t, std::string>> existing;
+      if (const error e = detail::list_archives(*io_, p.id, existing); e != error::ok) {
+        return e;
+      }
+      r.saved_ = std::max(now_us(), existing.empty() ? 0 : existing.back().first + 1);
+      if (const error e = detail::write_archive(*io_, p, term_, r.saved_); e != error::ok) {
+        r.saved_ = 0;
+        return e;
+      }
+    }
+    const std::string dictionary = p.dictionary;
+    detail::version_builder<io_type> b(s.pages, p, writer_cfg());
+    error e = b.adopt(detail::mapping_table::from_values(archived.mapping));
+    bool published = false;
+    if (e == error::ok) {
+      p.dictionary = archived.dictionary;  // the snapshot carries it
+      e = b.commit(archived.root, archived.ttl_root, published);
+    }
+    if (!published) {
+      p.dictionary = dictionary;
+    } else {
+      p.next_expire_ts = archived.ttl_root.is_none() ? 0 : 1;  // check expiry on next write
+    }
+    after_archive(s, p);
+    return e;
+  }
+
+  // Prunes archives beyond num_retained_archives (when set) and deletes the files only they
+  // held. Failures leave more on disk, never less; the next archive retries.
+  void after_archive(shard& s, detail::partition_state& p) {
+    (void)out_of_mem_guard([&] {
+      (void)detail::prune_archives(*io_, p, opts_.num_retained_archives);
+      return detail::collect_files(s.pages, p, term_);
+    });
   }
 
   // Checks a batch in release builds: keys non-empty and at most half a page, values below
@@ -301,6 +394,12 @@ class request_handlers : public partition_registry<Traits> {
   }
 
   error handle_write(shard& s, detail::partition_state& p, request& req) {
+    if (req.type() == request_type::archive) {
+      return archive(s, p, detail::request_cast<archive_request>(req));
+    }
+    if (req.type() == request_type::restore) {
+      return restore(s, p, detail::request_cast<restore_request>(req));
+    }
     auto w = make_writer(s, p);
     error e = error::ok;
     switch (req.type()) {

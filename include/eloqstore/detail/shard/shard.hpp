@@ -112,6 +112,17 @@ class shard_context {
                                           .count());
   }
 
+  // Archive timestamps: the wall clock in microseconds (the store's clock, when set, in
+  // milliseconds times 1000).
+  [[nodiscard]] std::uint64_t now_us() const {
+    if (clock_) {
+      return clock_() * 1000;
+    }
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+  }
+
   [[nodiscard]] detail::writer_config writer_cfg() const {
     detail::writer_config c;
     c.page_size = Traits::page_size;
