@@ -29,7 +29,9 @@
 
 #include <eloqstore/concepts.hpp>
 #include <eloqstore/detail/commit/manifest_writer.hpp>
+#include <eloqstore/detail/commit/page_io.hpp>
 #include <eloqstore/detail/commit/partition.hpp>
+#include <eloqstore/detail/commit/version_builder.hpp>
 #include <eloqstore/detail/io/file_names.hpp>
 #include <eloqstore/detail/manifest/record.hpp>
 #include <eloqstore/detail/manifest/replay.hpp>
@@ -149,6 +151,49 @@ template <io_backend IO>
     return e;
   }
   return replay_manifest(bytes, out);
+}
+
+// Restores archive `ts` of p (see the header comment): the current state is archived first
+// as `saved` (a timestamp after every archive's and at least `now_us`; 0 when p holds
+// nothing), then the archived version is committed as the next one. Any failure leaves the
+// published version as it was (a saved archive may remain: it is a valid archive).
+template <io_backend IO>
+[[nodiscard]] error restore_archive(page_access<IO>& pages, partition_state& p,
+                                    const writer_config& cfg, std::uint64_t ts,
+                                    std::uint64_t now_us, std::uint64_t& saved) {
+  saved = 0;
+  if (!p.fps.append_mode()) {
+    return error::invalid_args;
+  }
+  replay_result archived;
+  if (const error e = read_archive(pages.io(), p.id, ts, archived); e != error::ok) {
+    return e;
+  }
+  if (p.has_manifest && !p.current->root.is_none()) {
+    std::vector<std::pair<std::uint64_t, std::string>> existing;
+    if (const error e = list_archives(pages.io(), p.id, existing); e != error::ok) {
+      return e;
+    }
+    const std::uint64_t at = std::max(now_us, existing.empty() ? 0 : existing.back().first + 1);
+    if (const error e = write_archive(pages.io(), p, cfg.term, at); e != error::ok) {
+      return e;
+    }
+    saved = at;
+  }
+  const std::string dictionary = p.dictionary;
+  version_builder<IO> b(pages, p, cfg);
+  error e = b.adopt(mapping_table::from_values(archived.mapping));
+  bool published = false;
+  if (e == error::ok) {
+    p.dictionary = archived.dictionary;  // the snapshot carries it
+    e = b.commit(archived.root, archived.ttl_root, published);
+  }
+  if (!published) {
+    p.dictionary = dictionary;
+  } else {
+    p.next_expire_ts = archived.ttl_root.is_none() ? 0 : 1;  // checked on the next write
+  }
+  return e;
 }
 
 }  // namespace eloqstore::detail

@@ -279,40 +279,13 @@ class request_handlers : public partition_registry<Traits> {
     return e;
   }
 
-  // Restores archive r.timestamp_ of p: the current state is archived first (a timestamp
-  // after every archive's), then the archived version is committed as the next one.
+  // Restores archive r.timestamp_ of p (detail::restore_archive), then prunes and collects.
   error restore(shard& s, detail::partition_state& p, restore_request& r) {
     if (const error e = archive_mode_check(p, r); e != error::ok) {
       return e;
     }
-    detail::replay_result archived;
-    if (const error e = detail::read_archive(*io_, p.id, r.timestamp_, archived); e != error::ok) {
-      return e;
-    }
-    if (p.has_manifest && !p.current->root.is_none()) {
-      std::vector<std::pair<std::uint64_t, std::string>> existing;
-      if (const error e = detail::list_archives(*io_, p.id, existing); e != error::ok) {
-        return e;
-      }
-      r.saved_ = std::max(now_us(), existing.empty() ? 0 : existing.back().first + 1);
-      if (const error e = detail::write_archive(*io_, p, term_, r.saved_); e != error::ok) {
-        r.saved_ = 0;
-        return e;
-      }
-    }
-    const std::string dictionary = p.dictionary;
-    detail::version_builder<io_type> b(s.pages, p, writer_cfg());
-    error e = b.adopt(detail::mapping_table::from_values(archived.mapping));
-    bool published = false;
-    if (e == error::ok) {
-      p.dictionary = archived.dictionary;  // the snapshot carries it
-      e = b.commit(archived.root, archived.ttl_root, published);
-    }
-    if (!published) {
-      p.dictionary = dictionary;
-    } else {
-      p.next_expire_ts = archived.ttl_root.is_none() ? 0 : 1;  // check expiry on next write
-    }
+    const error e =
+        detail::restore_archive(s.pages, p, writer_cfg(), r.timestamp_, now_us(), r.saved_);
     after_archive(s, p);
     return e;
   }
