@@ -267,6 +267,15 @@ class EloqStore : private detail::shard_runtime<Traits> {
   }
 
  private:
+  // Every partition directory under the store paths (drop_table, global_archive).
+  error partitions_on_disk(std::vector<table_ident>& parts) {
+    std::shared_lock lock_shards(shards_mu_);
+    if (!running()) {
+      return error::not_running;
+    }
+    return io_->list_partitions(parts);
+  }
+
   // The archive cron (spec 9): with append mode, num_retained_archives > 0 and
   // archive_interval_secs > 0, a thread runs global_archive() every interval (the first
   // after one whole interval) until stop().
@@ -450,14 +459,8 @@ class EloqStore : private detail::shard_runtime<Traits> {
       return error::invalid_args;
     }
     std::vector<table_ident> parts;
-    {
-      std::shared_lock lock_shards(shards_mu_);
-      if (!running()) {
-        return error::not_running;
-      }
-      if (const error e = io_->list_partitions(parts); e != error::ok) {
-        return e;
-      }
+    if (const error e = partitions_on_disk(parts); e != error::ok) {
+      return e;
     }
     error first = error::ok;
     for (const table_ident& t : parts) {
@@ -510,14 +513,8 @@ class EloqStore : private detail::shard_runtime<Traits> {
   // request). Returns the first other error; *taken gets the timestamp.
   error global_archive(std::uint64_t timestamp = 0, std::uint64_t* taken = nullptr) {
     std::vector<table_ident> parts;
-    {
-      std::shared_lock lock_shards(shards_mu_);
-      if (!running()) {
-        return error::not_running;
-      }
-      if (const error e = io_->list_partitions(parts); e != error::ok) {
-        return e;
-      }
+    if (const error e = partitions_on_disk(parts); e != error::ok) {
+      return e;
     }
     if (opts_.partition_filter) {
       std::erase_if(parts, [&](const table_ident& t) { return !opts_.partition_filter(t); });
