@@ -193,13 +193,98 @@ template <io_backend IO>
   return first != error::ok ? first : (synced == error::not_found ? error::ok : synced);
 }
 
-// One round of compaction of append-mode partition p, with the published version's roots:
-// plans (plan_compaction: nothing when space is within factor * live), relocates at most
-// round_pages live pages of the planned files (index pages from the cache when there, the rest read
-// in batches) and commits them. `done` is false when planned pages remain for another round: a
-// pass, started when append_allocator::compaction_due, runs rounds until done (or stops early). An
-// empty partition moves its tail past its last file so GC can delete that too. Sets
-// p.compaction_retry_fp when there is nothing it can move now (pages held by readers only).
+// The live pages (file page, logical id) of version v that a compaction pass moves now, in
+// file order: those of the files plan_compaction picks. `planned` tells whether it picked
+// any (all of whose pages only readers' versions may hold).
+inline std::vector<std::pair<file_page_id, page_id>> pages_to_move(const append_allocator& a,
+                                                                   const partition_version& v,
+                                                                   unsigned factor, bool& planned) {
+  const std::uint64_t oldest = a.oldest_file().value();
+  const std::uint64_t tail = a.tail_file().value();
+  const unsigned shift = std::countr_zero(a.pages_per_file());
+  const auto each_page = [&](auto&& f) {
+    for (std::size_t i = 0; i < v.mapping.size(); ++i) {
+      const page_id id(static_cast<std::uint32_t>(i));
+      const file_page_id fp = v.mapping.file_page(id);
+      if (!fp.is_none() && (fp.value() >> shift) < tail) {
+        f(id, (fp.value() >> shift) - oldest, fp);
+      }
+    }
+  };
+  std::vector<std::uint64_t> live_in(tail - oldest, 0);
+  each_page([&](page_id, std::uint64_t f, file_page_id) { ++live_in[f]; });
+  std::vector<file_occupancy> files;
+  for (std::uint64_t f = oldest; f < tail; ++f) {
+    if (a.referenced(file_id(f)) > 0) {
+      files.push_back({file_id(f), live_in[f - oldest]});
+    }
+  }
+  const std::vector<file_id> plan = plan_compaction(
+      std::move(files), a.space_pages(), v.mapping.live_count(), factor, a.pages_per_file());
+  planned = !plan.empty();
+  std::vector<bool> moving(tail - oldest, false);
+  for (const file_id f : plan) {
+    moving[f.value() - oldest] = true;
+  }
+  std::vector<std::pair<file_page_id, page_id>> out;
+  each_page([&](page_id id, std::uint64_t f, file_page_id fp) {
+    if (moving[f]) {
+      out.emplace_back(fp, id);
+    }
+  });
+  std::sort(out.begin(), out.end());  // file order: reads go front to back
+  return out;
+}
+
+// Gives builder b the current bytes of pages `todo` of version v as dirty pages, unchanged,
+// streamed to the tail as they come: index pages from the cache when there, the others
+// read compaction_read_batch at a time.
+template <io_backend IO>
+[[nodiscard]] error relocate_pages(page_access<IO>& pages, partition_state& p,
+                                   const partition_version& v,
+                                   std::span<const std::pair<file_page_id, page_id>> todo,
+                                   version_builder<IO>& b) {
+  std::vector<page_buffer> bufs;
+  std::vector<page_id> to_read;
+  std::vector<page_buffer> read_bufs;
+  error e = error::ok;
+  for (std::size_t at = 0; at < todo.size() && e == error::ok; at += compaction_read_batch) {
+    const std::size_t n = std::min(todo.size() - at, compaction_read_batch);
+    while (bufs.size() < n) {
+      bufs.push_back(pages.take_buffer());
+    }
+    to_read.clear();
+    read_bufs.clear();
+    for (std::size_t k = 0; k < n; ++k) {
+      if (!pages.copy_cached_index(p, todo[at + k].first, bufs[k].span())) {
+        to_read.push_back(todo[at + k].second);
+        read_bufs.push_back(std::move(bufs[k]));
+      }
+    }
+    e = pages.read_many(p, v.mapping, to_read, read_bufs);
+    for (std::size_t k = 0, r = 0; k < n; ++k) {
+      if (bufs[k].size() == 0) {
+        bufs[k] = std::move(read_bufs[r++]);  // this one was read (or is back, on error)
+      }
+      if (e == error::ok) {
+        b.set_dirty(todo[at + k].second, bufs[k].span());
+        e = b.stream(todo[at + k].second);
+      }
+    }
+    pages.yield_point();  // reads waiting meanwhile go first
+  }
+  for (page_buffer& buf : bufs) {
+    pages.recycle(std::move(buf));
+  }
+  return e;
+}
+
+// One round of compaction of append-mode partition p: the pages pages_to_move picks (nothing
+// when space is within factor * live), at most round_pages of them, relocated and committed
+// with the published version's roots. `done` is false when more remain for another round:
+// a pass, started when append_allocator::compaction_due, runs rounds until done (or stops
+// early). An empty partition moves its tail past its last file so GC can delete that too.
+// Sets p.compaction_retry_fp when the planned files hold no page to move (readers' only).
 template <io_backend IO>
 [[nodiscard]] error compact_round(page_access<IO>& pages, partition_state& p,
                                   const writer_config& cfg, unsigned factor,
@@ -211,96 +296,27 @@ template <io_backend IO>
   p.reclaim();
   append_allocator& a = p.fps.append();
   std::shared_ptr<partition_version> v = p.current;  // the writer's: nothing else publishes
-  const std::uint64_t live = v->mapping.live_count();
-  if (live == 0) {
+  if (v->mapping.live_count() == 0) {
     if (a.referenced(a.tail_file()) == 0) {
       a.skip_to_next_file();
     }
     return error::ok;
   }
-  const std::uint64_t oldest = a.oldest_file().value();
-  const std::uint64_t tail = a.tail_file().value();
-  const unsigned shift = std::countr_zero(a.pages_per_file());
-  std::vector<std::uint64_t> live_in(tail - oldest, 0);
-  const auto each_page = [&](auto&& f) {
-    for (std::size_t i = 0; i < v->mapping.size(); ++i) {
-      const file_page_id fp = v->mapping.file_page(page_id(static_cast<std::uint32_t>(i)));
-      if (!fp.is_none() && (fp.value() >> shift) < tail) {
-        f(page_id(static_cast<std::uint32_t>(i)), fp);
-      }
-    }
-  };
-  each_page([&](page_id, file_page_id fp) { ++live_in[(fp.value() >> shift) - oldest]; });
-  std::vector<file_occupancy> files;
-  for (std::uint64_t f = oldest; f < tail; ++f) {
-    if (a.referenced(file_id(f)) > 0) {
-      files.push_back({file_id(f), live_in[f - oldest]});
-    }
-  }
-  const std::vector<file_id> plan =
-      plan_compaction(std::move(files), a.space_pages(), live, factor, a.pages_per_file());
-  std::vector<bool> moving(tail - oldest, false);
-  for (const file_id f : plan) {
-    moving[f.value() - oldest] = true;
-  }
-  std::vector<std::pair<file_page_id, page_id>> todo;
-  each_page([&](page_id id, file_page_id fp) {
-    if (moving[(fp.value() >> shift) - oldest]) {
-      todo.emplace_back(fp, id);
-    }
-  });
+  bool planned = false;
+  std::vector<std::pair<file_page_id, page_id>> todo = pages_to_move(a, *v, factor, planned);
   if (todo.empty()) {
-    if (!plan.empty()) {
-      // Only readers' versions hold what the plan would free: wait for more writes.
-      p.compaction_retry_fp = a.max_fp() + a.pages_per_file();
+    if (planned) {
+      p.compaction_retry_fp = a.max_fp() + a.pages_per_file();  // wait for more writes
     }
     return error::ok;
   }
-  std::sort(todo.begin(), todo.end());  // file order: reads go front to back
   if (todo.size() > round_pages) {
     todo.resize(round_pages);
     done = false;
   }
   version_builder<IO> b(pages, p, cfg);
-  std::vector<page_id> ids;
-  std::vector<page_buffer> bufs;
-  for (std::size_t at = 0; at < todo.size(); at += compaction_read_batch) {
-    const std::size_t end = std::min(todo.size(), at + compaction_read_batch);
-    ids.clear();
-    for (std::size_t i = at; i < end; ++i) {
-      ids.push_back(todo[i].second);
-      if (bufs.size() < ids.size()) {
-        bufs.push_back(pages.take_buffer());
-      }
-    }
-    // An index page in the cache is copied from there; the others are read together.
-    std::vector<page_id> to_read;
-    std::vector<page_buffer> read_bufs;
-    for (std::size_t k = 0; k < ids.size(); ++k) {
-      if (!pages.copy_cached_index(p, todo[at + k].first, bufs[k].span())) {
-        to_read.push_back(ids[k]);
-        read_bufs.push_back(std::move(bufs[k]));
-      }
-    }
-    if (const error e = pages.read_many(p, v->mapping, to_read, read_bufs); e != error::ok) {
-      for (page_buffer& r : read_bufs) {
-        pages.recycle(std::move(r));
-      }
-      return e;  // the builder gives back what it placed
-    }
-    for (std::size_t k = 0, r = 0; k < ids.size(); ++k) {
-      if (bufs[k].size() == 0) {
-        bufs[k] = std::move(read_bufs[r++]);  // this one was read
-      }
-      b.set_dirty(ids[k], bufs[k].span());
-      if (const error e = b.stream(ids[k]); e != error::ok) {
-        return e;
-      }
-    }
-    pages.yield_point();  // reads waiting meanwhile go first
-  }
-  for (page_buffer& buf : bufs) {
-    pages.recycle(std::move(buf));
+  if (const error e = relocate_pages<IO>(pages, p, *v, todo, b); e != error::ok) {
+    return e;  // the builder gives back what it placed
   }
   assert(p.current == v && "compaction runs as the partition's only writer");
   const page_id root = v->root;
