@@ -13,6 +13,7 @@
 
 #include <eloqstore/detail/codec/checksum.hpp>
 #include <eloqstore/detail/codec/coding.hpp>
+#include <eloqstore/detail/codec/compression.hpp>
 #include <eloqstore/detail/util/string_arena.hpp>
 #include <eloqstore/error.hpp>
 
@@ -187,4 +188,78 @@ TEST_CASE("string_arena: copies stay valid and unchanged while the arena grows")
   }
   // Small strings share blocks: far fewer blocks than strings.
   CHECK(arena.block_count() < 200);
+}
+
+// ---- value compression (detail/codec/compression.hpp) --------------------------------------
+
+namespace {
+
+// Text-like values: words from a small vocabulary, so zstd and a dictionary find structure.
+std::string wordy(test::rng& r, std::size_t n) {
+  static const char* const words[] = {"order",   "user", "item",  "price",   "status", "shipped",
+                                      "pending", "name", "email", "address", "city",   "zip"};
+  std::string s;
+  while (s.size() < n) {
+    s.append("\"").append(words[r.uniform(0, 11)]).append("\":");
+    s.append(std::to_string(r.uniform(0, 99999))).append(",");
+  }
+  s.resize(n);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("compression: kinds by size, round trips, and only when smaller") {
+  CHECK(compression_for(99, true) == compression_kind::none);
+  CHECK(compression_for(100, true) == compression_kind::dictionary);
+  CHECK(compression_for(100, false) == compression_kind::none);
+  CHECK(compression_for(dictionary_value_max, true) == compression_kind::dictionary);
+  CHECK(compression_for(dictionary_value_max + 1, false) == compression_kind::standalone);
+
+  test::rng r(11);
+  std::vector<std::string> samples;
+  for (int i = 0; i < 2000; ++i) {
+    samples.push_back(wordy(r, r.uniform(100, 1500)));
+  }
+  const std::string trained = train_dictionary(samples);
+  REQUIRE_FALSE(trained.empty());
+  CHECK(trained.size() <= dictionary_bytes_max);
+  const zstd_dictionary dict(trained);
+  REQUIRE(dict.valid());
+
+  for (const std::size_t n : {std::size_t{100}, std::size_t{1000}, std::size_t{100000}}) {
+    CAPTURE(n);
+    const std::string value = wordy(r, n);
+    std::string packed;
+    REQUIRE(compress_value(value, compression_kind::dictionary, &dict, packed));
+    CHECK(packed.size() < value.size());
+    std::string back;
+    REQUIRE(decompress_value(packed, compression_kind::dictionary, &dict, back) == error::ok);
+    CHECK(back == value);
+    // Without its dictionary, or with a damaged frame, it is corrupt, never wrong bytes.
+    CHECK(decompress_value(packed, compression_kind::dictionary, nullptr, back) ==
+          error::corrupted);
+    std::string damaged = packed;
+    damaged[damaged.size() / 2] ^= 0x5a;
+    const error e = decompress_value(damaged, compression_kind::dictionary, &dict, back);
+    CHECK((e == error::corrupted || back == value));
+    std::string short_prefix = packed;
+    short_prefix[0] = static_cast<char>(short_prefix[0] ^ 1);  // the length says otherwise
+    CHECK(decompress_value(short_prefix, compression_kind::dictionary, &dict, back) ==
+          error::corrupted);
+  }
+  // A value above 10 MiB: a standalone frame.
+  const std::string big = wordy(r, dictionary_value_max + 4096);
+  std::string packed;
+  REQUIRE(compress_value(big, compression_kind::standalone, nullptr, packed));
+  std::string back;
+  REQUIRE(decompress_value(packed, compression_kind::standalone, nullptr, back) == error::ok);
+  CHECK(back == big);
+  // Random bytes do not shrink: not compressed.
+  CHECK_FALSE(compress_value(r.bytes(5000), compression_kind::standalone, nullptr, packed));
+  // Too few samples train nothing.
+  CHECK(train_dictionary({"a", "b"}).empty());
+  // An unknown kind is corruption.
+  CHECK(decompress_value(packed, static_cast<compression_kind>(3), &dict, back) ==
+        error::corrupted);
 }
