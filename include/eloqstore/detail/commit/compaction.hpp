@@ -159,6 +159,7 @@ template <io_backend IO>
     if (const error e = list_orphans(pages.io(), p, process_term, orphans); e != error::ok) {
       return e;  // nothing is deleted without knowing what the archives need
     }
+    p.files_listed = true;  // an orphan that fails to go is listed again after a reload
   }
   std::vector<file_id> ids;
   a.collectable(ids);
@@ -188,7 +189,6 @@ template <io_backend IO>
   for (const std::string& name : orphans) {
     (void)remove(name);
   }
-  p.files_listed = p.files_listed || first == error::ok;
   const error synced = pages.io().sync_dir(p.id);  // the space is given back for good
   return first != error::ok ? first : (synced == error::not_found ? error::ok : synced);
 }
