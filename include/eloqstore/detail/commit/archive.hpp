@@ -69,6 +69,33 @@ inline void add_archived_files(const std::vector<std::uint64_t>& mapping, unsign
   }
 }
 
+// The data files the archives in t's directory name, added to `files` (file ids at
+// `shift`). An archive that cannot be read fails the call: it may need any file.
+template <io_backend IO>
+[[nodiscard]] error read_archived_files(IO& io, const table_ident& t, unsigned shift,
+                                        std::set<std::uint64_t>& files) {
+  std::vector<std::pair<std::uint64_t, std::string>> archives;
+  if (const error e = list_archives(io, t, archives); e != error::ok) {
+    return e;
+  }
+  for (const auto& [ts, name] : archives) {
+    std::string bytes;
+    replay_result r;
+    error e = io.read_file(t, name, bytes);
+    if (e == error::not_found) {
+      continue;  // pruned meanwhile
+    }
+    if (e == error::ok) {
+      e = replay_manifest(bytes, r);
+    }
+    if (e != error::ok) {
+      return e;
+    }
+    add_archived_files(r.mapping, shift, files);
+  }
+  return error::ok;
+}
+
 // Writes the published version of p as archive `manifest_<term>_<ts>` (atomically: a
 // temporary file, synced, renamed, the directory synced) and records its files as archived.
 // error::not_found for a partition with no record (nothing to archive);
@@ -116,18 +143,10 @@ template <io_backend IO>
     }
   }
   std::set<std::uint64_t> files;
-  const unsigned shift = std::countr_zero(p.fps.append().pages_per_file());
-  for (std::size_t i = drop; i < archives.size(); ++i) {
-    std::string bytes;
-    replay_result r;
-    error e = io.read_file(p.id, archives[i].second, bytes);
-    if (e == error::ok) {
-      e = replay_manifest(bytes, r);
-    }
-    if (e != error::ok) {
-      return e;  // the old set stays: GC keeps more, never less
-    }
-    add_archived_files(r.mapping, shift, files);
+  if (const error e =
+          read_archived_files(io, p.id, std::countr_zero(p.fps.append().pages_per_file()), files);
+      e != error::ok) {
+    return e;  // the old set stays: GC keeps more, never less
   }
   p.archived_files = std::move(files);
   return io.sync_dir(p.id);

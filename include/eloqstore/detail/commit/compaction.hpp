@@ -40,6 +40,7 @@
 #include <vector>
 
 #include <eloqstore/concepts.hpp>
+#include <eloqstore/detail/commit/archive.hpp>
 #include <eloqstore/detail/commit/page_io.hpp>
 #include <eloqstore/detail/commit/partition.hpp>
 #include <eloqstore/detail/commit/version_builder.hpp>
@@ -105,27 +106,8 @@ template <io_backend IO>
   }
   const append_allocator& a = p.fps.append();
   const unsigned shift = std::countr_zero(a.pages_per_file());
-  for (const std::string& name : names) {
-    const parsed_file_name n = parse_file_name(name);
-    if (n.kind != file_kind::archive) {
-      continue;
-    }
-    std::string bytes;
-    replay_result r;
-    if (const error e = io.read_file(p.id, name, bytes); e != error::ok && e != error::not_found) {
-      return e;
-    }
-    if (bytes.empty()) {
-      continue;
-    }
-    if (const error e = replay_manifest(bytes, r); e != error::ok) {
-      return e;  // an archive we cannot read may need any file: delete none
-    }
-    for (const std::uint64_t v : r.mapping) {
-      if (tag_of(v) == mapping_tag::file_page) {
-        p.archived_files.insert(decode_file_page(v).value() >> shift);
-      }
-    }
+  if (const error e = read_archived_files(io, p.id, shift, p.archived_files); e != error::ok) {
+    return e;  // an archive we cannot read may need any file: delete none
   }
   std::vector<file_id> tracked;
   a.collectable(tracked);
