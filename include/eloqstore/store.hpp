@@ -308,8 +308,8 @@ class EloqStore : private detail::shard_runtime<Traits> {
   }
 
   // Options whose feature this build does not have yet are refused, never ignored: a store
-  // asked for the object-store tier or compression that silently did neither would lose
-  // what its user counted on. So are archives without append mode.
+  // asked for the object-store tier that silently kept everything local would lose what its
+  // user counted on. So are archives without append mode.
   [[nodiscard]] static validation_result missing_feature(const options& o) {
     const auto missing = [](std::string_view option, std::string_view feature) {
       std::string m = "unsupported option ";
@@ -318,9 +318,6 @@ class EloqStore : private detail::shard_runtime<Traits> {
     };
     if (o.cloud_mode()) {
       return missing("cloud_store_path", "the object-store tier");
-    }
-    if (o.enable_compression) {
-      return missing("enable_compression", "value compression");
     }
     if (o.num_retained_archives > 0 && !o.data_append_mode) {
       return {error::invalid_args,

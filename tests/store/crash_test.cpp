@@ -475,6 +475,9 @@ options random_options(test::rng& r) {
   // Append mode: with small files, compaction and file GC run (in the background on fiber
   // shards) between and after the workload's writes, and crash there too.
   o.data_append_mode = r.chance(0.5);
+  // Compression: a bulk batch (1.5 MB and more) trains the partition's dictionary, and its
+  // commit writes the snapshot that stores it.
+  o.enable_compression = r.chance(0.5);
   return o;
 }
 
@@ -482,7 +485,8 @@ std::string describe(const options& o) {
   std::ostringstream os;
   os << "threads " << o.num_threads << ", manifest_limit " << o.manifest_limit
      << ", pages_per_file_shift " << int{o.pages_per_file_shift} << ", buffer_pool_size "
-     << o.buffer_pool_size << (o.data_append_mode ? ", append mode" : "");
+     << o.buffer_pool_size << (o.data_append_mode ? ", append mode" : "")
+     << (o.enable_compression ? ", compression" : "");
   return os.str();
 }
 

@@ -263,3 +263,44 @@ TEST_CASE("compression: kinds by size, round trips, and only when smaller") {
   CHECK(decompress_value(packed, static_cast<compression_kind>(3), &dict, back) ==
         error::corrupted);
 }
+
+TEST_CASE("compression: the sampler gathers enough values to train and picks at random") {
+  test::rng r(12);
+  const auto upsert = [](std::string value) {
+    return write_entry{"k", std::move(value), 1, write_op::upsert, 0};
+  };
+  dictionary_sampler s;
+  // Small values, deletes and values above 10 MiB are not sampled; large ones count only
+  // their first dictionary_bytes_max bytes.
+  std::vector<write_entry> b{upsert(std::string(99, 'x')), upsert(wordy(r, 100)),
+                             upsert(wordy(r, 1 << 20)),
+                             write_entry{"d", wordy(r, 500), 1, write_op::erase, 0},
+                             upsert(std::string(dictionary_value_max + 1, 'y'))};
+  CHECK_FALSE(s.offer(b, 1));
+  CHECK(s.bytes() == 100 + dictionary_bytes_max);
+  // A batch holding more than is still needed gives as much as needed, chosen at random:
+  // two seeds choose different values.
+  std::vector<write_entry> many;
+  for (int i = 0; i < 3000; ++i) {
+    many.push_back(upsert(std::to_string(i) + wordy(r, 1000)));
+  }
+  dictionary_sampler a;
+  dictionary_sampler c;
+  REQUIRE(a.offer(many, 1));
+  REQUIRE(c.offer(many, 2));
+  CHECK(a.bytes() >= dictionary_sample_bytes);
+  CHECK(a.bytes() < dictionary_sample_bytes + 1100);
+  CHECK(a.offer({}, 3));  // stays ready until trained
+  const std::string da = a.train();
+  const std::string dc = c.train();
+  CHECK_FALSE(da.empty());
+  CHECK(da != dc);
+  CHECK(a.bytes() == 0);
+  CHECK_FALSE(a.ready());
+  // Values all alike still train (a small dictionary): a hundred samples or more are enough.
+  dictionary_sampler f;
+  const std::vector<write_entry> same(dictionary_sample_bytes / 1000 + 1,
+                                      upsert(std::string(1000, 'z')));
+  REQUIRE(f.offer(same, 1));
+  CHECK_FALSE(f.train().empty());
+}

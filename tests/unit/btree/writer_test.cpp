@@ -229,7 +229,7 @@ class tree_harness {
         std::max<std::uint64_t>(r.append_offset, bytes.size() / detail::manifest_alignment_bytes *
                                                      detail::manifest_alignment_bytes);
     next->terms = std::move(r.terms);
-    next->dictionary = std::move(r.dictionary);
+    next->current->dictionary = detail::make_dictionary(std::move(r.dictionary));
     next->next_expire_ts = r.ttl_root.is_none() ? 0 : 1;
 
     const detail::partition_version& was = *p_->current;

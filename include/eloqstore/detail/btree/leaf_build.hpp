@@ -461,11 +461,12 @@ template <io_backend IO, key_comparator Cmp>
 auto tree_writer<IO, Cmp>::add_new(const write_entry& w, std::vector<record>& out) -> error {
   ttl_change(w.key, w.expire_ts, write_op::upsert);
   record r{w.key, w.value, w.timestamp, w.expire_ts, false, compression_kind::none};
-  if (data_page_builder::is_overflow_kv(cfg_.page_size, w.key, w.value.size(), w.timestamp,
+  r.value = stored_value(w, r.compression);
+  if (data_page_builder::is_overflow_kv(cfg_.page_size, w.key, r.value.size(), w.timestamp,
                                         w.expire_ts)) {
     std::string head;
     const error e = write_overflow_value(
-        w.value, cfg_.overflow_pointers, scratch_,
+        r.value, cfg_.overflow_pointers, scratch_,
         [&] {
           page_id id;
           (void)next_.new_page_id(id);
@@ -484,6 +485,36 @@ auto tree_writer<IO, Cmp>::add_new(const write_entry& w, std::vector<record>& ou
   }
   out.push_back(r);
   return error::ok;
+}
+
+template <io_backend IO, key_comparator Cmp>
+void tree_writer<IO, Cmp>::sample_for_dictionary(std::span<const write_entry> batch) {
+  if (next_.dictionary() != nullptr) {
+    return;
+  }
+  if (!p_.sampler.offer(batch, now_ms_ ^ p_.sampler.bytes())) {
+    return;
+  }
+  std::string bytes = p_.sampler.train();
+  if (bytes.empty()) {
+    return;  // sampled again (sampler.train)
+  }
+  next_.set_dictionary(make_dictionary(std::move(bytes)));
+}
+
+template <io_backend IO, key_comparator Cmp>
+auto tree_writer<IO, Cmp>::stored_value(const write_entry& w, compression_kind& kind)
+    -> std::string_view {
+  kind = compression_kind::none;
+  if (!cfg_.compress || ttl_mode_) {
+    return w.value;
+  }
+  const compression_kind want = compression_for(w.value.size(), next_.dictionary() != nullptr);
+  if (!compress_value(w.value, want, next_.dictionary(), compressed_)) {
+    return w.value;  // too small, not smaller, or no dictionary yet: stored as it is
+  }
+  kind = want;
+  return keep(compressed_);
 }
 
 template <io_backend IO, key_comparator Cmp>

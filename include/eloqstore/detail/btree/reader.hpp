@@ -30,6 +30,7 @@
 #include <eloqstore/comparator.hpp>
 #include <eloqstore/concepts.hpp>
 #include <eloqstore/detail/btree/limits.hpp>
+#include <eloqstore/detail/codec/compression.hpp>
 #include <eloqstore/detail/commit/page_io.hpp>
 #include <eloqstore/detail/page/data_page.hpp>
 #include <eloqstore/detail/page/index_page.hpp>
@@ -421,25 +422,32 @@ class tree_reader {
     return resolve_raw(it.value(), it.is_overflow(), it.compression(), out);
   }
 
-  // Resolves a stored value: inline bytes, or the head of an overflow chain.
+  // Resolves a stored value: inline bytes, or the head of an overflow chain; then
+  // decompressed by its kind, with the dictionary of the version read.
   [[nodiscard]] error resolve_raw(std::string_view stored, bool overflow,
                                   compression_kind compression, std::string& out) {
-    if (compression != compression_kind::none) {
-      return error::corrupted;  // compressed values are not supported by this build yet
-    }
     if (!overflow) {
-      out.assign(stored);
-      return error::ok;
+      if (compression == compression_kind::none) {
+        out.assign(stored);
+        return error::ok;
+      }
+      return decompress_value(stored, compression, version_->dictionary.get(), out);
     }
+    std::string assembled;
+    std::string& whole = compression == compression_kind::none ? out : assembled;
     std::vector<char> buf;
-    return read_overflow_value(
-        stored,
-        [&](page_id id, std::span<const char>& page) {
-          const error e = pages_.read(partition_, version_->mapping, id, buf);
-          page = buf;
-          return e;
-        },
-        out, version_->mapping.live_count());
+    if (const error e = read_overflow_value(
+            stored,
+            [&](page_id id, std::span<const char>& page) {
+              const error r = pages_.read(partition_, version_->mapping, id, buf);
+              page = buf;
+              return r;
+            },
+            whole, version_->mapping.live_count());
+        e != error::ok || compression == compression_kind::none) {
+      return e;
+    }
+    return decompress_value(assembled, compression, version_->dictionary.get(), out);
   }
 
  private:

@@ -88,6 +88,9 @@ class tree_writer {
     if (const error e = next_.ensure_manifest(); e != error::ok) {
       return e;
     }
+    if (cfg_.compress) {
+      sample_for_dictionary(batch);
+    }
     if (const error e = apply_tree(root_, batch); e != error::ok) {
       return e;
     }
@@ -337,6 +340,13 @@ class tree_writer {
 
   [[nodiscard]] error add_new(const write_entry& w, std::vector<record>& out);
 
+  // Compression (codec/compression.hpp): while the partition has no dictionary, samples the
+  // batch's values, and trains one once enough are held; the batch's values are then the
+  // first compressed with it, and the commit stores it in a manifest snapshot.
+  void sample_for_dictionary(std::span<const write_entry> batch);
+  // The value `w` is stored as: compressed into held_ when enabled and smaller, else w.value.
+  [[nodiscard]] std::string_view stored_value(const write_entry& w, compression_kind& kind);
+
   // Greedy page filling plus the 1/4-3/4 rebalance of the last two pages. Returns the start
   // index of each page plus a final n; empty if an item does not fit an empty page (which the
   // callers' inputs rule out, so it is reported as corruption).
@@ -414,6 +424,7 @@ class tree_writer {
   data_page_builder data_builder_;
   index_page_builder index_builder_;
   std::vector<char> scratch_;
+  std::string compressed_;  // stored_value's output before it is kept
   std::uint64_t min_expire_ = 0;
   std::uint64_t purge_next_ = 0;
   // Index levels of the tree being rewritten, measured by its descent (load_children).

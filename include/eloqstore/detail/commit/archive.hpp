@@ -114,8 +114,8 @@ template <io_backend IO>
   values.reserve(v.mapping.size());
   v.mapping.for_each([&](std::uint64_t x) { values.push_back(x); });
   manifest_builder snap;
-  const std::string_view bytes =
-      snap.snapshot(v.root, v.ttl_root, values, p.fps.max_fp(), p.dictionary, p.terms);
+  const std::string_view bytes = snap.snapshot(v.root, v.ttl_root, values, p.fps.max_fp(),
+                                               dictionary_bytes(v.dictionary.get()), p.terms);
   // Recorded first: if the write fails after its rename, GC must already keep the files.
   add_archived_files(values, std::countr_zero(p.fps.append().pages_per_file()), p.archived_files);
   return io.write_file_atomic(p.id, archive_file_name(term, ts), bytes);
@@ -199,17 +199,14 @@ template <io_backend IO>
     }
     saved = at;
   }
-  const std::string dictionary = p.dictionary;
   version_builder<IO> b(pages, p, cfg);
   error e = b.adopt(mapping_table::from_values(archived.mapping));
   bool published = false;
   if (e == error::ok) {
-    p.dictionary = archived.dictionary;  // the snapshot carries it
+    b.set_dictionary(make_dictionary(std::move(archived.dictionary)));  // the archive's values'
     e = b.commit(archived.root, archived.ttl_root, published);
   }
-  if (!published) {
-    p.dictionary = dictionary;
-  } else {
+  if (published) {
     p.next_expire_ts = archived.ttl_root.is_none() ? 0 : 1;  // checked on the next write
   }
   return e;

@@ -63,8 +63,9 @@ class manifest_writer {
     (void)ensure_term(terms, manifest_file_id, term_);
     manifest_builder snap;
     const std::vector<std::uint64_t> no_pages;
-    const std::string_view bytes = snap.snapshot(page_id::none(), page_id::none(), no_pages,
-                                                 p_.fps.max_fp(), p_.dictionary, terms);
+    const std::string_view bytes =
+        snap.snapshot(page_id::none(), page_id::none(), no_pages, p_.fps.max_fp(),
+                      dictionary_bytes(p_.current->dictionary.get()), terms);
     if (const error e = io_.write_file_atomic(p_.id, manifest_file_name(term_), bytes);
         e != error::ok) {
       return e;
@@ -76,16 +77,16 @@ class manifest_writer {
     return error::ok;
   }
 
-  // Replaces the manifest with a snapshot of `mapping` and the roots (written to a
-  // temporary file, synced, renamed over the manifest, the directory synced).
+  // Replaces the manifest with a snapshot of `mapping`, the roots and `dictionary` (written
+  // to a temporary file, synced, renamed over the manifest, the directory synced).
   [[nodiscard]] error snapshot(page_id root, page_id ttl_root, const mapping_table& mapping,
-                               const term_mapping& terms) {
+                               std::string_view dictionary, const term_mapping& terms) {
     std::vector<std::uint64_t> values;
     values.reserve(mapping.size());
     mapping.for_each([&](std::uint64_t v) { values.push_back(v); });
     manifest_builder snap;
     const std::string_view bytes =
-        snap.snapshot(root, ttl_root, values, p_.fps.max_fp(), p_.dictionary, terms);
+        snap.snapshot(root, ttl_root, values, p_.fps.max_fp(), dictionary, terms);
     if (const error e = io_.write_file_atomic(p_.id, manifest_file_name(term_), bytes);
         e != error::ok) {
       unknown_ = true;  // the rename may have happened before the failure

@@ -82,7 +82,7 @@ template <io_backend IO>
   p.manifest_file_bytes = std::max<std::uint64_t>(
       r.append_offset, bytes.size() / manifest_alignment_bytes * manifest_alignment_bytes);
   p.terms = std::move(r.terms);
-  p.dictionary = std::move(r.dictionary);
+  p.current->dictionary = make_dictionary(std::move(r.dictionary));
   p.next_expire_ts = r.ttl_root.is_none() ? 0 : 1;  // check expiry on the next write
   return error::ok;
 }

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include <eloqstore/detail/codec/compression.hpp>
 #include <eloqstore/detail/manifest/record.hpp>
 #include <eloqstore/detail/mapping/append_allocator.hpp>
 #include <eloqstore/detail/mapping/page_mapping.hpp>
@@ -29,6 +30,10 @@ struct partition_version {
   page_id root = page_id::none();
   page_id ttl_root = page_id::none();
   mapping_table mapping;
+  // The partition's compression dictionary as of this version (none until one is trained):
+  // a reader decodes the values of the version it holds with it, whatever a restore has made
+  // the partition's since.
+  std::shared_ptr<const zstd_dictionary> dictionary;
   // File pages this version references that its successor no longer does; reusable once this
   // version and every older one are released.
   std::vector<file_page_id> retired_fps;
@@ -44,7 +49,9 @@ struct partition_state {
   std::uint64_t manifest_bytes = 0;       // the manifest's records: where the next one goes
   std::uint64_t manifest_file_bytes = 0;  // its file (at least): records, then blocks to reuse
   term_mapping terms;
-  std::string dictionary;
+  // Compression (codec/compression.hpp): values sampled while the partition has no
+  // dictionary.
+  dictionary_sampler sampler;
   std::uint64_t next_expire_ts = 0;  // smallest expiry that may be live; 0 = none
   bool force_snapshot = false;       // after a failed manifest write, rewrite it whole
   // Append mode (commit/compaction.hpp): compaction is due and waits for the writer; none
@@ -61,10 +68,11 @@ struct partition_state {
   std::size_t accounted_bytes = 0;
   std::size_t pins = 0;  // tasks using this state now (it must not be evicted)
 
-  // What this state costs in the shard's root-meta budget: the mapping table's chunks and
-  // the dictionary, plus a fixed overhead.
+  // What this state costs in the shard's root-meta budget: the mapping table's chunks, the
+  // dictionary and the samples gathered for one, plus a fixed overhead.
   [[nodiscard]] std::size_t meta_bytes() const noexcept {
-    return current->mapping.memory_bytes() + dictionary.size() + 512;
+    return current->mapping.memory_bytes() + dictionary_bytes(current->dictionary.get()).size() +
+           sampler.bytes() + 512;
   }
 
   [[nodiscard]] bool empty() const noexcept {

@@ -38,6 +38,7 @@
 #include <eloqstore/concepts.hpp>
 #include <eloqstore/detail/codec/checksum.hpp>
 #include <eloqstore/detail/codec/coding.hpp>
+#include <eloqstore/detail/codec/compression.hpp>
 #include <eloqstore/detail/commit/manifest_writer.hpp>
 #include <eloqstore/detail/commit/page_io.hpp>
 #include <eloqstore/detail/commit/partition.hpp>
@@ -61,6 +62,7 @@ struct writer_config {
   std::size_t overflow_pointers = 16;
   std::uint64_t manifest_limit = 8 << 20;
   std::uint64_t term = 0;
+  bool compress = false;  // enable_compression: new values are compressed (tree_writer)
 };
 
 // What a commit wrote (the last one of a store is EloqStore::last_write_stats, for
@@ -79,6 +81,7 @@ class version_builder {
         p_(partition),
         cfg_(cfg),
         mapping_(partition.current->mapping),
+        dictionary_(partition.current->dictionary),
         manifest_(pages.io(), partition, cfg.term, cfg.manifest_limit) {
     mapping_.reset_chunks_copied();
     terms_ = partition.terms;
@@ -104,6 +107,15 @@ class version_builder {
   [[nodiscard]] mapping_table& mapping() noexcept { return mapping_; }
   [[nodiscard]] const mapping_table& mapping() const noexcept { return mapping_; }
   [[nodiscard]] bool truncated_all() const noexcept { return truncated_all_; }
+
+  // The next version's compression dictionary (the published one's unless replaced).
+  [[nodiscard]] const zstd_dictionary* dictionary() const noexcept { return dictionary_.get(); }
+  // Gives the next version dictionary `d`; its commit writes a snapshot, where the
+  // dictionary is stored.
+  void set_dictionary(std::shared_ptr<const zstd_dictionary> d) noexcept {
+    dictionary_ = std::move(d);
+    dictionary_changed_ = true;
+  }
 
   // ---- pages of the next version ---------------------------------------------------------
 
@@ -298,7 +310,8 @@ class version_builder {
     if (stream_error_ != error::ok) {
       return stream_error_;  // placed pages may be unwritten: nothing of this may commit
     }
-    if (dirty_.empty() && log_.change_count() == 0 && !truncated_all_ && !p_.force_snapshot) {
+    if (dirty_.empty() && log_.change_count() == 0 && !truncated_all_ && !p_.force_snapshot &&
+        !dictionary_changed_) {
       return error::ok;  // nothing changed: no manifest write
     }
     root_ = root;
@@ -480,18 +493,21 @@ class version_builder {
   }
 
   // The commit's manifest write: its log record appended when the manifest has room and the
-  // version is not empty or truncated (or the manifest due for a rewrite); else a snapshot.
+  // version is not empty or truncated (or the manifest due for a rewrite, or the dictionary
+  // new); else a snapshot.
   [[nodiscard]] error write_manifest() {
     (void)ensure_term(terms_, manifest_file_id, cfg_.term);
     const bool empty = root_.is_none() && ttl_root_.is_none();
     std::string_view log;
-    if (p_.has_manifest && !p_.force_snapshot && !empty && !truncated_all_) {
+    if (p_.has_manifest && !p_.force_snapshot && !empty && !truncated_all_ &&
+        !dictionary_changed_) {
       log = log_.finish_log(root_, ttl_root_, terms_);
     }
     if (!log.empty() && manifest_.fits(log)) {
       return manifest_.append(log);
     }
-    const error e = manifest_.snapshot(root_, ttl_root_, mapping_, terms_);
+    const error e =
+        manifest_.snapshot(root_, ttl_root_, mapping_, dictionary_bytes(dictionary_.get()), terms_);
     stats_.manifest_snapshot = e == error::ok;
     return e;
   }
@@ -505,6 +521,7 @@ class version_builder {
     next->root = root_;
     next->ttl_root = ttl_root_;
     next->mapping = std::move(mapping_);
+    next->dictionary = std::move(dictionary_);
     p_.current->retired_fps = std::move(freed_fps_);
     assert(p_.retired.back() == nullptr && "commit() reserved the retired slot");
     p_.retired.back() = std::move(p_.current);
@@ -529,6 +546,8 @@ class version_builder {
   partition_state& p_;
   writer_config cfg_;
   mapping_table mapping_;
+  std::shared_ptr<const zstd_dictionary> dictionary_;
+  bool dictionary_changed_ = false;
   page_id root_ = page_id::none();  // the roots being committed (commit())
   page_id ttl_root_ = page_id::none();
   // Pages this builder holds for the next version, page-aligned so direct I/O writes them

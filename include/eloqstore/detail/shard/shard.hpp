@@ -131,6 +131,7 @@ class shard_context {
     c.overflow_pointers = opts_.overflow_pointers;
     c.manifest_limit = opts_.manifest_limit;
     c.term = term_;
+    c.compress = opts_.enable_compression;
     return c;
   }
 
