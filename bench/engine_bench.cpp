@@ -17,6 +17,9 @@
 //                     size; qd1, qd32, qd128: one depth]
 // The read and qd phases use the data set of the load phase; a run given an explicit phase list
 // keeps the data set for the next one. ELOQSTORE_BENCH_APPEND=1: every phase in append mode.
+// ELOQSTORE_BENCH_COMPRESS=1: enable_compression. ELOQSTORE_BENCH_VALUES=text: the load's
+// values are distinct JSON-like text records (compressible about 4x) instead of one repeated
+// byte; the load then also reports the bytes on disk.
 #include <sys/resource.h>
 #include <unistd.h>
 #include <algorithm>
@@ -67,13 +70,41 @@ std::string key_of(std::uint64_t i) {
 
 // ELOQSTORE_BENCH_APPEND=1 runs every phase in append mode (8 MiB data files, compaction
 // and file GC with the default factor); ELOQSTORE_BENCH_SHIFT=N sets pages_per_file_shift.
-bool append_mode() {
-  const char* v = std::getenv("ELOQSTORE_BENCH_APPEND");
-  return v != nullptr && std::string_view(v) == "1";
+bool env_is(const char* name, std::string_view want) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::string_view(v) == want;
+}
+
+bool append_mode() { return env_is("ELOQSTORE_BENCH_APPEND", "1"); }
+
+// A JSON-like text record of `n` bytes, different for every seed.
+std::string text_value(std::size_t n, std::uint64_t seed) {
+  static const char* const words[] = {"alpha", "bravo", "charlie", "delta", "echo",   "foxtrot",
+                                      "golf",  "hotel", "india",   "kilo",  "juliet", "lima"};
+  std::mt19937_64 g(seed);
+  std::string s;
+  s.reserve(n + 64);
+  while (s.size() < n) {
+    s.append("{\"name\":\"").append(words[g() % 12]).append("\",\"n\":");
+    s.append(std::to_string(g() % 1000)).append("},");
+  }
+  s.resize(n);
+  return s;
+}
+
+std::uint64_t bytes_on_disk(const std::string& dir) {
+  std::uint64_t n = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file()) {
+      n += e.file_size();
+    }
+  }
+  return n;
 }
 
 options make_options(const std::string& dir) {
   options o;
+  o.enable_compression = env_is("ELOQSTORE_BENCH_COMPRESS", "1");
   o.store_path = {dir};
   o.num_threads = 1;
   o.buffer_pool_size = 1 << 20;  // 256 index pages: smaller than the index of the data set
@@ -165,11 +196,12 @@ void load(const std::string& dir, std::uint64_t keys, std::uint64_t batch) {
   const table_ident t{"bench", 0};
   // The batches are built before the clock starts: the figure is the store's.
   const std::string value(1000, 'v');
+  const bool text = env_is("ELOQSTORE_BENCH_VALUES", "text");
   std::vector<std::vector<write_entry>> batches;
   for (std::uint64_t first = 0; first < keys; first += batch) {
     auto& b = batches.emplace_back();
     for (std::uint64_t i = first; i < std::min(keys, first + batch); ++i) {
-      b.push_back({key_of(i), value, 1, write_op::upsert, 0});
+      b.push_back({key_of(i), text ? text_value(1000, i) : value, 1, write_op::upsert, 0});
     }
   }
   const auto start = bench_clock::now();
@@ -182,6 +214,11 @@ void load(const std::string& dir, std::uint64_t keys, std::uint64_t batch) {
   const double s = since(start);
   std::printf("load  batch %6llu: %8.0f keys/s  %7.1f MB/s (values, durable per batch)\n",
               static_cast<unsigned long long>(batch), keys / s, keys * 1000.0 / s / 1e6);
+  if (text) {
+    const std::uint64_t disk = bytes_on_disk(dir);
+    std::printf("      on disk: %.1f MB for %.1f MB of keys and values (%.2fx)\n", disk / 1e6,
+                keys * 1016.0 / 1e6, keys * 1016.0 / static_cast<double>(disk));
+  }
 }
 
 template <typename store_type>
