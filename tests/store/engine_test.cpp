@@ -724,9 +724,14 @@ TEST_CASE_TEMPLATE("engine: compression on, off and toggled across restarts", Fi
   run(true, [&](store_type& s) {
     check_all(s);
     write(s, size_classes("b/"));  // no dictionary yet: only the standalone sizes shrink
-    for (int i = 0; i < 4; ++i) {  // 2 MB of samples: the dictionary is trained
+    int snapshots = 0;
+    for (int i = 0; i < 4; ++i) {  // 2 MB more samples: one of these trains the dictionary
       write(s, text_batch("d" + std::to_string(i) + "/", 500, 1000));
+      snapshots += s.last_write_stats().manifest_snapshot ? 1 : 0;
     }
+    // The dictionary lives only in snapshots: the commit that brings it writes one, and the
+    // others append log records.
+    CHECK(snapshots == 1);
     write(s, text_batch("q/", 50, 2000));
     CHECK(s.last_write_stats().pages_written < plain_pages / 2);
     write(s, size_classes("c/"));
@@ -1399,6 +1404,61 @@ TEST_CASE_TEMPLATE("engine: archive, write more, restore, roll forward, prune", 
   check_against_model(*store, t, after, 0, r);
   REQUIRE(store->restore(t, fourth) == error::ok);
   check_against_model(*store, t, at_fourth, 0, r);
+}
+
+TEST_CASE_TEMPLATE("engine: archives keep the dictionary their compressed values need", Fixture,
+                   test::memory_append_fixture, test::uring_append_fixture) {
+  // An archive from before the partition had a dictionary, then values compressed with the
+  // one trained next: restoring the old archive drops the dictionary with the values that
+  // used it, and rolling forward brings both back, across a restart.
+  Fixture fx;
+  fx.opts.enable_compression = true;
+  const table_ident t{"archdict", 1};
+  test::rng r(5);
+  std::map<std::string, std::string> now_have;
+  auto store = fx.make();
+  REQUIRE(store->start() == error::ok);
+  const auto put_batch = [&](const std::string& tag, std::size_t n) {
+    std::vector<write_entry> b;
+    for (std::size_t i = 0; i < n; ++i) {
+      b.push_back({tag + std::to_string(1000 + i), text_value(1000, r), 1, write_op::upsert, 0});
+      now_have[b.back().key] = b.back().value;
+    }
+    REQUIRE(store->write(t, b) == error::ok);
+  };
+  const auto same = [&](const std::map<std::string, std::string>& want) {
+    std::vector<kv_entry> got;
+    ranges::for_each(store->scan(t), [&](const kv_entry& e) { got.push_back(e); });
+    REQUIRE(got.size() == want.size());
+    auto it = want.begin();
+    for (const kv_entry& e : got) {
+      CHECK(e.key == it->first);
+      CHECK(e.value == it->second);
+      ++it;
+    }
+  };
+  put_batch("a", 100);  // 100 KB: too little to train
+  std::uint64_t plain = 0;
+  REQUIRE(store->archive(t, 0, &plain) == error::ok);
+  const auto at_plain = now_have;
+  put_batch("b", 1700);  // trains the dictionary; these values use it
+  put_batch("c", 50);
+  CHECK(store->last_write_stats().pages_written < 50 * 1000 / 4096 / 2);
+  const auto compressed = now_have;
+  std::uint64_t saved = 0;
+  REQUIRE(store->restore(t, plain, &saved) == error::ok);
+  same(at_plain);
+  store->stop();
+  REQUIRE(store->start() == error::ok);
+  REQUIRE(store->restore(t, saved) == error::ok);
+  same(compressed);
+  store->stop();
+  REQUIRE(store->start() == error::ok);
+  same(compressed);
+  // The restored dictionary compresses new values at once (no new samples needed).
+  put_batch("d", 50);
+  CHECK(store->last_write_stats().pages_written < 50 * 1000 / 4096 / 2);
+  same(now_have);
 }
 
 TEST_CASE_TEMPLATE("engine: a global archive covers every accepted partition at one timestamp",
