@@ -1,0 +1,252 @@
+// The object_store policy's in-memory implementation and fault injector: S3's semantics for
+// puts, conditional puts and deletes, ListObjectsV2 pagination against a model, and the
+// state each injected fault leaves.
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include <eloqstore/object/faulty.hpp>
+#include <eloqstore/object/memory.hpp>
+
+#include "support/page_store.hpp"
+
+using namespace eloqstore;
+
+static_assert(object_store<faulty_object_store<memory_object_store>>);
+
+namespace {
+
+// Every key and common prefix of a listing, page by page (max_keys each), retrying pages
+// that fail transiently.
+template <typename Store>
+std::vector<std::string> list_all(Store& s, std::string_view prefix, std::string_view delimiter,
+                                  std::size_t max_keys, std::size_t* pages = nullptr) {
+  std::vector<std::string> out;
+  std::string after;
+  list_page page;
+  for (int guard = 0; guard < 100000; ++guard) {
+    const object_status st = s.list(prefix, delimiter, after, max_keys, page);
+    if (st == object_status::transient) {
+      continue;
+    }
+    REQUIRE(st == object_status::ok);
+    if (pages != nullptr) {
+      ++*pages;
+    }
+    CHECK(page.objects.size() + page.prefixes.size() <= max_keys);
+    // Keys and prefixes of one page, merged in order (S3 sorts both together).
+    std::vector<std::string> items;
+    for (const object_meta& m : page.objects) {
+      items.push_back(m.key);
+    }
+    items.insert(items.end(), page.prefixes.begin(), page.prefixes.end());
+    std::sort(items.begin(), items.end());
+    out.insert(out.end(), items.begin(), items.end());
+    if (page.next.empty()) {
+      return out;
+    }
+    after = page.next;
+  }
+  FAIL("the listing does not end");
+  return out;
+}
+
+// What a listing should give, from the set of keys.
+std::vector<std::string> expected_listing(const std::set<std::string>& keys,
+                                          std::string_view prefix, std::string_view delimiter) {
+  std::set<std::string> items;
+  for (const std::string& k : keys) {
+    if (k.compare(0, prefix.size(), prefix) != 0) {
+      continue;
+    }
+    const std::size_t at = delimiter.empty() ? std::string::npos : k.find(delimiter, prefix.size());
+    items.insert(at == std::string::npos ? k : k.substr(0, at + delimiter.size()));
+  }
+  return {items.begin(), items.end()};
+}
+
+}  // namespace
+
+TEST_CASE("object store: puts, conditional puts, ETags and deletes") {
+  memory_object_store s;
+  object_meta m;
+  std::string body;
+  CHECK(s.get("a/CURRENT_TERM", body, m) == object_status::not_found);
+  // If-None-Match: * creates once.
+  REQUIRE(s.put("a/CURRENT_TERM", "1", put_condition::absent(), m) == object_status::ok);
+  const std::string first = m.etag;
+  CHECK(!first.empty());
+  CHECK(s.put("a/CURRENT_TERM", "9", put_condition::absent(), m) ==
+        object_status::precondition_failed);
+  REQUIRE(s.get("a/CURRENT_TERM", body, m) == object_status::ok);
+  CHECK(body == "1");
+  CHECK(m.etag == first);
+  CHECK(m.size == 1);
+  // If-Match: only with the current ETag; every put makes a new one.
+  REQUIRE(s.put("a/CURRENT_TERM", "2", put_condition::match(first), m) == object_status::ok);
+  const std::string second = m.etag;
+  CHECK(second != first);
+  CHECK(s.put("a/CURRENT_TERM", "3", put_condition::match(first), m) ==
+        object_status::precondition_failed);
+  CHECK(s.put("a/missing", "3", put_condition::match(first), m) == object_status::not_found);
+  REQUIRE(s.get("a/CURRENT_TERM", body, m) == object_status::ok);
+  CHECK(body == "2");
+  // Unconditional puts replace; LastModified moves forward.
+  const std::uint64_t before = m.modified_ms;
+  REQUIRE(s.put("a/CURRENT_TERM", "4", put_condition::always(), m) == object_status::ok);
+  CHECK(m.modified_ms > before);
+  // Deletes succeed whether or not the object exists.
+  CHECK(s.remove("a/CURRENT_TERM") == object_status::ok);
+  CHECK(s.remove("a/CURRENT_TERM") == object_status::ok);
+  CHECK(s.get("a/CURRENT_TERM", body, m) == object_status::not_found);
+  CHECK(s.put("", "x", put_condition::always(), m) == object_status::failed);
+  const auto st = s.stats();
+  CHECK(st.puts == 7);
+  CHECK(st.removes == 2);
+  CHECK(to_error(object_status::transient) == error::timeout);
+  CHECK(to_error(object_status::not_found) == error::not_found);
+  CHECK(to_error(object_status::precondition_failed) == error::cloud_error);
+}
+
+TEST_CASE("object store: listings page through every key, with and without a delimiter") {
+  memory_object_store s;
+  test::rng r(3);
+  std::set<std::string> keys;
+  object_meta m;
+  for (int i = 0; i < 600; ++i) {
+    const std::string key = "bucket/t." + std::to_string(r.uniform(0, 12)) + "/" +
+                            (r.chance(0.2) ? "manifest_" : "data_") +
+                            std::to_string(r.uniform(0, 300)) + (r.chance(0.1) ? "/x" : "");
+    REQUIRE(s.put(key, std::string(r.uniform(0, 50), 'v'), put_condition::always(), m) ==
+            object_status::ok);
+    keys.insert(key);
+  }
+  REQUIRE(s.put("other/key", "v", put_condition::always(), m) == object_status::ok);
+  for (const std::string_view prefix : {"bucket/", "bucket/t.1", "bucket/t.3/", "nothing/", ""}) {
+    for (const std::string_view delimiter : {"", "/"}) {
+      for (const std::size_t max_keys : {std::size_t{1}, std::size_t{7}, list_page_max}) {
+        CAPTURE(prefix);
+        CAPTURE(delimiter);
+        CAPTURE(max_keys);
+        std::set<std::string> all = keys;
+        all.insert("other/key");
+        CHECK(list_all(s, prefix, delimiter, max_keys) == expected_listing(all, prefix, delimiter));
+      }
+    }
+  }
+  list_page page;
+  CHECK(s.list("bucket/", "", "", 0, page) == object_status::failed);
+  CHECK(s.list("bucket/", "", "", list_page_max + 1, page) == object_status::failed);
+}
+
+TEST_CASE("object store: injected faults leave what their kind says") {
+  memory_object_store inner;
+  object_faults f;
+  f.fail_before = 0.15;
+  f.fail_after = 0.15;
+  f.cut_get = 0.2;
+  f.short_list = 0.5;
+  f.race = 0.3;
+  faulty_object_store<memory_object_store> s(inner, 99, f);
+  test::rng r(7);
+  std::map<std::string, std::string> model;  // what the bucket holds
+  object_meta m;
+  std::string body;
+  for (int op = 0; op < 3000; ++op) {
+    const std::string key = "p/" + std::to_string(r.uniform(0, 40));
+    const auto roll = r.uniform(0, 99);
+    if (roll < 45) {
+      const std::string value = std::to_string(op) + std::string(r.uniform(0, 20), 'v');
+      const object_status st = s.put(key, value, put_condition::always(), m);
+      std::string now;
+      const bool present = inner.get(key, now, m) == object_status::ok;
+      if (st == object_status::ok) {
+        CHECK(now == value);
+      } else {
+        REQUIRE(st == object_status::transient);
+        // Carried out or not, never anything else.
+        CHECK((now == value || (present ? now == model[key] : model.count(key) == 0)));
+      }
+      if (present) {
+        model[key] = now;
+      }
+    } else if (roll < 60) {
+      const object_status st = s.remove(key);
+      std::string now;
+      const bool present = inner.get(key, now, m) == object_status::ok;
+      if (st == object_status::ok) {
+        CHECK_FALSE(present);
+      } else {
+        CHECK(st == object_status::transient);
+      }
+      if (!present) {
+        model.erase(key);
+      }
+    } else if (roll < 80) {
+      const object_status st = s.get(key, body, m);
+      if (st == object_status::ok) {
+        REQUIRE(model.count(key) == 1);
+        CHECK(body == model[key]);
+        CHECK(m.size == body.size());
+      } else if (st == object_status::not_found) {
+        CHECK(model.count(key) == 0);
+      } else {
+        CHECK(st == object_status::transient);  // a cut body is never reported as the object
+      }
+    } else {
+      // Compare-and-swap to a larger number, as CURRENT_TERM is set: read, put If-Match,
+      // and after a lost race or a transient answer read again.
+      const std::uint64_t want = static_cast<std::uint64_t>(op);
+      bool done = false;
+      for (int attempt = 0; attempt < 200 && !done; ++attempt) {
+        object_meta cur;
+        std::string got;
+        const object_status g = s.get(key, got, cur);
+        if (g == object_status::transient) {
+          continue;
+        }
+        if (g == object_status::ok && got == "term" + std::to_string(want)) {
+          done = true;  // an earlier attempt took effect after all
+          break;
+        }
+        const put_condition c =
+            g == object_status::ok ? put_condition::match(cur.etag) : put_condition::absent();
+        const object_status p = s.put(key, "term" + std::to_string(want), c, cur);
+        done = p == object_status::ok;
+        if (p != object_status::ok) {
+          CHECK((p == object_status::transient || p == object_status::precondition_failed));
+        }
+      }
+      REQUIRE(done);
+      REQUIRE(inner.get(key, body, m) == object_status::ok);
+      CHECK(body == "term" + std::to_string(want));
+      model[key] = body;
+    }
+  }
+  // The bucket is the model, seen through short and failing listing pages.
+  std::set<std::string> keys;
+  for (const auto& [k, v] : model) {
+    keys.insert(k);
+  }
+  std::size_t pages = 0;
+  for (int i = 0; i < 5; ++i) {
+    CHECK(list_all(s, "p/", "", 5, &pages) == expected_listing(keys, "p/", ""));
+  }
+  CHECK(pages > 5 * ((keys.size() + 4) / 5));  // short pages happened
+  const auto c = s.counts();
+  CHECK(c.failed_before > 0);
+  CHECK(c.failed_after > 0);
+  CHECK(c.cut_gets > 0);
+  CHECK(c.short_lists > 0);
+  CHECK(c.races > 0);
+  s.set_faults({});
+  for (const auto& [k, v] : model) {
+    REQUIRE(s.get(k, body, m) == object_status::ok);
+    CHECK(body == v);
+  }
+}
