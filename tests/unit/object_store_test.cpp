@@ -10,6 +10,7 @@
 
 #include <doctest/doctest.h>
 
+#include <eloqstore/detail/cloud/term.hpp>
 #include <eloqstore/object/faulty.hpp>
 #include <eloqstore/object/memory.hpp>
 
@@ -249,4 +250,105 @@ TEST_CASE("object store: injected faults leave what their kind says") {
     REQUIRE(s.get(k, body, m) == object_status::ok);
     CHECK(body == v);
   }
+}
+
+TEST_CASE("cloud terms: CURRENT_TERM is claimed by compare-and-swap, never lowered") {
+  memory_object_store s;
+  const table_ident t{"tbl", 4};
+  const std::string key = detail::object_key("pre/fix", t, "CURRENT_TERM");
+  CHECK(key == "pre/fix/tbl.4/CURRENT_TERM");
+  CHECK(detail::object_key("", t, "data_1_2") == "tbl.4/data_1_2");
+  std::string body;
+  object_meta m;
+  REQUIRE(detail::claim_term(s, "pre/fix", t, 5) == error::ok);  // created
+  REQUIRE(s.get(key, body, m) == object_status::ok);
+  CHECK(body == "5");
+  CHECK(detail::claim_term(s, "pre/fix", t, 5) == error::ok);  // ours already
+  CHECK(detail::claim_term(s, "pre/fix", t, 3) == error::expired_term);
+  REQUIRE(detail::claim_term(s, "pre/fix", t, 8) == error::ok);  // taken over
+  REQUIRE(s.get(key, body, m) == object_status::ok);
+  CHECK(body == "8");
+  CHECK(detail::claim_term(s, "pre/fix", t, 5) == error::expired_term);
+  REQUIRE(s.put(key, "eight", put_condition::always(), m) == object_status::ok);
+  CHECK(detail::claim_term(s, "pre/fix", t, 9) == error::corrupted);
+
+  // Under failures and races: a claim that succeeds leaves its term, one that fails leaves
+  // the term it found or its own (a put whose answer was lost), and the term never drops.
+  memory_object_store inner;
+  object_faults f;
+  f.fail_before = 0.2;
+  f.fail_after = 0.2;
+  f.race = 0.3;
+  faulty_object_store<memory_object_store> faulty(inner, 5, f);
+  const std::string k = detail::object_key("", t, "CURRENT_TERM");
+  std::uint64_t held = 0;
+  int ok = 0;
+  for (std::uint64_t term = 1; term <= 300; term += 1 + term % 3) {
+    const error e = detail::claim_term(faulty, "", t, term);
+    std::uint64_t now = 0;
+    if (inner.get(k, body, m) == object_status::ok) {
+      now = std::stoull(body);
+    }
+    CAPTURE(term);
+    if (e == error::ok) {
+      ++ok;
+      CHECK(now == term);
+    } else {
+      CHECK((e == error::timeout || e == error::cloud_error));
+      CHECK((now == held || now == term));
+    }
+    CHECK(now >= held);
+    held = now;
+    // An older process is fenced off.
+    if (held > 1) {
+      CHECK(detail::claim_term(faulty, "", t, held - 1) != error::ok);
+    }
+  }
+  CHECK(ok > 100);
+  CHECK(faulty.counts().races > 0);
+}
+
+TEST_CASE("cloud terms: the manifest a term opens") {
+  memory_object_store s;
+  const table_ident t{"tbl", 0};
+  std::uint64_t chosen = 0;
+  std::string body;
+  object_meta m;
+  CHECK(detail::choose_manifest(s, "b", t, 3, chosen, body) == error::not_found);  // new
+  // Data files without a manifest (more than a listing page of them).
+  for (int i = 0; i < 1500; ++i) {
+    REQUIRE(s.put(detail::object_key("b", t, detail::data_file_name(detail::file_id(i), 2)), "d",
+                  put_condition::always(), m) == object_status::ok);
+  }
+  CHECK(detail::choose_manifest(s, "b", t, 3, chosen, body) == error::cloud_no_manifest);
+  // Another partition's manifest does not count.
+  REQUIRE(s.put(detail::object_key("b", table_ident{"tbl", 1}, "manifest_2"), "x",
+                put_condition::always(), m) == object_status::ok);
+  CHECK(detail::choose_manifest(s, "b", t, 3, chosen, body) == error::cloud_no_manifest);
+  REQUIRE(s.put(detail::object_key("b", t, "manifest_2"), "two", put_condition::always(), m) ==
+          object_status::ok);
+  REQUIRE(s.put(detail::object_key("b", t, "manifest_1"), "one", put_condition::always(), m) ==
+          object_status::ok);
+  REQUIRE(s.put(detail::object_key("b", t, "manifest_9_100"), "archive", put_condition::always(),
+                m) == object_status::ok);
+  REQUIRE(s.put(detail::object_key("b", t, "manifest_7.tmp"), "tmp", put_condition::always(), m) ==
+          object_status::ok);
+  // Term 3 has none: the newest older one (2), to be promoted; archives and temporary files
+  // are not manifests.
+  REQUIRE(detail::choose_manifest(s, "b", t, 3, chosen, body) == error::ok);
+  CHECK(chosen == 2);
+  CHECK(body == "two");
+  // Its own manifest: one GET, no listing.
+  REQUIRE(s.put(detail::object_key("b", t, "manifest_3"), "three", put_condition::always(), m) ==
+          object_status::ok);
+  const auto before = s.stats();
+  REQUIRE(detail::choose_manifest(s, "b", t, 3, chosen, body) == error::ok);
+  CHECK(chosen == 3);
+  CHECK(body == "three");
+  CHECK(s.stats().gets == before.gets + 1);
+  CHECK(s.stats().lists == before.lists);
+  // A newer term's manifest: expired.
+  CHECK(detail::choose_manifest(s, "b", t, 2, chosen, body) == error::ok);  // its own
+  REQUIRE(s.remove(detail::object_key("b", t, "manifest_2")) == object_status::ok);
+  CHECK(detail::choose_manifest(s, "b", t, 2, chosen, body) == error::expired_term);
 }

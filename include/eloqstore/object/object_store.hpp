@@ -91,7 +91,7 @@ enum class object_status : std::uint8_t {
 struct object_meta {
   std::string key;
   std::uint64_t size = 0;
-  std::string etag;              // as the server sends it, quotes included
+  std::string etag;               // as the server sends it, quotes included
   std::uint64_t modified_ms = 0;  // LastModified, milliseconds since the epoch
 };
 
@@ -110,7 +110,7 @@ struct put_condition {
 
 // One page of a listing.
 struct list_page {
-  std::vector<object_meta> objects;  // ascending by key
+  std::vector<object_meta> objects;   // ascending by key
   std::vector<std::string> prefixes;  // common prefixes, ascending (with a delimiter)
   std::string next;                   // continues the listing; empty when it is complete
 
@@ -126,8 +126,8 @@ inline constexpr std::size_t list_page_max = 1000;
 
 template <typename S>
 concept object_store = requires(S& s, std::string_view key, std::string& body,
-                                 std::string_view bytes, const put_condition& cond,
-                                 object_meta& meta, list_page& page, std::size_t n) {
+                                std::string_view bytes, const put_condition& cond,
+                                object_meta& meta, list_page& page, std::size_t n) {
   { s.get(key, body, meta) } -> std::same_as<object_status>;
   { s.put(key, bytes, cond, meta) } -> std::same_as<object_status>;
   { s.remove(key) } -> std::same_as<object_status>;
