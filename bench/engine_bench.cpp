@@ -75,7 +75,9 @@ bool env_is(const char* name, std::string_view want) {
   return v != nullptr && std::string_view(v) == want;
 }
 
-bool append_mode() { return env_is("ELOQSTORE_BENCH_APPEND", "1"); }
+bool append_mode() {
+  return env_is("ELOQSTORE_BENCH_APPEND", "1");
+}
 
 // A JSON-like text record of `n` bytes, different for every seed.
 std::string text_value(std::size_t n, std::uint64_t seed) {

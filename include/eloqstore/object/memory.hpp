@@ -15,7 +15,6 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include <eloqstore/object/object_store.hpp>
 
@@ -139,19 +138,6 @@ class memory_object_store {
   [[nodiscard]] request_stats stats() const {
     std::lock_guard lock(mu_);
     return stats_;
-  }
-  [[nodiscard]] std::size_t object_count() const {
-    std::lock_guard lock(mu_);
-    return objects_.size();
-  }
-  [[nodiscard]] std::vector<std::string> keys() const {
-    std::lock_guard lock(mu_);
-    std::vector<std::string> out;
-    out.reserve(objects_.size());
-    for (const auto& [k, e] : objects_) {
-      out.push_back(k);
-    }
-    return out;
   }
 
  private:

@@ -51,24 +51,6 @@ enum class object_status : std::uint8_t {
   failed,               // any other answer, or a response that does not parse
 };
 
-[[nodiscard]] constexpr std::string_view object_status_name(object_status s) noexcept {
-  switch (s) {
-    case object_status::ok:
-      return "ok";
-    case object_status::not_found:
-      return "not found";
-    case object_status::precondition_failed:
-      return "precondition failed";
-    case object_status::transient:
-      return "transient failure";
-    case object_status::denied:
-      return "access denied";
-    case object_status::failed:
-      return "failed";
-  }
-  return "unknown";
-}
-
 // The engine's error for a request's final status (after whatever retries the caller made):
 // 404 is not_found, what stayed transient is a timeout, the rest is cloud_error (spec 1.5).
 [[nodiscard]] constexpr error to_error(object_status s) noexcept {
