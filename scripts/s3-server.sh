@@ -1,50 +1,98 @@
 #!/usr/bin/env bash
-# A throw-away S3 server on 127.0.0.1 for the object-store tests: a one-node Ceph RADOS
-# Gateway (monitor, one memstore OSD, radosgw; no manager, no cephx) from Debian packages.
-# RGW honours If-None-Match / If-Match on PutObject, so term fencing is tested for real.
+# A throw-away S3 server on 127.0.0.1 for the object-store tests, one of two kinds
+# (S3_SERVER):
+#   rgw     a one-node Ceph RADOS Gateway (monitor, one memstore OSD, radosgw; no manager, no
+#           cephx) from Debian packages. RGW honours If-None-Match / If-Match on PutObject, so
+#           term fencing is tested for real. The default.
+#   s3rver  npm's s3rver, lighter, for the plain HTTP path (it ignores conditional puts).
 #
-#   scripts/s3-server.sh install      apt-get the packages if missing (ceph-mon ceph-osd radosgw)
-#   scripts/s3-server.sh start        a fresh cluster in $S3_DIR; prints the environment
+#   scripts/s3-server.sh install      install what the server needs, if missing
+#   scripts/s3-server.sh start        a fresh server in $S3_DIR; prints the environment
 #   scripts/s3-server.sh stop
 #   scripts/s3-server.sh env          the environment of a running server
 #   scripts/s3-server.sh run CMD...   install, start, run CMD with the environment, stop
+#   scripts/s3-server.sh with CMD...  run CMD with the environment of the running server
 #
 # Environment printed / exported: S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-# AWS_REGION. Settings: S3_DIR (/tmp/eloqstore-s3), S3_PORT (47480), S3_MON_PORT (46789).
+# AWS_REGION, S3_FLAVOR. Settings: S3_DIR (/tmp/eloqstore-<server>), S3_PORT (rgw 47480,
+# s3rver 47481), S3_MON_PORT (46789), S3RVER_HOME (where npm installs s3rver:
+# ~/.cache/eloqstore/s3rver).
 #
 # What it takes to run here (learned, see ../shared/tools/README.md): radosgw waits 300 s
 # for its monitor unless `ms mon client mode = crc secure`; the monitor answers pool
 # commands slowly unless the paxos propose interval is short; memstore keeps everything in
-# memory, so each start builds the cluster from nothing (a second or two).
+# memory, so each start builds the cluster from nothing (a second or two). s3rver 3.7.1 makes
+# ListObjectsV2 continuation tokens with DES, which Node's OpenSSL 3 refuses (InternalError on
+# every truncated listing) unless node runs with --openssl-legacy-provider.
 set -euo pipefail
 
-S3_DIR=${S3_DIR:-/tmp/eloqstore-s3}
-S3_PORT=${S3_PORT:-47480}
+S3_SERVER=${S3_SERVER:-rgw}
+case "$S3_SERVER" in
+  rgw)
+    S3_PORT=${S3_PORT:-47480}
+    S3_KEY=ELOQSTORETESTKEY
+    S3_SECRET=eloqstore-test-secret-0123456789
+    ;;
+  s3rver)
+    S3_PORT=${S3_PORT:-47481}
+    S3_KEY=S3RVER  # the only credentials s3rver knows
+    S3_SECRET=S3RVER
+    ;;
+  *)
+    echo "s3-server: S3_SERVER must be rgw or s3rver, not '$S3_SERVER'" >&2
+    exit 2
+    ;;
+esac
+S3_DIR=${S3_DIR:-/tmp/eloqstore-$S3_SERVER}
 S3_MON_PORT=${S3_MON_PORT:-46789}
-S3_KEY=${S3_KEY:-ELOQSTORETESTKEY}
-S3_SECRET=${S3_SECRET:-eloqstore-test-secret-0123456789}
+S3RVER_HOME=${S3RVER_HOME:-$HOME/.cache/eloqstore/s3rver}
+S3RVER_VERSION=3.7.1
 endpoint="http://127.0.0.1:${S3_PORT}"
-daemons=(client.rgw osd.0 mon.a)
+daemons=(client.rgw osd.0 mon.a)  # stopped in this order
+if [ "$S3_SERVER" = s3rver ]; then
+  daemons=(s3rver)
+fi
 
 say() { echo "s3-server: $*" >&2; }
 
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_s3rver() {
+  [ -f "$S3RVER_HOME/node_modules/s3rver/bin/s3rver.js" ] && return 0
+  if ! command -v npm >/dev/null; then
+    say "installing nodejs npm"
+    as_root apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+      nodejs npm curl >/dev/null
+  fi
+  say "installing s3rver@$S3RVER_VERSION into $S3RVER_HOME"
+  mkdir -p "$S3RVER_HOME"
+  npm install --prefix "$S3RVER_HOME" --no-audit --no-fund --loglevel=error \
+    "s3rver@$S3RVER_VERSION" >/dev/null
+}
+
 install_packages() {
+  if [ "$S3_SERVER" = s3rver ]; then
+    install_s3rver
+    return
+  fi
   local missing=()
   for bin in ceph-mon:ceph-mon ceph-osd:ceph-osd radosgw:radosgw curl:curl; do
     command -v "${bin%%:*}" >/dev/null || missing+=("${bin#*:}")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
-  local sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
   say "installing ${missing[*]}"
-  "${sudo[@]}" apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+  as_root apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
 }
 
 print_env() {
   printf 'export S3_ENDPOINT=%s\nexport AWS_ACCESS_KEY_ID=%s\n' "$endpoint" "$S3_KEY"
   printf 'export AWS_SECRET_ACCESS_KEY=%s\nexport AWS_REGION=us-east-1\n' "$S3_SECRET"
+  printf 'export S3_FLAVOR=%s\n' "$S3_SERVER"
 }
 
 alive() { [ -f "$S3_DIR/run/$1.pid" ] && kill -0 "$(cat "$S3_DIR/run/$1.pid")" 2>/dev/null; }
@@ -114,7 +162,31 @@ signed_status() {
     -u "$S3_KEY:$S3_SECRET" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$endpoint/" || true
 }
 
+start_s3rver() {
+  stop_server
+  rm -rf "$S3_DIR"
+  mkdir -p "$S3_DIR"/{data,run,log}
+  node --openssl-legacy-provider "$S3RVER_HOME/node_modules/s3rver/bin/s3rver.js" \
+    -d "$S3_DIR/data" -a 127.0.0.1 -p "$S3_PORT" --silent >"$S3_DIR/log/s3rver.log" 2>&1 &
+  echo $! >"$S3_DIR/run/s3rver.pid"
+  for _ in $(seq 120); do
+    [ "$(signed_status)" = 200 ] && { print_env; return 0; }
+    if died s3rver; then
+      say "s3rver died: see $S3_DIR/log/s3rver.log"
+      return 1
+    fi
+    sleep 0.25
+  done
+  say "s3rver does not answer: see $S3_DIR/log/s3rver.log"
+  stop_server
+  return 1
+}
+
 start_server() {
+  if [ "$S3_SERVER" = s3rver ]; then
+    start_s3rver
+    return
+  fi
   stop_server
   rm -rf "$S3_DIR"
   mkdir -p "$S3_DIR"/{mon/a,osd/0,log,run,rgw,crash}
@@ -164,6 +236,11 @@ case "${1:-}" in
   start) install_packages && start_server ;;
   stop) stop_server ;;
   env) print_env ;;
+  with)
+    shift
+    eval "$(print_env)"
+    exec "$@"
+    ;;
   run)
     shift
     install_packages
@@ -173,7 +250,7 @@ case "${1:-}" in
     "$@"
     ;;
   *)
-    echo "usage: $0 install|start|stop|env|run CMD..." >&2
+    echo "usage: $0 install|start|stop|env|run CMD...|with CMD..." >&2
     exit 2
     ;;
 esac

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds eloqstore and runs its tests: the default build, then the ASan+UBSan build of all
-# tests. Installs missing Debian packages first (scripts/install-deps.sh).
+# tests. Installs missing Debian packages first (scripts/install-deps.sh), and the S3 servers
+# the object-store tests run against (scripts/s3-server.sh).
 #
 # Usage: scripts/test.sh [--quick]
 #   --quick   skip the sanitizer builds
@@ -14,6 +15,10 @@ san_dir=${SAN_BUILD_DIR:-build-asan}
 tsan_dir=${TSAN_BUILD_DIR:-build-tsan}
 
 bash scripts/install-deps.sh --bench
+# The S3 servers the object-store tests start (ctest fixtures, label s3): Ceph RGW from
+# Debian's packages, s3rver from npm.
+bash scripts/s3-server.sh install
+S3_SERVER=s3rver bash scripts/s3-server.sh install
 
 echo "== default build (${build_dir})"
 cmake -S . -B "${build_dir}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

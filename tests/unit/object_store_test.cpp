@@ -14,64 +14,14 @@
 #include <eloqstore/object/faulty.hpp>
 #include <eloqstore/object/memory.hpp>
 
+#include "support/object_listing.hpp"
 #include "support/page_store.hpp"
 
 using namespace eloqstore;
+using test::expected_listing;
+using test::list_all;
 
 static_assert(object_store<faulty_object_store<memory_object_store>>);
-
-namespace {
-
-// Every key and common prefix of a listing, page by page (max_keys each), retrying pages
-// that fail transiently.
-template <typename Store>
-std::vector<std::string> list_all(Store& s, std::string_view prefix, std::string_view delimiter,
-                                  std::size_t max_keys, std::size_t* pages = nullptr) {
-  std::vector<std::string> out;
-  std::string after;
-  list_page page;
-  for (int guard = 0; guard < 100000; ++guard) {
-    const object_status st = s.list(prefix, delimiter, after, max_keys, page);
-    if (st == object_status::transient) {
-      continue;
-    }
-    REQUIRE(st == object_status::ok);
-    if (pages != nullptr) {
-      ++*pages;
-    }
-    CHECK(page.objects.size() + page.prefixes.size() <= max_keys);
-    // Keys and prefixes of one page, merged in order (S3 sorts both together).
-    std::vector<std::string> items;
-    for (const object_meta& m : page.objects) {
-      items.push_back(m.key);
-    }
-    items.insert(items.end(), page.prefixes.begin(), page.prefixes.end());
-    std::sort(items.begin(), items.end());
-    out.insert(out.end(), items.begin(), items.end());
-    if (page.next.empty()) {
-      return out;
-    }
-    after = page.next;
-  }
-  FAIL("the listing does not end");
-  return out;
-}
-
-// What a listing should give, from the set of keys.
-std::vector<std::string> expected_listing(const std::set<std::string>& keys,
-                                          std::string_view prefix, std::string_view delimiter) {
-  std::set<std::string> items;
-  for (const std::string& k : keys) {
-    if (k.compare(0, prefix.size(), prefix) != 0) {
-      continue;
-    }
-    const std::size_t at = delimiter.empty() ? std::string::npos : k.find(delimiter, prefix.size());
-    items.insert(at == std::string::npos ? k : k.substr(0, at + delimiter.size()));
-  }
-  return {items.begin(), items.end()};
-}
-
-}  // namespace
 
 TEST_CASE("object store: puts, conditional puts, ETags and deletes") {
   memory_object_store s;
