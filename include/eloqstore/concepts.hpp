@@ -181,6 +181,13 @@ concept local_files_io = io_backend<B> && requires {
   requires B::uses_store_paths;
 };
 
+// object_tier_io: a backend that keeps partition files in an object store behind a local
+// cache (cloud_io, io/cloud.hpp): cloud mode. B::object_tier is true.
+template <typename B>
+concept object_tier_io = io_backend<B> && requires {
+  requires B::object_tier;
+};
+
 // task_scheduler: a scheduler whose tasks suspend (fiber_scheduler). Everything the store's
 // fiber loop (detail/shard/loop.hpp) and a ring_io backend's suspend_hooks call:
 // * spawn(f): queues f as a new task, run in a later round; false when no task slot is free

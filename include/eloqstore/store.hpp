@@ -90,6 +90,7 @@ class EloqStore : private detail::shard_runtime<Traits> {
   using runtime::run_shard;
   using runtime::shards_count_;
   using runtime::stats_mu_;
+  using runtime::term_;
   using typename runtime::shard;
 
  public:
@@ -107,6 +108,7 @@ class EloqStore : private detail::shard_runtime<Traits> {
   ~EloqStore() { stop(); }
 
   [[nodiscard]] const options& opts() const noexcept { return opts_; }
+  [[nodiscard]] std::uint64_t term() const noexcept { return term_; }
   [[nodiscard]] bool running() const noexcept { return running_.load(std::memory_order_acquire); }
   [[nodiscard]] io_type& io() noexcept { return *io_; }
   [[nodiscard]] const comparator_type& comparator() const noexcept { return cmp_; }
@@ -114,8 +116,10 @@ class EloqStore : private detail::shard_runtime<Traits> {
   // Replaces the clock used for expiry (Unix milliseconds). Call while stopped.
   void set_clock(std::function<std::uint64_t()> now_ms) { clock_ = std::move(now_ms); }
 
-  // Validates the options, opens the backend and starts the shard threads. No-op if running.
-  [[nodiscard]] error start() {
+  // Validates the options, opens the backend and starts the shard threads, as process term
+  // `term` (cloud mode: the term that claims the partitions this process opens; a partition
+  // a newer term owns fails with error::expired_term). No-op if running.
+  [[nodiscard]] error start(std::uint64_t term = 0) {
     std::lock_guard lock(lifecycle_mu_);
     if (running()) {
       return error::ok;
@@ -128,6 +132,8 @@ class EloqStore : private detail::shard_runtime<Traits> {
       last_message_ = v.message;
       return v.code;
     }
+    opts_ = opts_.normalized();  // cloud mode: append mode forced, limits fixed up
+    term_ = term;
     if (opts_.data_page_size != Traits::page_size) {
       last_message_ = "data_page_size must equal the traits' page_size";
       return error::invalid_args;
@@ -163,6 +169,7 @@ class EloqStore : private detail::shard_runtime<Traits> {
     const std::size_t cache_pages = opts_.buffer_pool_size / Traits::page_size;
     for (std::size_t i = 0; i < opts_.num_threads; ++i) {
       shards.push_back(std::make_unique<shard>(*io_, opts_, cache_pages));
+      shards.back()->index = i;
     }
     for (auto& s : shards) {
       s->thread = std::thread([this, sh = s.get()] { run_shard(*sh); });
@@ -307,17 +314,16 @@ class EloqStore : private detail::shard_runtime<Traits> {
     cron_.join();
   }
 
-  // Options whose feature this build does not have yet are refused, never ignored: a store
-  // asked for the object-store tier that silently kept everything local would lose what its
-  // user counted on. So are archives without append mode.
+  // Options the traits cannot honour are refused, never ignored: a store asked for the
+  // object-store tier that silently kept everything local would lose what its user counted
+  // on. So are archives without append mode.
   [[nodiscard]] static validation_result missing_feature(const options& o) {
-    const auto missing = [](std::string_view option, std::string_view feature) {
-      std::string m = "unsupported option ";
-      m.append(option).append(": ").append(feature).append(" is not implemented yet");
-      return validation_result{error::invalid_args, std::move(m)};
-    };
-    if (o.cloud_mode()) {
-      return missing("cloud_store_path", "the object-store tier");
+    if (o.cloud_mode() != object_tier_io<io_type>) {
+      return {error::invalid_args,
+              o.cloud_mode()
+                  ? "cloud_store_path needs traits whose io_type keeps files in an object store "
+                    "(cloud_io, eloqstore/cloud.hpp)"
+                  : "this io_type keeps files in an object store: set cloud_store_path"};
     }
     if (o.num_retained_archives > 0 && !o.data_append_mode) {
       return {error::invalid_args,

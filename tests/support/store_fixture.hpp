@@ -1,6 +1,6 @@
-// Test fixtures: a store over memory_io (one backend kept across restarts) and stores over
+// Test fixtures: a store over memory_io (one backend kept across restarts), stores over
 // local files (pread_io; uring_io with fibers, one and four shards) in a fresh temporary
-// directory removed afterwards.
+// directory removed afterwards, and cloud mode over a memory bucket.
 #pragma once
 
 #include <unistd.h>
@@ -11,8 +11,11 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <eloqstore/eloqstore.hpp>
+#include <eloqstore/io/cloud.hpp>
+#include <eloqstore/object/memory.hpp>
 
 namespace eloqstore::test {
 
@@ -79,10 +82,39 @@ struct append_mode : Base {
 struct memory_append_fixture : append_mode<memory_fixture> {};
 struct uring_append_fixture : append_mode<uring_fixture> {};
 
+// Cloud mode over memory: the partitions' files in a memory_object_store that outlives every
+// store made, behind a memory_io cache that each store starts with empty (a node that lost
+// its disk: everything must come back from the bucket).
+struct cloud_memory_traits : memory_traits {
+  using io_type = cloud_io<memory_io, memory_object_store>;
+  static std::unique_ptr<io_type> make_io(const options&) {
+    return std::make_unique<io_type>(std::make_shared<memory_object_store>(), "");
+  }
+};
+struct cloud_memory_fixture {
+  using store_type = EloqStore<cloud_memory_traits>;
+  using io_type = cloud_memory_traits::io_type;
+  options opts;
+  std::shared_ptr<memory_object_store> bucket = std::make_shared<memory_object_store>();
+  std::vector<std::unique_ptr<io_type>> caches;  // one per store made, kept while it may run
+
+  cloud_memory_fixture() {
+    opts.num_threads = 1;
+    opts.store_path = {"/cache"};  // memory_io's: a name, not a directory
+    opts.cloud_store_path = "bucket/prefix";
+    opts.data_append_mode = true;
+    opts.pages_per_file_shift = append_test_pages_per_file_shift;
+  }
+  std::unique_ptr<store_type> make() {
+    caches.push_back(std::make_unique<io_type>(bucket, "prefix"));
+    return std::make_unique<store_type>(opts, *caches.back());
+  }
+};
+
 // Every fixture the engine tests run over: both page placements (in place and append) over
 // memory_io and uring_io, and in place over pread_io and four uring shards.
 #define ELOQSTORE_ALL_FIXTURES                                                          \
   test::memory_fixture, test::pread_fixture, test::uring_fixture, test::uring4_fixture, \
-      test::memory_append_fixture, test::uring_append_fixture
+      test::memory_append_fixture, test::uring_append_fixture, test::cloud_memory_fixture
 
 }  // namespace eloqstore::test

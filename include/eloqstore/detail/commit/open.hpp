@@ -74,7 +74,13 @@ template <io_backend IO>
   p.current->ttl_root = r.ttl_root;
   p.current->mapping = mapping_table::from_values(r.mapping);
   if (mode.append) {
-    p.fps = append_allocator(p.current->mapping, r.max_fp_id, mode.pages_per_file_shift, false);
+    // The tail file belongs to another term (a manifest promoted from an older term in cloud
+    // mode, spec 8.5): this term starts a file of its own rather than write into one the
+    // older term may still be writing.
+    const file_id tail(r.max_fp_id >> mode.pages_per_file_shift);
+    const bool foreign_tail = partition_state::term_in(r.terms, tail) != term;
+    p.fps =
+        append_allocator(p.current->mapping, r.max_fp_id, mode.pages_per_file_shift, foreign_tail);
   } else {
     p.fps = file_page_allocator(p.current->mapping, r.max_fp_id);
   }

@@ -21,6 +21,7 @@
 #include <eloqstore/error.hpp>
 #include <eloqstore/request.hpp>
 #include <eloqstore/sched/hooks.hpp>
+#include <eloqstore/sched/remote.hpp>
 
 namespace eloqstore::detail {
 
@@ -127,6 +128,10 @@ class shard_runtime : public request_handlers<Traits> {
     s.pages.set_yield_hook(&writer_step_aside, &s);
     s.ring = attach_ring(s);
     auto* ring = s.ring.get();
+    // Tasks waiting for other threads (an object store's HTTP threads) are woken through the
+    // port: the worker posts, the shard thread wakes them between rounds.
+    completion_port port(make_suspend_hooks(s.sched), &notify_shard, &s, s.index);
+    const completion_port::scope port_scope(&port);
     for (;;) {
       bool stopping = false;
       {
@@ -146,7 +151,8 @@ class shard_runtime : public request_handlers<Traits> {
         s.backlog.pop_front();
       }
       s.sched.run_round();
-      const bool runnable = !s.sched.idle();
+      port.drain();
+      const bool runnable = !s.sched.idle() || port.pending();
       if (stopping && !runnable && s.sched.live_tasks() == 0 && s.backlog.empty()) {
         std::unique_lock ql(s.mu);
         if (s.queue.empty()) {
@@ -169,11 +175,24 @@ class shard_runtime : public request_handlers<Traits> {
       }
       if (!runnable) {
         std::unique_lock ql(s.mu);
-        s.cv.wait(ql, [&] { return s.stopping || !s.queue.empty(); });
+        s.cv.wait(ql, [&] { return s.stopping || !s.queue.empty() || s.woken; });
+        s.woken = false;
       }
     }
     // The ring stays until release_partitions has done its final manifest rewrites (which
     // run outside tasks and poll it themselves).
+  }
+
+  // A completion port's notify: wakes the shard thread wherever it blocks (its ring, or its
+  // condition variable). Called from other threads.
+  static void notify_shard(void* arg) {
+    auto& sh = *static_cast<shard*>(arg);
+    std::lock_guard ql(sh.mu);
+    sh.woken = true;
+    if (sh.notify != nullptr) {
+      sh.notify(sh.notify_arg);
+    }
+    sh.cv.notify_all();
   }
 
   // The yield hook of a fiber shard's writers: a writer building many pages steps aside

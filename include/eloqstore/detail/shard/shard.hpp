@@ -72,6 +72,7 @@ class shard_context {
                 detail::shard_file_handles(o.fd_limit, o.num_threads)),
           sched(make_scheduler(o)) {}
     std::thread thread;
+    std::size_t index = 0;  // its place among the store's shards
     std::mutex mu;
     std::condition_variable cv;
     std::condition_variable not_full;
@@ -92,6 +93,7 @@ class shard_context {
     // Fiber shards: wakes the shard thread blocked on its I/O ring (set under mu).
     void (*notify)(void*) = nullptr;
     void* notify_arg = nullptr;
+    bool woken = false;                                 // a completion port posted (under mu)
     std::unordered_map<table_ident, write_lane> lanes;  // partitions with a writer task
     std::deque<request*> backlog;  // dequeued requests waiting for a free task slot
     ring_ptr ring;                 // this shard thread's I/O ring, if the backend has rings
