@@ -653,6 +653,14 @@ struct s3_store::impl {
     failure = std::move(msg);
   }
 
+  // A request for object `key`, its response body going to `body`.
+  void prepare(s3_request& r, http_method m, std::string_view key, std::string* body) const {
+    r.method = m;
+    r.key.assign(key);
+    r.url = object_url(key);
+    r.body = body;
+  }
+
   [[nodiscard]] std::string object_url(std::string_view key) const {
     std::string url = base;
     url.push_back('/');
@@ -737,10 +745,7 @@ object_status s3_store::get(std::string_view key, std::string& body, object_meta
   impl& s = *impl_;
   s.gets.fetch_add(1, std::memory_order_relaxed);
   s3_request r;
-  r.method = http_method::get;
-  r.key.assign(key);
-  r.url = s.object_url(key);
-  r.body = &body;
+  s.prepare(r, http_method::get, key, &body);
   const object_status st = s.run(r);
   if (st == object_status::ok) {
     meta.key.assign(key);
@@ -762,11 +767,8 @@ object_status s3_store::put(std::string_view key, std::string_view body, const p
   }
   s3_request r;
   std::string response;
-  r.method = http_method::put;
-  r.key.assign(key);
-  r.url = s.object_url(key);
+  s.prepare(r, http_method::put, key, &response);
   r.upload = body;
-  r.body = &response;
   switch (cond.what) {
     case put_condition::kind::none:
       break;
@@ -801,10 +803,7 @@ object_status s3_store::remove(std::string_view key) {
   }
   s3_request r;
   std::string response;
-  r.method = http_method::remove;
-  r.key.assign(key);
-  r.url = s.object_url(key);
-  r.body = &response;
+  s.prepare(r, http_method::remove, key, &response);
   return s.run(r);
 }
 

@@ -203,7 +203,7 @@ class cloud_io : public Local {
       return error::ok;
     }
     std::string bytes;
-    if (const error e = Local::read_file(t, name, bytes); e != error::ok) {
+    if (const error e = read_whole(t, name, bytes); e != error::ok) {
       return e;
     }
     return upload(t, name, f, bytes);
@@ -425,29 +425,53 @@ class cloud_io : public Local {
     return still_owner(t, f.term);
   }
 
+  // A cached file whole, data files included (a backend that reads data files with O_DIRECT
+  // page by page offers read_file_buffered for this).
+  error read_whole(const table_ident& t, std::string_view name, std::string& out) {
+    if constexpr (requires(Local & l) { l.read_file_buffered(t, name, out); }) {
+      return Local::read_file_buffered(t, name, out);
+    } else {
+      return Local::read_file(t, name, out);
+    }
+  }
+
   // Makes sure the cache holds `name` before it is written: fetched from the bucket when the
-  // cache lacks it and the bucket has it; a file neither has is new.
+  // cache lacks it and the bucket has it; a file neither has is new. What the cache holds is
+  // learnt from one listing of the partition's cache directory, then kept up to date.
   error ensure_local(const table_ident& t, std::string_view name) {
     if (!fetchable(name)) {
       return error::ok;
     }
+    bool listed = false;
     {
       std::lock_guard lock(mu_);
       const auto it = local_.find(t);
-      if (it != local_.end() && it->second.contains(std::string(name))) {
+      if (it != local_.end()) {
+        if (it->second.names.contains(std::string(name))) {
+          return error::ok;
+        }
+        listed = it->second.listed;
+      }
+    }
+    if (!listed) {
+      std::vector<std::string> names;
+      const error le = Local::list(t, names);
+      if (le != error::ok && le != error::not_found) {
+        return le;
+      }
+      std::lock_guard lock(mu_);
+      cache_files& c = local_[t];
+      c.listed = true;
+      c.names.insert(names.begin(), names.end());
+      if (c.names.contains(std::string(name))) {
         return error::ok;
       }
     }
-    char probe = 0;
-    error e = Local::read(t, name, 0, std::span<char>(&probe, 1));
-    if (e == error::not_found) {
-      e = fetch(t, name);
-    }
-    if (e != error::ok && e != error::end_of_file && e != error::not_found) {
+    if (const error e = fetch(t, name); e != error::ok && e != error::not_found) {
       return e;
     }
     std::lock_guard lock(mu_);
-    local_[t].insert(std::string(name));
+    local_[t].names.insert(std::string(name));
     return error::ok;
   }
 
@@ -469,7 +493,7 @@ class cloud_io : public Local {
   void forget_local(const table_ident& t, std::string_view name) {
     std::lock_guard lock(mu_);
     if (const auto it = local_.find(t); it != local_.end()) {
-      it->second.erase(std::string(name));
+      it->second.names.erase(std::string(name));
     }
   }
 
@@ -481,7 +505,12 @@ class cloud_io : public Local {
     if (s != object_status::ok) {
       return detail_error(s);
     }
-    return Local::write_file_atomic(t, name, body);
+    if (const error e = Local::write_file_atomic(t, name, body); e != error::ok) {
+      return e;
+    }
+    std::lock_guard lock(mu_);
+    local_[t].names.insert(std::string(name));
+    return error::ok;
   }
 
   // The first open of t's manifest in this process: claim t for `term`, then bring the
@@ -540,8 +569,12 @@ class cloud_io : public Local {
   std::string prefix_;
   std::mutex mu_;
   std::unordered_map<table_ident, partition_claim> claims_;  // under mu_
-  // Files known to be in the cache, per partition (under mu_).
-  std::unordered_map<table_ident, std::unordered_set<std::string>> local_;
+  // The files of a partition known to be in the cache.
+  struct cache_files {
+    bool listed = false;  // the cache directory was listed once
+    std::unordered_set<std::string> names;
+  };
+  std::unordered_map<table_ident, cache_files> local_;  // under mu_
 };
 
 }  // namespace eloqstore

@@ -244,6 +244,28 @@ class pread_io {
     return pread_all(file->fd, 0, std::span<char>(out.data(), out.size()));
   }
 
+  // The whole file through a descriptor of its own without O_DIRECT, so any file (a data file
+  // included) can be read into an unaligned string: cloud mode uploads data files whole.
+  [[nodiscard]] error read_file_buffered(const table_ident& t, std::string_view name,
+                                         std::string& out) {
+    if (const error e = check(t, name); e != error::ok) {
+      return e;
+    }
+    int fd = -1;
+    if (const error e = open_path(t, relative_path(t, name), O_RDONLY | O_CLOEXEC, fd);
+        e != error::ok) {
+      return e;
+    }
+    struct stat st {};
+    error e = ::fstat(fd, &st) == 0 ? error::ok : error_from_errno(errno);
+    if (e == error::ok) {
+      out.resize(static_cast<std::size_t>(st.st_size));
+      e = out.empty() ? error::ok : pread_all(fd, 0, std::span<char>(out.data(), out.size()));
+    }
+    ::close(fd);
+    return e;
+  }
+
   // Writes `<name>.tmp`, syncs it, renames it over `name` and syncs the partition directory.
   // On failure before the rename the temporary file is removed and `name` is unchanged.
   [[nodiscard]] error write_file_atomic(const table_ident& t, std::string_view name,

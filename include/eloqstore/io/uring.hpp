@@ -227,6 +227,11 @@ class uring_io {
     }
     return files_.read_file(t, name, out);
   }
+  // read_file of any file, data files included (pread_io::read_file_buffered).
+  [[nodiscard]] error read_file_buffered(const table_ident& t, std::string_view name,
+                                         std::string& out) {
+    return files_.read_file_buffered(t, name, out);
+  }
   [[nodiscard]] error write_file_atomic(const table_ident& t, std::string_view name,
                                         std::span<const char> data) {
     return files_.write_file_atomic(t, name, data);
