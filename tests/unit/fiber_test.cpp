@@ -1,5 +1,7 @@
 // fiber_scheduler: interleaving order, parking and waking, the low-priority queue and its
-// time budget, the task mutex, bounds, and destruction with parked tasks.
+// time budget, the task mutex, bounds, and destruction with parked tasks; remote completions
+// (sched/remote.hpp) waking tasks through a completion port.
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -8,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include <eloqstore/sched/fiber.hpp>
+#include <eloqstore/sched/remote.hpp>
 
 using namespace eloqstore;
 
@@ -155,4 +158,66 @@ TEST_CASE("fiber: destroying a scheduler with parked tasks unwinds them") {
     CHECK(destroyed == 0);
   }
   CHECK(destroyed == 4);
+}
+
+TEST_CASE("remote completion: a task parks until another thread signals, woken by the port") {
+  fiber_scheduler s;
+  std::atomic<int> kicks{0};
+  completion_port port(
+      make_suspend_hooks(s), [](void* k) { static_cast<std::atomic<int>*>(k)->fetch_add(1); },
+      &kicks, 0);
+  const completion_port::scope scope(&port);
+  bool done = false;
+  std::thread worker;
+  REQUIRE(s.spawn([&] {
+    remote_completion c;
+    worker = std::thread([&c] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      c.signal();
+    });
+    c.wait();
+    done = true;
+  }));
+  s.run_round();  // the task parks
+  CHECK_FALSE(done);
+  while (kicks.load() == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(port.drain());
+  s.run_round();
+  CHECK(done);
+  CHECK(s.live_tasks() == 0);
+  worker.join();
+}
+
+TEST_CASE("remote completion: a signal before wait() never wakes the task later") {
+  // The work can finish before its task reaches wait() (the shard thread descheduled): the
+  // task must not be posted then, or the port would wake it later, parked for something else
+  // or finished (a crash seen under load).
+  fiber_scheduler s;
+  completion_port port(make_suspend_hooks(s), nullptr, nullptr, 0);
+  const completion_port::scope scope(&port);
+  fiber_scheduler::task* parked = nullptr;
+  bool woken_by_us = false;
+  bool resumed = false;
+  REQUIRE(s.spawn([&] {
+    {
+      remote_completion c;
+      std::thread([&c] { c.signal(); }).join();  // signalled before the wait
+      c.wait();                                  // returns at once
+    }
+    parked = s.current();
+    s.park();  // waits for the test's own wake
+    CHECK(woken_by_us);
+    resumed = true;
+  }));
+  s.run_round();
+  CHECK_FALSE(port.pending());
+  CHECK_FALSE(port.drain());
+  s.run_round();
+  CHECK_FALSE(resumed);
+  woken_by_us = true;
+  s.wake(*parked);
+  s.run_round();
+  CHECK(resumed);
 }

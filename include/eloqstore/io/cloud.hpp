@@ -116,8 +116,9 @@ class cloud_io : public Local {
         return e;
       }
     }
+    // (A claimed partition's manifest missing from the cache comes back from the bucket too.)
     error e = Local::read_file(t, name, out);
-    if (e == error::not_found && fetchable(name) && f.kind != detail::file_kind::manifest) {
+    if (e == error::not_found && fetchable(name)) {
       if (const error g = fetch(t, name); g != error::ok) {
         return g;
       }
@@ -145,16 +146,21 @@ class cloud_io : public Local {
     if (e != error::not_found) {
       return e;
     }
-    std::set<std::string_view> names;
-    for (const page_read& r : reads) {
-      names.insert(r.name);
+    // Some file of the batch is not in the cache: bring those the cache's listing lacks.
+    std::vector<std::string> cached;
+    if (const error le = Local::list(t, cached); le != error::ok && le != error::not_found) {
+      return le;
     }
-    for (const std::string_view name : names) {
-      std::string probe;
-      if (fetchable(name) && Local::read_file(t, name, probe) == error::not_found) {
-        if (const error f = fetch(t, name); f != error::ok) {
-          return f;
-        }
+    const std::set<std::string, std::less<>> have(cached.begin(), cached.end());
+    std::set<std::string_view> missing;
+    for (const page_read& r : reads) {
+      if (!have.contains(r.name) && fetchable(r.name)) {
+        missing.insert(r.name);
+      }
+    }
+    for (const std::string_view name : missing) {
+      if (const error f = fetch(t, name); f != error::ok) {
+        return f;
       }
     }
     return Local::read_pages(t, reads);

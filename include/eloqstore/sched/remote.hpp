@@ -110,13 +110,15 @@ class remote_completion {
   // The port of the waiting shard (nullptr for other threads): who waits, for fairness.
   [[nodiscard]] completion_port* port() const noexcept { return port_; }
 
-  // Any thread, once.
+  // Any thread, once. The task is posted only if it parks (or is about to) for this wait: a
+  // signal that comes before wait() must not wake the task later, when it has gone on to wait
+  // for something else (or finished).
   void signal() {
     std::lock_guard lock(mu_);
     done_ = true;
-    if (task_ != nullptr) {
+    if (parked_) {
       port_->post(task_);
-    } else {
+    } else if (task_ == nullptr) {
       cv_.notify_one();
     }
   }
@@ -129,9 +131,12 @@ class remote_completion {
       return;
     }
     while (!done_) {
+      // A post after this cannot be drained before the park: drain() runs on this thread.
+      parked_ = true;
       lock.unlock();
       port_->hooks().park(port_->hooks().sched);
       lock.lock();
+      parked_ = false;
     }
   }
 
@@ -140,7 +145,8 @@ class remote_completion {
   void* task_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool done_ = false;  // under mu_
+  bool done_ = false;    // under mu_
+  bool parked_ = false;  // under mu_: the task parks for this wait
 };
 
 }  // namespace eloqstore
