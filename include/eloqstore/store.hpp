@@ -99,10 +99,12 @@ class EloqStore : private detail::shard_runtime<Traits> {
   using io_type = typename Traits::io_type;
   using write_stats = detail::writer_stats;
 
-  // Owns an I/O backend made by Traits::make_io(opts).
-  explicit EloqStore(options opts) : runtime(std::move(opts)) {}
+  // Owns an I/O backend made by Traits::make_io(opts). The options are kept normalized
+  // (options::normalized(): cloud mode forces append mode and fixes its limits); they are
+  // never written again, as client threads read them.
+  explicit EloqStore(options opts) : runtime(opts.normalized()) {}
   // Uses `io`, which must outlive the store (tests keep one backend across restarts).
-  EloqStore(options opts, io_type& io) : runtime(std::move(opts)) { io_ = &io; }
+  EloqStore(options opts, io_type& io) : runtime(opts.normalized()) { io_ = &io; }
   EloqStore(const EloqStore&) = delete;
   EloqStore& operator=(const EloqStore&) = delete;
   ~EloqStore() { stop(); }
@@ -132,7 +134,6 @@ class EloqStore : private detail::shard_runtime<Traits> {
       last_message_ = v.message;
       return v.code;
     }
-    opts_ = opts_.normalized();  // cloud mode: append mode forced, limits fixed up
     term_ = term;
     if (opts_.data_page_size != Traits::page_size) {
       last_message_ = "data_page_size must equal the traits' page_size";
