@@ -99,14 +99,7 @@ class cloud_io : public Local {
 
   error read(const table_ident& t, std::string_view name, std::uint64_t offset,
              std::span<char> buf) {
-    error e = Local::read(t, name, offset, buf);
-    if (e == error::not_found && fetchable(name)) {
-      if (const error f = fetch(t, name); f != error::ok) {
-        return f;
-      }
-      e = Local::read(t, name, offset, buf);
-    }
-    return e;
+    return cached(t, name, [&] { return Local::read(t, name, offset, buf); });
   }
 
   error read_file(const table_ident& t, std::string_view name, std::string& out) {
@@ -117,27 +110,13 @@ class cloud_io : public Local {
       }
     }
     // (A claimed partition's manifest missing from the cache comes back from the bucket too.)
-    error e = Local::read_file(t, name, out);
-    if (e == error::not_found && fetchable(name)) {
-      if (const error g = fetch(t, name); g != error::ok) {
-        return g;
-      }
-      e = Local::read_file(t, name, out);
-    }
-    return e;
+    return cached(t, name, [&] { return Local::read_file(t, name, out); });
   }
 
   template <typename Ref>
   requires file_handles<Local> error open_file(const table_ident& t, std::string_view name,
                                                Ref& ref) {
-    error e = Local::open_file(t, name, ref);
-    if (e == error::not_found && fetchable(name)) {
-      if (const error f = fetch(t, name); f != error::ok) {
-        return f;
-      }
-      e = Local::open_file(t, name, ref);
-    }
-    return e;
+    return cached(t, name, [&] { return Local::open_file(t, name, ref); });
   }
 
   template <typename Reads>
@@ -501,6 +480,19 @@ class cloud_io : public Local {
     if (const auto it = local_.find(t); it != local_.end()) {
       it->second.names.erase(std::string(name));
     }
+  }
+
+  // `op` on the cache; when the cache lacks the file, once more after fetching it.
+  template <typename Op>
+  error cached(const table_ident& t, std::string_view name, Op op) {
+    const error e = op();
+    if (e != error::not_found || !fetchable(name)) {
+      return e;
+    }
+    if (const error f = fetch(t, name); f != error::ok) {
+      return f;
+    }
+    return op();
   }
 
   // GETs `name` into the cache (atomically: a crash leaves the old state or the whole file).
