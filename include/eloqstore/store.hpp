@@ -149,6 +149,9 @@ class EloqStore : private detail::shard_runtime<Traits> {
     if constexpr (requires(io_type & b) { b.set_read_only(true); }) {
       io_->set_read_only(opts_.read_only);
     }
+    if constexpr (requires(io_type & b) { b.configure_cache(opts_); }) {
+      io_->configure_cache(opts_);  // cloud mode's cache budget
+    }
     if (const error e = io_->open(); e != error::ok) {
       last_message_ =
           "the I/O backend failed to open the store paths: " + std::string(error_message(e));
@@ -182,6 +185,7 @@ class EloqStore : private detail::shard_runtime<Traits> {
     }
     unlock.armed = false;
     start_archive_cron();
+    start_prewarm();
     return error::ok;
   }
 
@@ -196,6 +200,7 @@ class EloqStore : private detail::shard_runtime<Traits> {
       return;
     }
     stop_archive_cron();  // first: its archive requests complete while the shards run
+    stop_prewarm();
     running_.store(false, std::memory_order_release);
     {
       std::shared_lock lock_shards(shards_mu_);
@@ -214,10 +219,24 @@ class EloqStore : private detail::shard_runtime<Traits> {
     for (auto& s : shards_) {
       s->thread.join();
     }
+    {
+      std::lock_guard prewarm_lock(this->prewarm_mu_);  // a list the shards dropped ends here
+      if (this->prewarm_.started && !this->prewarm_.done) {
+        this->prewarm_.done = true;
+        this->prewarm_.reason =
+            this->prewarm_.reason == error::ok ? error::not_running : this->prewarm_.reason;
+      }
+    }
     std::unique_lock lock_shards(shards_mu_);  // waits for submitters still inside
     shards_.clear();
     io_->close();
     root_.release();  // last: another store may open the paths now
+  }
+
+  // What the prewarm of the cloud cache has done so far (options::prewarm_cloud_cache).
+  [[nodiscard]] prewarm_progress prewarm_status() const {
+    std::lock_guard lock(this->prewarm_mu_);
+    return this->prewarm_;
   }
 
   // The identity this store records in (and checks against) its store paths.
@@ -303,6 +322,54 @@ class EloqStore : private detail::shard_runtime<Traits> {
       }
     });
   }
+  // Cloud prewarm (spec 8.4): a thread lists the bucket once (io's prewarm_plan) and hands
+  // each shard its files; the shards fetch them when they have nothing else to do
+  // (detail/shard/loop.hpp). stop() ends the listing and the shards drop what is left.
+  void start_prewarm() {
+    if constexpr (object_tier_io<io_type>) {
+      if (!opts_.prewarm_cloud_cache) {
+        return;
+      }
+      {
+        std::lock_guard lock(this->prewarm_mu_);
+        this->prewarm_ = prewarm_progress{};
+        this->prewarm_.started = true;
+        this->prewarm_shards_ = shards_.size();
+      }
+      prewarm_stop_.store(false);
+      prewarm_thread_ = std::thread([this] {
+        std::vector<std::vector<typename io_type::prewarm_file>> plan;
+        const error e = io_->prewarm_plan(term_, opts_.partition_filter, prewarm_stop_, plan);
+        std::shared_lock lock_shards(shards_mu_);
+        for (std::size_t i = 0; i < shards_.size(); ++i) {
+          if (e != error::ok || i >= plan.size() || plan[i].empty()) {
+            this->prewarm_shard_done(e);
+            continue;
+          }
+          {
+            std::lock_guard lock(this->prewarm_mu_);
+            this->prewarm_.listed += plan[i].size();
+          }
+          shard& s = *shards_[i];
+          {
+            std::lock_guard ql(s.mu);
+            for (auto& f : plan[i]) {
+              s.prewarm.emplace_back(std::move(f.table), std::move(f.name));
+            }
+            s.prewarm_active = true;
+          }
+          this->notify_shard(&s);
+        }
+      });
+    }
+  }
+  void stop_prewarm() {
+    if (prewarm_thread_.joinable()) {
+      prewarm_stop_.store(true);
+      prewarm_thread_.join();
+    }
+  }
+
   void stop_archive_cron() {
     if (!cron_.joinable()) {
       return;
@@ -724,6 +791,8 @@ class EloqStore : private detail::shard_runtime<Traits> {
   std::string last_message_;
   // The archive cron's thread, and how stop() ends its wait.
   std::thread cron_;
+  std::thread prewarm_thread_;
+  std::atomic<bool> prewarm_stop_{false};
   std::mutex cron_mu_;
   std::condition_variable cron_cv_;
   bool cron_stop_ = false;

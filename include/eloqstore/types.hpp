@@ -1,9 +1,12 @@
-// Value types of the public API: write entries, returned records, scan bounds.
+// Value types of the public API: write entries, returned records, scan bounds, prewarm
+// progress.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include <eloqstore/error.hpp>
 
 namespace eloqstore {
 
@@ -26,6 +29,19 @@ struct kv_entry {
   std::string value;
   std::uint64_t timestamp = 0;
   std::uint64_t expire_ts = 0;
+};
+
+// What the prewarm of a cloud-mode cache (options::prewarm_cloud_cache) has done so far
+// (EloqStore::prewarm_status()).
+struct prewarm_progress {
+  bool started = false;       // start() began one (cloud mode with prewarm_cloud_cache)
+  bool done = false;          // it has ended; `reason` tells how
+  std::uint64_t listed = 0;   // data files of this store's partitions in the bucket
+  std::uint64_t pulled = 0;   // now in the cache (downloaded, or there already)
+  std::uint64_t skipped = 0;  // gone from the bucket before their turn
+  // ok: every file listed is in the cache; out_of_space: the cache's budget filled first;
+  // not_running: the store stopped first; else the error that ended the listing or a download.
+  error reason = error::ok;
 };
 
 }  // namespace eloqstore

@@ -102,6 +102,8 @@ struct cloud_memory_fixture {
     opts.num_threads = 1;
     opts.store_path = {"/cache"};  // memory_io's: a name, not a directory
     opts.cloud_store_path = "bucket/prefix";
+    // A store restarted (stop, start) keeps its cache, which it must then be allowed to adopt.
+    opts.allow_reuse_local_caches = true;
     opts.data_append_mode = true;
     opts.pages_per_file_shift = append_test_pages_per_file_shift;
   }

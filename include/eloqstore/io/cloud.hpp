@@ -20,19 +20,37 @@
 //   (remove) runs only while CURRENT_TERM is still its own.
 // * Download on open. A read of a data file or manifest missing from the cache GETs it and
 //   writes it to the cache (atomically), then reads it.
+// * A bounded cache (spec 8.3; bookkeeping in detail/cloud/local_cache.hpp). Each shard has
+//   local_space_limit / num_threads of it (the shard of partition p is p % num_threads, the
+//   store's). A file is charged its nominal size (data_file_size, or manifest_limit for a
+//   manifest or archive; more if it is larger). A file that does not fit evicts the least
+//   recently used files that are clean (uploaded), unpinned and idle, down to the low mark
+//   (limit - limit / reserve_space_ratio); out_of_space only when nothing evictable makes
+//   room. Every operation on a file pins it for its duration, so a reader never loses its
+//   file to eviction; a task that needs a file being downloaded or evicted parks until that
+//   is done (one download per file, however many readers). Files are read by name, never
+//   through long-lived handles (cloud_io offers no file_handles): an open descriptor would
+//   keep an evicted file's blocks on disk.
+// * Reuse at start (allow_reuse_local_caches): open() registers the data files, manifests
+//   and archives the cache directories hold (interrupted downloads, `.tmp`, are removed) and
+//   trims them to the budget. Without it, a non-empty cache fails open() (invalid_args).
 // * list(t) is the bucket's files of the partition (of this term and older terms: a newer
 //   term's files are not ours to see or collect) together with the cache's;
 //   list_partitions() the bucket's partitions together with the cache's.
 //
 // Costs: one PUT per synced data file and per manifest write, one GET of CURRENT_TERM per
-// manifest write, one GET per cache miss.
+// manifest write, one GET per cache miss (and per new data file: a 404 tells it is new).
 //
-// Thread safety: as the local backend (calls for one partition come from one thread); the
-// partition table is shared under a mutex, the object store is thread-safe.
+// Thread safety: as the local backend (calls for one partition come from one thread, its
+// shard's); the partition table is shared under a mutex, each shard's cache has its own, the
+// object store is thread-safe.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -45,11 +63,14 @@
 #include <vector>
 
 #include <eloqstore/concepts.hpp>
+#include <eloqstore/detail/cloud/local_cache.hpp>
 #include <eloqstore/detail/cloud/term.hpp>
 #include <eloqstore/detail/io/file_names.hpp>
 #include <eloqstore/detail/util/parse.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/object/object_store.hpp>
+#include <eloqstore/options.hpp>
+#include <eloqstore/sched/remote.hpp>
 #include <eloqstore/table_ident.hpp>
 
 namespace eloqstore {
@@ -74,10 +95,57 @@ class cloud_io : public Local {
 
   static constexpr bool object_tier = true;
 
-  // Opens the cache, then starts the object store (when it has a start(): s3_store creates
-  // its bucket and threads).
+  // The cache's budget and geometry. The store calls configure_cache(options) before open();
+  // without a call the cache is unbounded, one shard, and a non-empty cache is refused.
+  struct cache_settings {
+    std::uint64_t limit = std::numeric_limits<std::uint64_t>::max();  // all shards together
+    std::size_t shards = 1;
+    std::uint64_t data_file_bytes = 0;  // the charge of a data file
+    std::uint64_t manifest_bytes = 0;   // the charge of a manifest or archive
+    std::uint16_t reserve_space_ratio = 100;
+    bool reuse = false;  // allow_reuse_local_caches
+  };
+  // Call while closed.
+  void configure_cache(const cache_settings& c) { settings_ = c; }
+  void configure_cache(const options& opts) {
+    const options o = opts.normalized();
+    cache_settings c;
+    c.limit = o.local_space_limit;
+    c.shards = o.num_threads == 0 ? 1 : o.num_threads;
+    c.data_file_bytes = o.data_file_size();
+    c.manifest_bytes = o.manifest_limit;
+    c.reserve_space_ratio = o.reserve_space_ratio == 0 ? 1 : o.reserve_space_ratio;
+    c.reuse = o.allow_reuse_local_caches;
+    configure_cache(c);
+  }
+
+  // What the cache holds, over all shards.
+  struct cache_usage {
+    std::uint64_t used = 0;   // bytes charged
+    std::uint64_t limit = 0;  // bytes, all shards
+    std::size_t files = 0;
+    std::uint64_t evictions = 0;
+  };
+  [[nodiscard]] cache_usage cache_used() {
+    cache_usage u;
+    for (const auto& slot : slots_) {
+      std::lock_guard lock(slot->mu);
+      u.used += slot->files.used();
+      u.limit += slot->files.limit();
+      u.files += slot->files.files();
+      u.evictions += slot->files.evictions();
+    }
+    return u;
+  }
+
+  // Opens the cache (registering what it holds, see the header comment), then starts the
+  // object store (when it has a start(): s3_store creates its bucket and threads).
   [[nodiscard]] error open() {
     if (const error e = Local::open(); e != error::ok) {
+      return e;
+    }
+    if (const error e = adopt_cache(); e != error::ok) {
+      Local::close();
       return e;
     }
     if constexpr (requires(Store & s) {
@@ -113,36 +181,27 @@ class cloud_io : public Local {
     return cached(t, name, [&] { return Local::read_file(t, name, out); });
   }
 
+  // No file handles: a descriptor held open would keep an evicted file on disk, and reads
+  // through it would not count as uses of the file.
   template <typename Ref>
-  requires file_handles<Local> error open_file(const table_ident& t, std::string_view name,
-                                               Ref& ref) {
-    return cached(t, name, [&] { return Local::open_file(t, name, ref); });
-  }
+  error open_file(const table_ident&, std::string_view, Ref&) = delete;
 
   template <typename Reads>
   requires batched_reads<Local> error read_pages(const table_ident& t, const Reads& reads) {
-    error e = Local::read_pages(t, reads);
-    if (e != error::not_found) {
-      return e;
-    }
-    // Some file of the batch is not in the cache: bring those the cache's listing lacks.
-    std::vector<std::string> cached;
-    if (const error le = Local::list(t, cached); le != error::ok && le != error::not_found) {
-      return le;
-    }
-    const std::set<std::string, std::less<>> have(cached.begin(), cached.end());
-    std::set<std::string_view> missing;
+    std::vector<std::string_view> names;
     for (const page_read& r : reads) {
-      if (!have.contains(r.name) && fetchable(r.name)) {
-        missing.insert(r.name);
+      if (fetchable(r.name) && std::find(names.begin(), names.end(), r.name) == names.end()) {
+        names.push_back(r.name);
       }
     }
-    for (const std::string_view name : missing) {
-      if (const error f = fetch(t, name); f != error::ok) {
-        return f;
-      }
-    }
-    return Local::read_pages(t, reads);
+    return in_groups(t, names, access::read,
+                     [&](std::span<const std::string_view> group, bool whole) {
+                       if (whole) {
+                         return Local::read_pages(t, reads);
+                       }
+                       const auto part = part_of(reads, group, group.data() == names.data());
+                       return Local::read_pages(t, std::span<const page_read>(part));
+                     });
   }
 
   // ---- writes: into whole files, uploaded when they become durable ---------------------------
@@ -153,60 +212,87 @@ class cloud_io : public Local {
 
   error write(const table_ident& t, std::string_view name, std::uint64_t offset,
               std::span<const char> data) {
-    if (const error e = ensure_local(t, name); e != error::ok) {
+    if (!fetchable(name)) {
+      return Local::write(t, name, offset, data);
+    }
+    if (const error e = acquire(t, name, access::write, offset + data.size()); e != error::ok) {
       return e;
     }
-    return Local::write(t, name, offset, data);
+    const error e = Local::write(t, name, offset, data);
+    release(t, name, bucket_copy::written);  // (a failed write may have written part of it)
+    return e;
   }
 
   template <typename Writes>
   requires batched_io<Local> error write_pages(const table_ident& t, const Writes& writes) {
-    if (const error e = ensure_local_all(t, writes); e != error::ok) {
-      return e;
-    }
-    return Local::write_pages(t, writes);
+    const std::vector<std::string_view> names = written_files(writes);
+    return in_groups(t, names, access::write,
+                     [&](std::span<const std::string_view> group, bool whole) {
+                       if (whole) {
+                         return Local::write_pages(t, writes);
+                       }
+                       const auto part = part_of(writes, group, group.data() == names.data());
+                       return Local::write_pages(t, std::span<const page_write>(part));
+                     });
   }
 
+  // (The files stay dirty, so kept, until their upload; the pins go when the writes start.
+  // A batch over more files than the cache has room for at once is written group by group
+  // before this returns, its ticket left done.)
   template <typename Writes, typename Ticket>
   requires async_page_writes<Local> error begin_write_pages(const table_ident& t,
                                                             const Writes& writes, Ticket& ticket) {
-    if (const error e = ensure_local_all(t, writes); e != error::ok) {
-      return e;
-    }
-    return Local::begin_write_pages(t, writes, ticket);
+    const std::vector<std::string_view> names = written_files(writes);
+    return in_groups(t, names, access::write,
+                     [&](std::span<const std::string_view> group, bool whole) {
+                       if (whole) {
+                         return Local::begin_write_pages(t, writes, ticket);
+                       }
+                       const auto part = part_of(writes, group, group.data() == names.data());
+                       return Local::write_pages(t, std::span<const page_write>(part));
+                     });
   }
 
   error sync(const table_ident& t, std::string_view name) {
     if (const error e = writable(t); e != error::ok) {
       return e;
     }
-    if (const error e = Local::sync(t, name); e != error::ok) {
-      return e;
-    }
     const detail::parsed_file_name f = detail::parse_file_name(name);
     if (f.kind != detail::file_kind::data && f.kind != detail::file_kind::manifest) {
-      return error::ok;
+      return Local::sync(t, name);
     }
-    std::string bytes;
-    if (const error e = read_whole(t, name, bytes); e != error::ok) {
+    if (const error e = acquire(t, name, access::read); e != error::ok) {
       return e;
     }
-    return upload(t, name, f, bytes);
+    error e = Local::sync(t, name);
+    std::string bytes;
+    if (e == error::ok) {
+      e = read_whole(t, name, bytes);
+    }
+    if (e == error::ok) {
+      e = upload(t, name, f, bytes);
+    }
+    release(t, name, e == error::ok ? bucket_copy::uploaded : bucket_copy::unchanged);
+    return e;
   }
 
   error write_file_atomic(const table_ident& t, std::string_view name, std::span<const char> data) {
     if (const error e = writable(t); e != error::ok) {
       return e;
     }
-    if (const error e = Local::write_file_atomic(t, name, data); e != error::ok) {
+    if (!fetchable(name)) {
+      return Local::write_file_atomic(t, name, data);
+    }
+    if (const error e = acquire(t, name, access::replace, data.size()); e != error::ok) {
       return e;
     }
-    const detail::parsed_file_name f = detail::parse_file_name(name);
-    if (f.kind != detail::file_kind::data && f.kind != detail::file_kind::manifest &&
-        f.kind != detail::file_kind::archive) {
-      return error::ok;
+    error e = Local::write_file_atomic(t, name, data);
+    if (e == error::ok) {
+      e = upload(t, name, detail::parse_file_name(name),
+                 std::string_view(data.data(), data.size()));
     }
-    return upload(t, name, f, std::string_view(data.data(), data.size()));
+    release(t, name, e == error::ok ? bucket_copy::uploaded : bucket_copy::written);
+    return e;
   }
 
   // A file of the partition leaves the bucket, then the cache. Only while this process's term
@@ -233,9 +319,110 @@ class cloud_io : public Local {
         return detail_error(s);
       }
     }
-    forget_local(t, name);
     const error e = Local::remove(t, name);
-    return e == error::not_found ? error::ok : e;
+    if (e != error::ok && e != error::not_found) {
+      return e;
+    }
+    forget(t, name);
+    return error::ok;
+  }
+
+  // ---- prewarm (spec 8.4) ---------------------------------------------------------------------
+  //
+  // Data files only: a partition's manifest is read from the bucket when the partition is
+  // first opened anyway (it is how a term learns what the newest term wrote), so a prewarmed
+  // manifest would never be used.
+
+  struct prewarm_file {
+    table_ident table;
+    std::string name;
+  };
+
+  // The data files a prewarm for process term `term` brings into the cache, one list per
+  // shard of the cache, in the order to fetch them: the most recently modified first (then
+  // the higher file id). Partitions `accept` rejects, files of newer terms, manifests,
+  // archives and temporary files are left out. A set `stop` ends the listing early
+  // (not_running).
+  error prewarm_plan(std::uint64_t term, const std::function<bool(const table_ident&)>& accept,
+                     const std::atomic<bool>& stop, std::vector<std::vector<prewarm_file>>& out) {
+    struct candidate {
+      std::uint64_t modified_ms;
+      std::uint64_t id;
+      prewarm_file file;
+    };
+    std::vector<std::vector<candidate>> found(slots_.size());
+    const std::string root = prefix_.empty() ? std::string() : prefix_ + "/";
+    std::string after;
+    list_page page;
+    for (;;) {
+      if (stop.load(std::memory_order_relaxed)) {
+        return error::not_running;
+      }
+      const object_status st = store_->list(root, "", after, list_page_max, page);
+      if (st != object_status::ok) {
+        return detail_error(st);
+      }
+      for (const object_meta& m : page.objects) {
+        const std::string_view rel = std::string_view(m.key).substr(root.size());
+        const std::size_t slash = rel.find('/');
+        if (slash == std::string_view::npos) {
+          continue;
+        }
+        const auto t = table_ident::parse(rel.substr(0, slash));
+        const std::string_view name = rel.substr(slash + 1);
+        const detail::parsed_file_name f = detail::parse_file_name(name);
+        if (!t || f.kind != detail::file_kind::data || f.term > term || (accept && !accept(*t))) {
+          continue;
+        }
+        found[t->partition % slots_.size()].push_back(
+            candidate{m.modified_ms, f.id.value(), prewarm_file{*t, std::string(name)}});
+      }
+      if (page.next.empty()) {
+        break;
+      }
+      after = page.next;
+    }
+    out.assign(found.size(), {});
+    for (std::size_t i = 0; i < found.size(); ++i) {
+      std::sort(found[i].begin(), found[i].end(), [](const candidate& a, const candidate& b) {
+        return a.modified_ms != b.modified_ms ? a.modified_ms > b.modified_ms : a.id > b.id;
+      });
+      for (candidate& c : found[i]) {
+        out[i].push_back(std::move(c.file));
+      }
+    }
+    return error::ok;
+  }
+
+  // Brings one file into the cache if it fits without evicting anything: ok (downloaded, or
+  // cached already), out_of_space (the cache is full: prewarm is done), not_found (gone from
+  // the bucket meanwhile), or the download's error.
+  error prewarm(const table_ident& t, std::string_view name) {
+    cache_slot& s = slot_of(t);
+    {
+      std::lock_guard lock(s.mu);
+      if (s.files.find(t, name) != nullptr) {
+        return error::ok;
+      }
+      const std::uint64_t charge = charge_of(name);
+      if (s.files.used() + charge > s.files.limit()) {
+        return error::out_of_space;
+      }
+      std::vector<cache_shard::victim> none;
+      if (const error e = s.files.admit(t, name, charge, cache_state::fetching, none);
+          e != error::ok) {
+        return e;
+      }
+    }
+    const error e = download(s, t, name);
+    std::lock_guard lock(s.mu);
+    if (e != error::ok) {
+      wake(s.files.erase(t, name));
+    } else if (cache_file* f = s.files.find(t, name); f != nullptr) {
+      wake(s.files.settle(*f, cache_state::ready));
+    }
+    room_changed(s);
+    return e;
   }
 
   // ---- listings: the bucket and the cache together -------------------------------------------
@@ -420,95 +607,384 @@ class cloud_io : public Local {
     }
   }
 
-  // Makes sure the cache holds `name` before it is written: fetched from the bucket when the
-  // cache lacks it and the bucket has it; a file neither has is new. What the cache holds is
-  // learnt from one listing of the partition's cache directory, then kept up to date.
-  error ensure_local(const table_ident& t, std::string_view name) {
-    if (!fetchable(name)) {
-      return error::ok;
+  // ---- the bounded cache ---------------------------------------------------------------------
+
+  using cache_shard = detail::cache_shard;
+  using cache_file = cache_shard::file;
+  using cache_state = cache_shard::state;
+
+  struct cache_slot {
+    cache_slot(std::uint64_t limit, std::uint64_t low) : files(limit, low) {}
+    std::mutex mu;
+    cache_shard files;  // under mu
+    // Tasks waiting for room: woken whenever a file may have become evictable (unpinned,
+    // downloaded, uploaded) or went.
+    std::vector<cache_shard::waiter> space_waiters;  // under mu
+  };
+
+  // What an operation needs of a file: to read it (downloaded on a miss; not_found if the
+  // bucket lacks it too), to write into it (downloaded on a miss, as the upload at its sync
+  // sends the whole file; new if the bucket lacks it; dirty until uploaded), or to replace it
+  // whole (never downloaded; dirty until uploaded).
+  enum class access : std::uint8_t { read, write, replace };
+
+  [[nodiscard]] cache_slot& slot_of(const table_ident& t) {
+    return *slots_[t.partition % slots_.size()];
+  }
+
+  [[nodiscard]] std::uint64_t charge_of(std::string_view name) const {
+    return detail::parse_file_name(name).kind == detail::file_kind::data ? settings_.data_file_bytes
+                                                                         : settings_.manifest_bytes;
+  }
+
+  // The slots of the budget, then the files the cache directories already hold.
+  error adopt_cache() {
+    slots_.clear();
+    const std::size_t shards = settings_.shards == 0 ? 1 : settings_.shards;
+    std::uint64_t share = settings_.limit / shards;
+    share = std::max(share, std::max(settings_.data_file_bytes, settings_.manifest_bytes));
+    const std::uint64_t low = share - share / settings_.reserve_space_ratio;
+    for (std::size_t i = 0; i < shards; ++i) {
+      slots_.push_back(std::make_unique<cache_slot>(share, low));
     }
-    bool listed = false;
-    {
-      std::lock_guard lock(mu_);
-      const auto it = local_.find(t);
-      if (it != local_.end()) {
-        if (it->second.names.contains(std::string(name))) {
-          return error::ok;
-        }
-        listed = it->second.listed;
-      }
-    }
-    if (!listed) {
-      std::vector<std::string> names;
-      const error le = Local::list(t, names);
-      if (le != error::ok && le != error::not_found) {
-        return le;
-      }
-      std::lock_guard lock(mu_);
-      cache_files& c = local_[t];
-      c.listed = true;
-      c.names.insert(names.begin(), names.end());
-      if (c.names.contains(std::string(name))) {
-        return error::ok;
-      }
-    }
-    if (const error e = fetch(t, name); e != error::ok && e != error::not_found) {
+    std::vector<table_ident> parts;
+    if (const error e = Local::list_partitions(parts); e != error::ok && e != error::not_found) {
       return e;
     }
-    std::lock_guard lock(mu_);
-    local_[t].names.insert(std::string(name));
+    for (const table_ident& t : parts) {
+      std::vector<std::string> names;
+      if (const error e = Local::list(t, names); e != error::ok && e != error::not_found) {
+        return e;
+      }
+      // Least wanted first, as eviction takes the oldest: archives, data files, manifests.
+      std::vector<std::pair<int, std::string>> files;
+      for (std::string& n : names) {
+        const detail::file_kind k = detail::parse_file_name(n).kind;
+        if (k == detail::file_kind::temporary) {
+          // A download or snapshot a crash interrupted: never a file of the partition.
+          if (const error e = Local::remove(t, n); e != error::ok && e != error::not_found) {
+            return e;
+          }
+          continue;
+        }
+        if (!fetchable(n) || !settings_.reuse) {
+          return error::invalid_args;  // not a cache of ours, or one we may not adopt
+        }
+        files.emplace_back(k == detail::file_kind::archive ? 0
+                           : k == detail::file_kind::data  ? 1
+                                                           : 2,
+                           std::move(n));
+      }
+      std::sort(files.begin(), files.end());
+      for (const auto& [rank, name] : files) {
+        cache_slot& s = slot_of(t);
+        std::vector<cache_shard::victim> victims;
+        {
+          std::lock_guard lock(s.mu);
+          if (s.files.admit(t, name, charge_of(name), cache_state::ready, victims) != error::ok) {
+            victims.push_back(cache_shard::victim{t, name});  // larger than a shard's share
+            continue;
+          }
+        }
+        if (const error e = evict(s, victims); e != error::ok) {
+          return e;
+        }
+      }
+    }
     return error::ok;
+  }
+
+  // Unlinks the victims an admission chose; a victim that cannot be unlinked is charged again
+  // (and its error returned).
+  error evict(cache_slot& s, const std::vector<cache_shard::victim>& victims) {
+    error first = error::ok;
+    for (const cache_shard::victim& v : victims) {
+      const error e = Local::remove(v.table, v.name);
+      std::unique_lock lock(s.mu);
+      if (e == error::ok || e == error::not_found) {
+        wake(s.files.erase(v.table, v.name));
+        room_changed(s);
+        continue;
+      }
+      if (cache_file* f = s.files.find(v.table, v.name); f != nullptr) {
+        wake(s.files.settle(*f, cache_state::ready));
+      }
+      if (first == error::ok) {
+        first = e;
+      }
+    }
+    return first;
+  }
+
+  static void wake(const std::vector<cache_shard::waiter>& waiters) {
+    for (const cache_shard::waiter& w : waiters) {
+      w.port->post(w.task);
+    }
+  }
+
+  // Parks the running task on `waiters` until woken (the caller re-examines what it waited
+  // for afterwards). False outside a task, where nothing can wait.
+  [[nodiscard]] static bool park_on(std::vector<cache_shard::waiter>& waiters,
+                                    std::unique_lock<std::mutex>& lock) {
+    completion_port* port = completion_port::current();
+    void* task = port == nullptr ? nullptr : port->hooks().running_task();
+    if (task == nullptr) {
+      return false;
+    }
+    waiters.push_back(cache_shard::waiter{port, task});
+    lock.unlock();
+    // A post cannot be drained before the park: drain() runs on this thread.
+    port->hooks().park(port->hooks().sched);
+    lock.lock();
+    return true;
+  }
+
+  // Something may have become evictable, or went: the tasks waiting for room look again.
+  static void room_changed(cache_slot& s) { wake(std::exchange(s.space_waiters, {})); }
+
+  // Makes the cache hold t/name as `how` needs it, charged at least `bytes`, and pins it
+  // until release(). May park: for a download, for a file being downloaded or evicted, and
+  // for room while the files that stand in the way are only pinned or downloading (with
+  // `may_wait` false that answers busy instead, for a caller that must drop its own pins
+  // before it waits). out_of_space when not even that would make room.
+  error acquire(const table_ident& t, std::string_view name, access how, std::uint64_t bytes = 0,
+                bool may_wait = true) {
+    cache_slot& s = slot_of(t);
+    std::vector<cache_shard::victim> victims;
+    std::unique_lock lock(s.mu);
+    const auto no_room = [&](error e) {
+      if (e != error::busy) {
+        return e;
+      }
+      if (!may_wait) {
+        return error::busy;
+      }
+      return park_on(s.space_waiters, lock) ? error::ok : error::out_of_space;
+    };
+    const std::uint64_t charge = std::max(bytes, charge_of(name));
+    cache_file* f = nullptr;
+    for (;;) {
+      f = s.files.find(t, name);
+      if (f != nullptr && f->st != cache_state::ready) {
+        if (!park_on(f->waiters, lock)) {
+          return error::busy;  // (outside tasks, which run alone, nothing is in flight)
+        }
+        continue;
+      }
+      if (f != nullptr) {
+        if (const error e = s.files.grow(*f, bytes, victims); e != error::ok) {
+          if (const error w = no_room(e); w != error::ok) {
+            return w;
+          }
+          continue;
+        }
+        s.files.touch(*f);
+        ++f->pins;
+        lock.unlock();
+        return evicted_for(s, t, name, victims);
+      }
+      // A miss: charge the file while its download runs, so others wait for it.
+      const cache_state st = how == access::replace ? cache_state::ready : cache_state::fetching;
+      if (const error e = s.files.admit(t, name, charge, st, victims); e != error::ok) {
+        if (const error w = no_room(e); w != error::ok) {
+          return w;
+        }
+        continue;
+      }
+      break;
+    }
+    f = s.files.find(t, name);
+    ++f->pins;
+    lock.unlock();
+    error e = evict(s, victims);
+    if (e == error::ok && how != access::replace) {
+      e = download(s, t, name);
+      if (e == error::not_found && how == access::write) {
+        e = error::ok;  // a new file
+      }
+    }
+    lock.lock();
+    if (e != error::ok) {
+      wake(s.files.erase(t, name));
+      room_changed(s);
+      return e;
+    }
+    if (f = s.files.find(t, name); f != nullptr && f->st == cache_state::fetching) {
+      wake(s.files.settle(*f, cache_state::ready));
+      room_changed(s);
+    }
+    return error::ok;
+  }
+
+  // Evicts what a growth chose; on failure the file's pin goes again.
+  error evicted_for(cache_slot& s, const table_ident& t, std::string_view name,
+                    const std::vector<cache_shard::victim>& victims) {
+    if (victims.empty()) {
+      return error::ok;
+    }
+    const error e = evict(s, victims);
+    if (e != error::ok) {
+      release(t, name);
+    }
+    return e;
+  }
+
+  // Unpins t/name. `now` tells what the bucket holds of it after the operation: with
+  // `written`, less than the cache (dirty until uploaded); with `uploaded`, the same (clean).
+  enum class bucket_copy : std::uint8_t { unchanged, written, uploaded };
+  void release(const table_ident& t, std::string_view name,
+               bucket_copy now = bucket_copy::unchanged) {
+    cache_slot& s = slot_of(t);
+    std::lock_guard lock(s.mu);
+    if (cache_file* f = s.files.find(t, name); f != nullptr) {
+      if (f->pins > 0) {
+        --f->pins;
+      }
+      if (now == bucket_copy::written) {
+        f->dirty = true;
+      } else if (now == bucket_copy::uploaded) {
+        f->dirty = false;
+      }
+      if (f->evictable()) {
+        room_changed(s);
+      }
+    }
+  }
+
+  void mark_clean(const table_ident& t, std::string_view name) {
+    cache_slot& s = slot_of(t);
+    std::lock_guard lock(s.mu);
+    if (cache_file* f = s.files.find(t, name); f != nullptr) {
+      f->dirty = false;
+      room_changed(s);
+    }
+  }
+
+  void forget(const table_ident& t, std::string_view name) {
+    cache_slot& s = slot_of(t);
+    std::lock_guard lock(s.mu);
+    wake(s.files.erase(t, name));
+    room_changed(s);
+  }
+
+  // GETs `name` into the cache (atomically: a crash leaves no file or the whole file), its
+  // charge grown to its size first. REQUIRES: acquire() charged it, fetching.
+  error download(cache_slot& s, const table_ident& t, std::string_view name) {
+    std::string body;
+    object_meta meta;
+    const object_status st = store_->get(key(t, name), body, meta);
+    if (st != object_status::ok) {
+      return detail_error(st);
+    }
+    std::vector<cache_shard::victim> victims;
+    {
+      std::lock_guard lock(s.mu);
+      cache_file* f = s.files.find(t, name);
+      if (f == nullptr) {
+        return error::not_found;  // removed meanwhile
+      }
+      if (const error e = s.files.grow(*f, body.size(), victims); e != error::ok) {
+        return error::out_of_space;  // (a file above its nominal size, with no room now)
+      }
+    }
+    if (const error e = evict(s, victims); e != error::ok) {
+      return e;
+    }
+    return Local::write_file_atomic(t, name, body);
+  }
+
+  // Runs `op(group, whole)` over consecutive groups of `names`, each group's files pinned
+  // (downloaded as `how` needs) together: as many at a time as the cache has room for, at
+  // least one, so a batch spanning more files than the budget still completes. `whole` tells
+  // that the group is all of `names` (the batch can go at once). A task waits for room only
+  // while it holds no pins (two tasks holding pins could wait for each other forever).
+  template <typename Op>
+  error in_groups(const table_ident& t, const std::vector<std::string_view>& names, access how,
+                  Op op) {
+    const std::span<const std::string_view> all(names);
+    if (all.empty()) {
+      return op(all, true);
+    }
+    std::size_t done = 0;
+    while (done < all.size()) {
+      std::size_t held = 0;
+      error e = error::ok;
+      for (; done + held < all.size(); ++held) {
+        if (e = acquire(t, all[done + held], how, 0, held == 0); e != error::ok) {
+          break;
+        }
+      }
+      if (held == 0) {
+        return e;  // the first of a group waits for room itself: its failure is final
+      }
+      // (No room for the next file: the group goes as it is, the rest after it.)
+      const bool ran = e == error::ok || e == error::busy || e == error::out_of_space;
+      const error r = ran ? op(all.subspan(done, held), done == 0 && e == error::ok) : e;
+      const bucket_copy now =
+          ran && how != access::read ? bucket_copy::written : bucket_copy::unchanged;
+      for (std::size_t i = 0; i < held; ++i) {
+        release(t, all[done + i], now);
+      }
+      if (r != error::ok) {
+        return r;
+      }
+      done += held;
+    }
+    return error::ok;
+  }
+
+  // The elements of `batch` (page reads or writes) of the files in `group`, and those of
+  // files the cache does not track (with the first group).
+  template <typename Batch>
+  [[nodiscard]] static auto part_of(const Batch& batch, std::span<const std::string_view> group,
+                                    bool first) {
+    std::vector<std::remove_cvref_t<decltype(*std::begin(batch))>> out;
+    for (const auto& x : batch) {
+      const bool tracked = fetchable(x.name);
+      if ((!tracked && first) ||
+          (tracked && std::find(group.begin(), group.end(), x.name) != group.end())) {
+        out.push_back(x);
+      }
+    }
+    return out;
   }
 
   template <typename Writes>
-  error ensure_local_all(const table_ident& t, const Writes& writes) {
-    std::string_view last;
+  [[nodiscard]] static std::vector<std::string_view> written_files(const Writes& writes) {
+    std::vector<std::string_view> names;
     for (const page_write& w : writes) {
-      if (w.name == last) {
-        continue;  // batches are mostly one file's pages
-      }
-      last = w.name;
-      if (const error e = ensure_local(t, w.name); e != error::ok) {
-        return e;
+      if (fetchable(w.name) && std::find(names.begin(), names.end(), w.name) == names.end()) {
+        names.push_back(w.name);
       }
     }
-    return error::ok;
+    return names;
   }
 
-  void forget_local(const table_ident& t, std::string_view name) {
-    std::lock_guard lock(mu_);
-    if (const auto it = local_.find(t); it != local_.end()) {
-      it->second.names.erase(std::string(name));
-    }
-  }
-
-  // `op` on the cache; when the cache lacks the file, once more after fetching it.
+  // `op` on t/name, pinned in the cache (downloaded on a miss). A file the cache lost under
+  // its bookkeeping (deleted from outside) is forgotten and downloaded again, once.
   template <typename Op>
   error cached(const table_ident& t, std::string_view name, Op op) {
-    const error e = op();
-    if (e != error::not_found || !fetchable(name)) {
-      return e;
+    if (!fetchable(name)) {
+      return op();
     }
-    if (const error f = fetch(t, name); f != error::ok) {
-      return f;
+    for (int attempt = 0;; ++attempt) {
+      if (const error e = acquire(t, name, access::read); e != error::ok) {
+        return e;
+      }
+      const error e = op();
+      release(t, name);
+      if (e != error::not_found || attempt > 0 || dirty(t, name)) {
+        return e;
+      }
+      forget(t, name);
     }
-    return op();
   }
 
-  // GETs `name` into the cache (atomically: a crash leaves the old state or the whole file).
-  error fetch(const table_ident& t, std::string_view name) {
-    std::string body;
-    object_meta meta;
-    const object_status s = store_->get(key(t, name), body, meta);
-    if (s != object_status::ok) {
-      return detail_error(s);
-    }
-    if (const error e = Local::write_file_atomic(t, name, body); e != error::ok) {
-      return e;
-    }
-    std::lock_guard lock(mu_);
-    local_[t].names.insert(std::string(name));
-    return error::ok;
+  [[nodiscard]] bool dirty(const table_ident& t, std::string_view name) {
+    cache_slot& s = slot_of(t);
+    std::lock_guard lock(s.mu);
+    const cache_file* f = s.files.find(t, name);
+    return f != nullptr && f->dirty;
   }
 
   // The first open of t's manifest in this process: claim t for `term`, then bring the
@@ -532,7 +1008,14 @@ class cloud_io : public Local {
     }
     if (e == error::ok) {
       const std::string name = detail::manifest_file_name(term);
-      if (const error w = Local::write_file_atomic(t, name, body); w != error::ok) {
+      if (const error a = acquire(t, name, access::replace, body.size()); a != error::ok) {
+        return a;
+      }
+      const error w = Local::write_file_atomic(t, name, body);
+      // (Clean when the bucket has it: the same manifest, or promoted just below.)
+      release(t, name,
+              w == error::ok && chosen == term ? bucket_copy::uploaded : bucket_copy::written);
+      if (w != error::ok) {
         return w;
       }
       if (chosen != term) {
@@ -543,6 +1026,7 @@ class cloud_io : public Local {
         if (s != object_status::ok) {
           return detail_error(s);
         }
+        mark_clean(t, name);
       }
     } else {
       // A new partition in the bucket: whatever the cache holds of it is stale (a write whose
@@ -553,10 +1037,9 @@ class cloud_io : public Local {
           if (const error r = Local::remove(t, n); r != error::ok && r != error::not_found) {
             return r;
           }
+          forget(t, n);
         }
       }
-      std::lock_guard lock(mu_);
-      local_.erase(t);
     }
     std::lock_guard lock(mu_);
     claims_[t] = partition_claim{term, false};
@@ -567,12 +1050,8 @@ class cloud_io : public Local {
   std::string prefix_;
   std::mutex mu_;
   std::unordered_map<table_ident, partition_claim> claims_;  // under mu_
-  // The files of a partition known to be in the cache.
-  struct cache_files {
-    bool listed = false;  // the cache directory was listed once
-    std::unordered_set<std::string> names;
-  };
-  std::unordered_map<table_ident, cache_files> local_;  // under mu_
+  cache_settings settings_;
+  std::vector<std::unique_ptr<cache_slot>> slots_;  // one per shard, made by open()
 };
 
 }  // namespace eloqstore

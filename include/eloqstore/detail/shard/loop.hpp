@@ -15,8 +15,11 @@
 #include <iterator>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <utility>
 #include <vector>
 
+#include <eloqstore/concepts.hpp>
 #include <eloqstore/detail/shard/handlers.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/request.hpp>
@@ -150,6 +153,7 @@ class shard_runtime : public request_handlers<Traits> {
       while (!s.backlog.empty() && dispatch(s, *s.backlog.front())) {
         s.backlog.pop_front();
       }
+      start_prewarm_tasks(s);
       s.sched.run_round();
       port.drain();
       const bool runnable = !s.sched.idle() || port.pending();
@@ -326,6 +330,97 @@ class shard_runtime : public request_handlers<Traits> {
     }
   }
 
+  // ---- cloud prewarm ---------------------------------------------------------------------------
+  //
+  // The store's lister thread hands each shard its list of files (shard.prewarm); the shard
+  // brings them into the cache with opts_.prewarm_task_count tasks that step aside (low
+  // priority) before every file, so requests always go first; an inline shard takes one file
+  // whenever its queue is empty. The list ends when it is done, when the cache is full
+  // (out_of_space: prewarm never evicts), at another error, or when the store stops.
+
+  void start_prewarm_tasks(shard& s) {
+    if constexpr (object_tier_io<io_type>) {
+      while (s.prewarm_tasks < opts_.prewarm_task_count) {
+        {
+          std::lock_guard ql(s.mu);
+          if (s.prewarm.empty()) {
+            return;
+          }
+        }
+        bool started = false;
+        (void)out_of_mem_guard([&] {
+          started = s.sched.spawn([this, &s] { run_prewarm(s); });
+          return error::ok;
+        });
+        if (!started) {
+          return;  // no task slot now: next round
+        }
+        ++s.prewarm_tasks;
+      }
+    } else {
+      (void)s;
+    }
+  }
+
+  void run_prewarm(shard& s) {
+    bool more = true;
+    while (more) {
+      s.sched.yield_low_priority();  // requests first
+      more = prewarm_step(s);
+    }
+    if (--s.prewarm_tasks == 0) {
+      prewarm_finish(s);
+    }
+  }
+
+  // Brings the shard's next prewarm file into the cache; false when its list is over.
+  bool prewarm_step(shard& s) {
+    if constexpr (object_tier_io<io_type>) {
+      std::pair<table_ident, std::string> next;
+      {
+        std::lock_guard ql(s.mu);
+        if (s.stopping && !s.prewarm.empty()) {
+          s.prewarm.clear();
+          s.prewarm_reason = error::not_running;
+        }
+        if (s.prewarm.empty()) {
+          return false;
+        }
+        next = std::move(s.prewarm.front());
+        s.prewarm.pop_front();
+      }
+      const error e = io_->prewarm(next.first, next.second);
+      this->prewarm_counted(e);
+      if (e != error::ok && e != error::not_found) {
+        std::lock_guard ql(s.mu);
+        s.prewarm.clear();
+        s.prewarm_reason = e;
+      }
+      if constexpr (!fibers) {
+        prewarm_finish(s);  // (an inline shard's list ends on its last step)
+      }
+      return true;
+    } else {
+      (void)s;
+      return false;
+    }
+  }
+
+  // Reports the shard's list finished once it is empty and no step of it runs.
+  void prewarm_finish(shard& s) {
+    bool finished = false;
+    {
+      std::lock_guard ql(s.mu);
+      if (s.prewarm_active && s.prewarm.empty() && s.prewarm_tasks == 0) {
+        s.prewarm_active = false;
+        finished = true;
+      }
+    }
+    if (finished) {
+      this->prewarm_shard_done(std::exchange(s.prewarm_reason, error::ok));
+    }
+  }
+
   // ---- run-to-completion shards -------------------------------------------------------------
 
   void run_inline_shard(shard& s) {
@@ -338,7 +433,13 @@ class shard_runtime : public request_handlers<Traits> {
       group.clear();
       {
         std::unique_lock ql(s.mu);
-        s.cv.wait(ql, [&] { return s.stopping || !s.queue.empty(); });
+        s.cv.wait(ql, [&] { return s.stopping || !s.queue.empty() || !s.prewarm.empty(); });
+        if (s.queue.empty() && !s.prewarm.empty()) {
+          // Idle: one file of the prewarm, then requests again.
+          ql.unlock();
+          prewarm_step(s);
+          continue;
+        }
         if (s.queue.empty()) {
           break;  // stopping and drained
         }

@@ -20,9 +20,11 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <eloqstore/concepts.hpp>
@@ -33,6 +35,7 @@
 #include <eloqstore/options.hpp>
 #include <eloqstore/request.hpp>
 #include <eloqstore/table_ident.hpp>
+#include <eloqstore/types.hpp>
 
 namespace eloqstore::detail {
 
@@ -98,6 +101,13 @@ class shard_context {
     std::deque<request*> backlog;  // dequeued requests waiting for a free task slot
     ring_ptr ring;                 // this shard thread's I/O ring, if the backend has rings
     std::chrono::steady_clock::time_point writer_yielded{};  // a writer last stepped aside
+    // Cloud prewarm: the files this shard still brings into the cache (under mu), whether
+    // its list is being worked on (under mu), its prewarm tasks running (shard thread), and
+    // what ended it early (shard thread).
+    std::deque<std::pair<table_ident, std::string>> prewarm;
+    bool prewarm_active = false;
+    std::size_t prewarm_tasks = 0;
+    error prewarm_reason = error::ok;
   };
   static constexpr std::size_t absent_max = 4096;
   // How long a writer building pages keeps the shard thread before it lets waiting reads run.
@@ -162,6 +172,31 @@ class shard_context {
   std::atomic<std::size_t> grouped_writes_{0};
   std::atomic<std::size_t> evictions_{0};
   std::atomic<std::size_t> compaction_rounds_{0};  // append mode (handlers.hpp compact)
+
+  // Cloud prewarm, shared by the lister thread (store.hpp) and the shards (loop.hpp).
+  mutable std::mutex prewarm_mu_;
+  prewarm_progress prewarm_;        // under prewarm_mu_
+  std::size_t prewarm_shards_ = 0;  // shards whose list is not finished, under prewarm_mu_
+
+  // Counts one prewarmed file: e is prewarm()'s answer for it.
+  void prewarm_counted(error e) {
+    std::lock_guard lock(prewarm_mu_);
+    if (e == error::ok) {
+      ++prewarm_.pulled;
+    } else if (e == error::not_found) {
+      ++prewarm_.skipped;
+    }
+  }
+  // A shard finished its list (`why`: ok, or what ended it early).
+  void prewarm_shard_done(error why) {
+    std::lock_guard lock(prewarm_mu_);
+    if (why != error::ok && prewarm_.reason == error::ok) {
+      prewarm_.reason = why;
+    }
+    if (prewarm_shards_ > 0 && --prewarm_shards_ == 0) {
+      prewarm_.done = true;
+    }
+  }
 };
 
 }  // namespace eloqstore::detail
