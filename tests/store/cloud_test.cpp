@@ -236,6 +236,23 @@ TEST_CASE("cloud: what a commit asks of the bucket") {
     (void)p.store->get(t, "k" + std::to_string(i));
   }
   CHECK(bucket->stats().gets == before_reads.gets);
+  // The cache counted every request it made (all of the bucket's), and what they cost.
+  const object_requests seen = p.cache->requests();
+  const auto all = bucket->stats();
+  CHECK(seen.gets == all.gets);
+  CHECK(seen.puts == all.puts);
+  CHECK(seen.removes == all.removes);
+  CHECK(seen.lists == all.lists);
+  CHECK(seen.bytes_up == all.bytes_in);
+  CHECK(seen.bytes_down == all.bytes_out);
+  CHECK(seen.failures == 0);
+  REQUIRE(p.cache->request_shards() == 1);
+  object_requests parts = p.cache->requests_of_shard(0);
+  parts += p.cache->requests_of_no_shard();
+  CHECK(parts.puts == seen.puts);
+  CHECK(p.cache->requests_of_shard(0).puts >= 2 * commits);
+  CHECK(seen.cost() > 0.0);
+  MESSAGE("$" << seen.cost() << " for " << commits + 1 << " commits and 100 reads");
   p.store->stop();
 }
 

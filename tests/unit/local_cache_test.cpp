@@ -143,7 +143,12 @@ TEST_CASE("local cache: waiters are handed back when a file settles or goes") {
   CHECK(w[0].task == &task);
   CHECK(c.find(t0, "a")->waiters.empty());
   c.find(t0, "a")->waiters.push_back(cache_shard::waiter{nullptr, &task});
+  const std::uint64_t first = c.find(t0, "a")->generation;
   CHECK(c.erase(t0, "a").size() == 1);
   CHECK(c.used() == 0);
   CHECK(c.names(t0).empty());
+  // The same name admitted again is another entry (a task parked on the first tells them
+  // apart).
+  REQUIRE(c.admit(t0, "a", 10, state::fetching, v) == error::ok);
+  CHECK(c.find(t0, "a")->generation != first);
 }

@@ -40,6 +40,13 @@
 //
 // Costs: one PUT per synced data file and per manifest write, one GET of CURRENT_TERM per
 // manifest write, one GET per cache miss (and per new data file: a 404 tells it is new).
+// Every request is counted for the shard of its partition (detail/cloud/metered_store.hpp):
+// requests_of_shard(i), requests_of_no_shard() (listings of the whole bucket), requests(),
+// each with its cost() at S3 prices.
+//
+// Prewarm (spec 8.4): prewarm_plan() lists the bucket once and orders each shard's data
+// files newest first; prewarm(t, name) downloads one if it fits without evicting anything.
+// The store runs them (store.hpp, detail/shard/loop.hpp).
 //
 // Thread safety: as the local backend (calls for one partition come from one thread, its
 // shard's); the partition table is shared under a mutex, each shard's cache has its own, the
@@ -64,6 +71,7 @@
 
 #include <eloqstore/concepts.hpp>
 #include <eloqstore/detail/cloud/local_cache.hpp>
+#include <eloqstore/detail/cloud/metered_store.hpp>
 #include <eloqstore/detail/cloud/term.hpp>
 #include <eloqstore/detail/io/file_names.hpp>
 #include <eloqstore/detail/util/parse.hpp>
@@ -87,6 +95,7 @@ class cloud_io : public Local {
   cloud_io(std::shared_ptr<Store> store, std::string prefix, A&&... local_args)
       : Local(std::forward<A>(local_args)...),
         store_(std::move(store)),
+        meter_(*store_),
         prefix_(std::move(prefix)) {
     while (!prefix_.empty() && prefix_.back() == '/') {
       prefix_.pop_back();
@@ -137,6 +146,15 @@ class cloud_io : public Local {
     }
     return u;
   }
+
+  // What this cache asked of the object store since open(): per shard (the partitions'
+  // requests), for no shard (listings of the whole bucket), and in all.
+  [[nodiscard]] std::size_t request_shards() const noexcept { return meter_.shards(); }
+  [[nodiscard]] object_requests requests_of_shard(std::size_t i) const {
+    return meter_.of_shard(i);
+  }
+  [[nodiscard]] object_requests requests_of_no_shard() const { return meter_.other(); }
+  [[nodiscard]] object_requests requests() const { return meter_.total(); }
 
   // Opens the cache (registering what it holds, see the header comment), then starts the
   // object store (when it has a start(): s3_store creates its bucket and threads).
@@ -314,7 +332,7 @@ class cloud_io : public Local {
       if (const error e = still_owner(t, term); e != error::ok) {
         return e;
       }
-      const object_status s = store_->remove(key(t, name));
+      const object_status s = bucket(t).remove(key(t, name));
       if (s != object_status::ok) {
         return detail_error(s);
       }
@@ -358,7 +376,7 @@ class cloud_io : public Local {
       if (stop.load(std::memory_order_relaxed)) {
         return error::not_running;
       }
-      const object_status st = store_->list(root, "", after, list_page_max, page);
+      const object_status st = meter_.others().list(root, "", after, list_page_max, page);
       if (st != object_status::ok) {
         return detail_error(st);
       }
@@ -438,7 +456,7 @@ class cloud_io : public Local {
     std::string after;
     list_page page;
     for (;;) {
-      const object_status s = store_->list(dir, "", after, list_page_max, page);
+      const object_status s = bucket(t).list(dir, "", after, list_page_max, page);
       if (s != object_status::ok) {
         return detail_error(s);
       }
@@ -489,7 +507,7 @@ class cloud_io : public Local {
     std::string after;
     list_page page;
     for (;;) {
-      const object_status s = store_->list(root, "/", after, list_page_max, page);
+      const object_status s = meter_.others().list(root, "/", after, list_page_max, page);
       if (s != object_status::ok) {
         return detail_error(s);
       }
@@ -520,6 +538,11 @@ class cloud_io : public Local {
     const detail::file_kind k = detail::parse_file_name(name).kind;
     return k == detail::file_kind::data || k == detail::file_kind::manifest ||
            k == detail::file_kind::archive;
+  }
+
+  // The object store, counting for t's shard.
+  [[nodiscard]] auto bucket(const table_ident& t) {
+    return meter_.shard(t.partition % meter_.shards());
   }
 
   [[nodiscard]] std::string key(const table_ident& t, std::string_view name) const {
@@ -566,7 +589,7 @@ class cloud_io : public Local {
   [[nodiscard]] error still_owner(const table_ident& t, std::uint64_t term) {
     std::string body;
     object_meta meta;
-    const object_status s = store_->get(key(t, detail::current_term_file_name), body, meta);
+    const object_status s = bucket(t).get(key(t, detail::current_term_file_name), body, meta);
     if (s != object_status::ok) {
       // Deleted under us (a dropped bucket): not ours any more either.
       return s == object_status::not_found ? error::expired_term : detail_error(s);
@@ -585,7 +608,7 @@ class cloud_io : public Local {
   error upload(const table_ident& t, std::string_view name, const detail::parsed_file_name& f,
                std::string_view bytes) {
     object_meta meta;
-    const object_status s = store_->put(key(t, name), bytes, put_condition::always(), meta);
+    const object_status s = bucket(t).put(key(t, name), bytes, put_condition::always(), meta);
     if (s != object_status::ok) {
       return detail_error(s);
     }
@@ -647,6 +670,7 @@ class cloud_io : public Local {
     for (std::size_t i = 0; i < shards; ++i) {
       slots_.push_back(std::make_unique<cache_slot>(share, low));
     }
+    meter_.reset(shards);
     std::vector<table_ident> parts;
     if (const error e = Local::list_partitions(parts); e != error::ok && e != error::not_found) {
       return e;
@@ -872,7 +896,7 @@ class cloud_io : public Local {
   error download(cache_slot& s, const table_ident& t, std::string_view name) {
     std::string body;
     object_meta meta;
-    const object_status st = store_->get(key(t, name), body, meta);
+    const object_status st = bucket(t).get(key(t, name), body, meta);
     if (st != object_status::ok) {
       return detail_error(st);
     }
@@ -997,12 +1021,13 @@ class cloud_io : public Local {
         return it->second.expired ? error::expired_term : error::ok;
       }
     }
-    if (const error e = detail::claim_term(*store_, prefix_, t, term); e != error::ok) {
+    auto view = bucket(t);
+    if (const error e = detail::claim_term(view, prefix_, t, term); e != error::ok) {
       return e;
     }
     std::uint64_t chosen = 0;
     std::string body;
-    const error e = detail::choose_manifest(*store_, prefix_, t, term, chosen, body);
+    const error e = detail::choose_manifest(view, prefix_, t, term, chosen, body);
     if (e != error::ok && e != error::not_found) {
       return e;
     }
@@ -1022,7 +1047,7 @@ class cloud_io : public Local {
         // Promotion: the newer term continues from the older term's manifest under its own
         // name; the older term's files stay as they are (their names carry their term).
         object_meta meta;
-        const object_status s = store_->put(key(t, name), body, put_condition::always(), meta);
+        const object_status s = bucket(t).put(key(t, name), body, put_condition::always(), meta);
         if (s != object_status::ok) {
           return detail_error(s);
         }
@@ -1047,6 +1072,7 @@ class cloud_io : public Local {
   }
 
   std::shared_ptr<Store> store_;
+  detail::metered_store<Store> meter_;  // every request to store_ goes through it
   std::string prefix_;
   std::mutex mu_;
   std::unordered_map<table_ident, partition_claim> claims_;  // under mu_

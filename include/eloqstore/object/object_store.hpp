@@ -103,6 +103,37 @@ struct list_page {
   }
 };
 
+// What a client asked of an object store: the requests cloud users pay for.
+struct object_requests {
+  std::uint64_t gets = 0;
+  std::uint64_t puts = 0;
+  std::uint64_t removes = 0;
+  std::uint64_t lists = 0;
+  std::uint64_t bytes_down = 0;  // bodies got
+  std::uint64_t bytes_up = 0;    // bodies put
+  std::uint64_t failures = 0;    // answers other than ok and not_found (after any retries)
+
+  object_requests& operator+=(const object_requests& o) noexcept {
+    gets += o.gets;
+    puts += o.puts;
+    removes += o.removes;
+    lists += o.lists;
+    bytes_down += o.bytes_down;
+    bytes_up += o.bytes_up;
+    failures += o.failures;
+    return *this;
+  }
+
+  // What the requests cost, in dollars, at prices per 1000 requests: by default those of AWS
+  // S3 Standard in us-east-1 (PUT, COPY, POST and LIST $0.005, GET $0.0004, DELETE free).
+  // Transfer within a region is free; storage is not counted.
+  [[nodiscard]] double cost(double put_list_per_1000 = 0.005,
+                            double get_per_1000 = 0.0004) const noexcept {
+    return static_cast<double>(puts + lists) * put_list_per_1000 / 1000.0 +
+           static_cast<double>(gets) * get_per_1000 / 1000.0;
+  }
+};
+
 // Most keys a list page may hold (S3's limit).
 inline constexpr std::size_t list_page_max = 1000;
 

@@ -61,6 +61,9 @@ class cache_shard {
     state st = state::ready;
     bool dirty = false;
     std::uint32_t pins = 0;
+    // Tells this entry from a later one of the same name (the file removed and admitted
+    // again while a task that admitted it was parked).
+    std::uint64_t generation = 0;
     std::vector<waiter> waiters;  // tasks waiting for st to become ready (or the file to go)
 
     [[nodiscard]] bool evictable() const noexcept {
@@ -118,6 +121,7 @@ class cache_shard {
     f.name = std::string(name);
     f.bytes = bytes;
     f.st = st;
+    f.generation = ++generations_;
     used_ += bytes;
     ++count_;
     lru_.push_front(f);
@@ -243,6 +247,7 @@ class cache_shard {
   std::uint64_t used_ = 0;
   std::size_t count_ = 0;
   std::uint64_t evictions_ = 0;
+  std::uint64_t generations_ = 0;
   std::unordered_map<table_ident, partition_files> parts_;
   boost::intrusive::list<file> lru_;  // ready files, most recently used first
 };

@@ -377,17 +377,24 @@ class shard_runtime : public request_handlers<Traits> {
   bool prewarm_step(shard& s) {
     if constexpr (object_tier_io<io_type>) {
       std::pair<table_ident, std::string> next;
+      bool over = false;
       {
         std::lock_guard ql(s.mu);
         if (s.stopping && !s.prewarm.empty()) {
           s.prewarm.clear();
           s.prewarm_reason = error::not_running;
         }
-        if (s.prewarm.empty()) {
-          return false;
+        over = s.prewarm.empty();
+        if (!over) {
+          next = std::move(s.prewarm.front());
+          s.prewarm.pop_front();
         }
-        next = std::move(s.prewarm.front());
-        s.prewarm.pop_front();
+      }
+      if (over) {
+        if constexpr (!fibers) {
+          prewarm_finish(s);  // (no task ends an inline shard's list)
+        }
+        return false;
       }
       const error e = io_->prewarm(next.first, next.second);
       this->prewarm_counted(e);
