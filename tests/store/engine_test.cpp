@@ -19,11 +19,16 @@
 
 #include <eloqstore/eloqstore.hpp>
 
+#include "support/cloud_s3_fixture.hpp"
 #include "support/loop_fs.hpp"
 #include "support/page_store.hpp"
 #include "support/store_fixture.hpp"
 
 using namespace eloqstore;
+
+// Every fixture of the store tests, and cloud mode over a real S3 server (ctest runs that one
+// apart, as engine_tests_s3, with the server started).
+#define ENGINE_FIXTURES ELOQSTORE_ALL_FIXTURES, test::cloud_s3_fixture
 
 namespace {
 
@@ -193,8 +198,7 @@ void check_against_model(Store& store, const table_ident& t, const model& m, std
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("engine: random batches agree with a std::map model", Fixture,
-                   ELOQSTORE_ALL_FIXTURES) {
+TEST_CASE_TEMPLATE("engine: random batches agree with a std::map model", Fixture, ENGINE_FIXTURES) {
   for (std::uint64_t seed : {1u, 2u}) {
     CAPTURE(seed);
     Fixture fx;
@@ -268,8 +272,7 @@ TEST_CASE_TEMPLATE("engine: random batches agree with a std::map model", Fixture
 // middle, at either end and below a page's first key; pages that no longer fit (split from the
 // merged records); pages emptied by deletes; regions holding expired records (always merged,
 // so expired data leaves with the rewrite); and values on overflow pages being replaced.
-TEST_CASE_TEMPLATE("engine: small batches patch pages region by region", Fixture,
-                   ELOQSTORE_ALL_FIXTURES) {
+TEST_CASE_TEMPLATE("engine: small batches patch pages region by region", Fixture, ENGINE_FIXTURES) {
   Fixture fx;
   test::rng r(7);
   std::atomic<std::uint64_t> now{1'000'000};
@@ -344,7 +347,7 @@ TEST_CASE_TEMPLATE("engine: small batches patch pages region by region", Fixture
 }
 
 TEST_CASE_TEMPLATE("engine: data survives many restarts and the manifest rolls over", Fixture,
-                   ELOQSTORE_ALL_FIXTURES) {
+                   ENGINE_FIXTURES) {
   Fixture fx;
   fx.opts.manifest_limit = 16 << 10;
   test::rng r(42);
@@ -387,8 +390,7 @@ TEST_CASE_TEMPLATE("engine: data survives many restarts and the manifest rolls o
   }
 }
 
-TEST_CASE_TEMPLATE("engine: bad input is rejected and changes nothing", Fixture,
-                   ELOQSTORE_ALL_FIXTURES) {
+TEST_CASE_TEMPLATE("engine: bad input is rejected and changes nothing", Fixture, ENGINE_FIXTURES) {
   Fixture fx;
   auto store = fx.make();
   REQUIRE(store->start() == error::ok);
@@ -429,8 +431,7 @@ TEST_CASE("engine: invalid options are refused at start") {
   CHECK(store2->start() == error::invalid_args);
 }
 
-TEST_CASE_TEMPLATE("engine: last writer wins, ties to the newer write", Fixture,
-                   ELOQSTORE_ALL_FIXTURES) {
+TEST_CASE_TEMPLATE("engine: last writer wins, ties to the newer write", Fixture, ENGINE_FIXTURES) {
   Fixture fx;
   auto store = fx.make();
   REQUIRE(store->start() == error::ok);
@@ -447,7 +448,7 @@ TEST_CASE_TEMPLATE("engine: last writer wins, ties to the newer write", Fixture,
 }
 
 TEST_CASE_TEMPLATE("engine: expired records are never returned and are purged", Fixture,
-                   ELOQSTORE_ALL_FIXTURES) {
+                   ENGINE_FIXTURES) {
   Fixture fx;
   std::atomic<std::uint64_t> now{5000};
   auto store = fx.make();
@@ -487,7 +488,7 @@ TEST_CASE_TEMPLATE("engine: expired records are never returned and are purged", 
   CHECK(n == 251);
 }
 
-TEST_CASE_TEMPLATE("engine: reverse scans and lazy ranges", Fixture, ELOQSTORE_ALL_FIXTURES) {
+TEST_CASE_TEMPLATE("engine: reverse scans and lazy ranges", Fixture, ENGINE_FIXTURES) {
   Fixture fx;
   auto store = fx.make();
   REQUIRE(store->start() == error::ok);
@@ -513,7 +514,7 @@ TEST_CASE_TEMPLATE("engine: reverse scans and lazy ranges", Fixture, ELOQSTORE_A
 }
 
 TEST_CASE_TEMPLATE("engine: drop table empties every partition of that table", Fixture,
-                   ELOQSTORE_ALL_FIXTURES) {
+                   ENGINE_FIXTURES) {
   Fixture fx;
   fx.opts.num_threads = 2;
   auto store = fx.make();
@@ -530,7 +531,7 @@ TEST_CASE_TEMPLATE("engine: drop table empties every partition of that table", F
 }
 
 TEST_CASE_TEMPLATE("engine: async requests from several threads on several partitions", Fixture,
-                   ELOQSTORE_ALL_FIXTURES) {
+                   ENGINE_FIXTURES) {
   Fixture fx;
   fx.opts.num_threads = 3;
   auto store = fx.make();
@@ -581,7 +582,7 @@ TEST_CASE_TEMPLATE("engine: async requests from several threads on several parti
 }
 
 TEST_CASE_TEMPLATE("engine: values from 1 byte to 8 MiB, overwritten and deleted", Fixture,
-                   ELOQSTORE_ALL_FIXTURES) {
+                   ENGINE_FIXTURES) {
   Fixture fx;
   auto store = fx.make();
   REQUIRE(store->start() == error::ok);
@@ -637,7 +638,7 @@ std::string text_value(std::size_t n, test::rng& r) {
 // in and out of the page, overflowing before and after compression, at 10 MiB (the last with
 // the dictionary) and above (standalone frames), compressible and not.
 TEST_CASE_TEMPLATE("engine: compression on, off and toggled across restarts", Fixture,
-                   ELOQSTORE_ALL_FIXTURES) {
+                   ENGINE_FIXTURES) {
   Fixture fx;
   const table_ident t{"zstd", 3};
   test::rng r(17);
@@ -764,7 +765,7 @@ TEST_CASE_TEMPLATE("engine: compression on, off and toggled across restarts", Fi
 }
 
 TEST_CASE_TEMPLATE("engine: a rebalanced split never overflows the last page", Fixture,
-                   ELOQSTORE_ALL_FIXTURES) {
+                   ENGINE_FIXTURES) {
   // Moving records between the last two pages changes their prefix compression; the
   // rebalance must re-measure the last page (a record was once silently dropped here).
   Fixture fx;
@@ -791,7 +792,7 @@ TEST_CASE_TEMPLATE("engine: a rebalanced split never overflows the last page", F
 }
 
 TEST_CASE_TEMPLATE("engine: the root-meta cache evicts idle partitions within its budget", Fixture,
-                   ELOQSTORE_ALL_FIXTURES) {
+                   ENGINE_FIXTURES) {
   Fixture fx;
   fx.opts.root_meta_cache_size = 512 << 10;  // about sixty small partitions
   auto store = fx.make();
@@ -819,7 +820,7 @@ TEST_CASE_TEMPLATE("engine: the root-meta cache evicts idle partitions within it
 }
 
 TEST_CASE_TEMPLATE("engine: a one-page index cache fails deep writes with out_of_mem", Fixture,
-                   ELOQSTORE_ALL_FIXTURES) {
+                   ENGINE_FIXTURES) {
   // Readers pin one index page at a time, so one frame serves them; a writer pins its whole
   // path, so a tree with two index levels cannot be written. Partition 0 of both tables lives
   // on shard 0 with any shard count.
@@ -894,8 +895,7 @@ TEST_CASE_TEMPLATE("engine: a one-page index cache fails deep writes with out_of
   CHECK(store->verify(deep, problem) == error::ok);
 }
 
-TEST_CASE_TEMPLATE("engine: scans read ahead across leaf-index pages", Fixture,
-                   ELOQSTORE_ALL_FIXTURES) {
+TEST_CASE_TEMPLATE("engine: scans read ahead across leaf-index pages", Fixture, ENGINE_FIXTURES) {
   // About 1500 leaves under several leaf-index pages; scans start anywhere, with any
   // read-ahead depth and page size, and must return exactly the model's records.
   Fixture fx;
@@ -965,7 +965,7 @@ TEST_CASE_TEMPLATE("engine: scans read ahead across leaf-index pages", Fixture,
 }
 
 TEST_CASE_TEMPLATE("engine: a group of batches equals applying them one by one", Fixture,
-                   ELOQSTORE_ALL_FIXTURES) {
+                   ENGINE_FIXTURES) {
   // Batches queued together are committed as one group; the same key in several of them,
   // with timestamps out of order, erases and re-inserts, must end as sequential application
   // would leave it. A bad batch in the middle fails alone.
