@@ -41,6 +41,7 @@ enum class request_type : std::uint8_t {
   verify,         // ours: a structural check of one partition's tree
   restore,        // ours: roll a partition back (or forward) to one of its archives
   list_archives,  // ours: the archives of a partition
+  upload_wait,    // ours: wait for the upload of a partition's commits (cloud mode)
 };
 
 // True for the types that change nothing: a read-only store runs them, and they run beside
@@ -232,11 +233,17 @@ class batch_write_request final : public request {
                  std::uint64_t expire_ts = 0) {
     entries_.push_back(write_entry{std::move(key), std::move(value), ts, op, expire_ts});
   }
+  // Cloud mode: acknowledged after the upload (the default) or after the local fdatasync
+  // with the upload in the background (types.hpp). Batches of one group commit with
+  // different choices are all acknowledged after the upload.
+  void set_durability(durability d) noexcept { durability_ = d; }
+  [[nodiscard]] durability durability_of() const noexcept { return durability_; }
   static constexpr request_type kind = request_type::batch_write;
   [[nodiscard]] request_type type() const noexcept override { return kind; }
   [[nodiscard]] const std::vector<write_entry>& entries() const noexcept { return entries_; }
 
   std::vector<write_entry> entries_;
+  durability durability_ = durability::uploaded;
 };
 
 // Deletes every key >= position; an empty position empties the partition.
@@ -349,6 +356,17 @@ class list_archives_request final : public request {
   }
 
   std::vector<std::uint64_t> timestamps_;
+};
+
+// Completes when every commit of the partition acknowledged before it is in the bucket
+// (cloud mode; uploads what the background upload has not yet). Ordered with the
+// partition's writes: batches submitted before it are covered. At once in local mode. Its
+// error is the upload's (expired_term once a newer term took the partition over).
+class upload_wait_request final : public request {
+ public:
+  void set_args(table_ident t) { table_ = std::move(t); }
+  static constexpr request_type kind = request_type::upload_wait;
+  [[nodiscard]] request_type type() const noexcept override { return kind; }
 };
 
 namespace detail {

@@ -492,10 +492,30 @@ class EloqStore : private detail::shard_runtime<Traits> {
     return std::move(r.entry_);
   }
 
-  error write(const table_ident& t, std::vector<write_entry> batch) {
+  error write(const table_ident& t, std::vector<write_entry> batch,
+              durability d = durability::uploaded) {
     batch_write_request r;
     r.set_args(t, std::move(batch));
+    r.set_durability(d);
     return exec_sync(r);
+  }
+  // Cloud mode: waits until every write of t acknowledged before the call is in the bucket
+  // (upload_wait_request). ok at once in local mode.
+  error wait_uploaded(const table_ident& t) {
+    upload_wait_request r;
+    r.set_args(t);
+    return exec_sync(r);
+  }
+  // Cloud mode: how far the uploads of t's commits have got (all zero in local mode, or for
+  // a partition not opened since start()). Any thread.
+  [[nodiscard]] upload_progress upload_status(const table_ident& t) {
+    if constexpr (object_tier_io<io_type>) {
+      if (io_ != nullptr) {
+        const auto m = io_->uploads_of(t);
+        return upload_progress{m.committed, m.uploaded, m.last};
+      }
+    }
+    return {};
   }
   error put(const table_ident& t, std::string key, std::string value, std::uint64_t ts = 0,
             std::uint64_t expire_ts = 0) {

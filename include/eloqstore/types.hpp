@@ -31,6 +31,23 @@ struct kv_entry {
   std::uint64_t expire_ts = 0;
 };
 
+// When a batch write is acknowledged in cloud mode (batch_write_request::set_durability).
+//   uploaded  after its data files and manifest are in the bucket (the reference's only way).
+//   local     after the local fdatasync; the upload follows in the background, several
+//             commits of a partition in one upload. A lost local disk loses what was not
+//             uploaded yet; EloqStore::wait_uploaded(t) waits for the upload of everything
+//             acknowledged before it, EloqStore::upload_status(t) tells how far it got.
+// Local mode ignores it: every acknowledged write is on the local disk.
+enum class durability : std::uint8_t { uploaded, local };
+
+// How far the uploads of a partition's commits have got (EloqStore::upload_status): commits
+// counted since the partition was opened in this process.
+struct upload_progress {
+  std::uint64_t committed = 0;
+  std::uint64_t uploaded = 0;  // the bucket holds the state of commit `uploaded`
+  error last = error::ok;      // the last upload's outcome
+};
+
 // What the prewarm of a cloud-mode cache (options::prewarm_cloud_cache) has done so far
 // (EloqStore::prewarm_status()).
 struct prewarm_progress {

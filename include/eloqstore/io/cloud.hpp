@@ -58,8 +58,10 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -212,7 +214,7 @@ class cloud_io : public Local {
         names.push_back(r.name);
       }
     }
-    return in_groups(t, names, access::read,
+    return in_groups(t, names, std::vector<access>(names.size(), access::read),
                      [&](std::span<const std::string_view> group, bool whole) {
                        if (whole) {
                          return Local::read_pages(t, reads);
@@ -233,7 +235,11 @@ class cloud_io : public Local {
     if (!fetchable(name)) {
       return Local::write(t, name, offset, data);
     }
-    if (const error e = acquire(t, name, access::write, offset + data.size()); e != error::ok) {
+    const bool starts =
+        offset == 0 && detail::parse_file_name(name).kind == detail::file_kind::data;
+    if (const error e =
+            acquire(t, name, starts ? access::create : access::write, offset + data.size());
+        e != error::ok) {
       return e;
     }
     const error e = Local::write(t, name, offset, data);
@@ -243,15 +249,15 @@ class cloud_io : public Local {
 
   template <typename Writes>
   requires batched_io<Local> error write_pages(const table_ident& t, const Writes& writes) {
-    const std::vector<std::string_view> names = written_files(writes);
-    return in_groups(t, names, access::write,
-                     [&](std::span<const std::string_view> group, bool whole) {
-                       if (whole) {
-                         return Local::write_pages(t, writes);
-                       }
-                       const auto part = part_of(writes, group, group.data() == names.data());
-                       return Local::write_pages(t, std::span<const page_write>(part));
-                     });
+    std::vector<access> hows;
+    const std::vector<std::string_view> names = written_files(writes, hows);
+    return in_groups(t, names, hows, [&](std::span<const std::string_view> group, bool whole) {
+      if (whole) {
+        return Local::write_pages(t, writes);
+      }
+      const auto part = part_of(writes, group, group.data() == names.data());
+      return Local::write_pages(t, std::span<const page_write>(part));
+    });
   }
 
   // (The files stay dirty, so kept, until their upload; the pins go when the writes start.
@@ -260,40 +266,35 @@ class cloud_io : public Local {
   template <typename Writes, typename Ticket>
   requires async_page_writes<Local> error begin_write_pages(const table_ident& t,
                                                             const Writes& writes, Ticket& ticket) {
-    const std::vector<std::string_view> names = written_files(writes);
-    return in_groups(t, names, access::write,
-                     [&](std::span<const std::string_view> group, bool whole) {
-                       if (whole) {
-                         return Local::begin_write_pages(t, writes, ticket);
-                       }
-                       const auto part = part_of(writes, group, group.data() == names.data());
-                       return Local::write_pages(t, std::span<const page_write>(part));
-                     });
+    std::vector<access> hows;
+    const std::vector<std::string_view> names = written_files(writes, hows);
+    return in_groups(t, names, hows, [&](std::span<const std::string_view> group, bool whole) {
+      if (whole) {
+        return Local::begin_write_pages(t, writes, ticket);
+      }
+      const auto part = part_of(writes, group, group.data() == names.data());
+      return Local::write_pages(t, std::span<const page_write>(part));
+    });
   }
 
+  // A data file is synced locally and stays dirty: the flush that uploads the manifest
+  // referencing it uploads it first. A synced manifest is a commit (committed()).
   error sync(const table_ident& t, std::string_view name) {
     if (const error e = writable(t); e != error::ok) {
       return e;
     }
     const detail::parsed_file_name f = detail::parse_file_name(name);
-    if (f.kind != detail::file_kind::data && f.kind != detail::file_kind::manifest) {
+    if (f.kind != detail::file_kind::manifest) {
       return Local::sync(t, name);
     }
-    if (const error e = acquire(t, name, access::read); e != error::ok) {
+    if (const error e = Local::sync(t, name); e != error::ok) {
       return e;
     }
-    error e = Local::sync(t, name);
-    std::string bytes;
-    if (e == error::ok) {
-      e = read_whole(t, name, bytes);
-    }
-    if (e == error::ok) {
-      e = upload(t, name, f, bytes);
-    }
-    release(t, name, e == error::ok ? bucket_copy::uploaded : bucket_copy::unchanged);
-    return e;
+    return committed(t);
   }
 
+  // A manifest replaced whole (a snapshot) is a commit (committed()); an archive is uploaded
+  // after everything it may reference.
   error write_file_atomic(const table_ident& t, std::string_view name, std::span<const char> data) {
     if (const error e = writable(t); e != error::ok) {
       return e;
@@ -304,17 +305,25 @@ class cloud_io : public Local {
     if (const error e = acquire(t, name, access::replace, data.size()); e != error::ok) {
       return e;
     }
-    error e = Local::write_file_atomic(t, name, data);
-    if (e == error::ok) {
-      e = upload(t, name, detail::parse_file_name(name),
-                 std::string_view(data.data(), data.size()));
+    const error e = Local::write_file_atomic(t, name, data);
+    release(t, name, bucket_copy::written);
+    if (e != error::ok) {
+      return e;
     }
-    release(t, name, e == error::ok ? bucket_copy::uploaded : bucket_copy::written);
-    return e;
+    const detail::parsed_file_name f = detail::parse_file_name(name);
+    if (f.kind == detail::file_kind::manifest) {
+      return committed(t);
+    }
+    if (const error fe = flush(t); fe != error::ok) {
+      return fe;
+    }
+    return upload_cached(t, name, f);
   }
 
   // A file of the partition leaves the bucket, then the cache. Only while this process's term
-  // still owns the partition, and never a file of a newer term.
+  // still owns the partition, and never a file of a newer term. While uploads of the
+  // partition are pending (background uploads, or a flush running), the bucket's manifest
+  // may still name the file: it goes after the next flush instead, the cache keeping it.
   error remove(const table_ident& t, std::string_view name) {
     const detail::parsed_file_name f = detail::parse_file_name(name);
     if (f.kind == detail::file_kind::current_term) {
@@ -329,20 +338,153 @@ class cloud_io : public Local {
       if (f.term > term) {
         return error::invalid_args;  // a newer term's file
       }
+      if (defer_removal(t, name)) {
+        return error::ok;
+      }
       if (const error e = still_owner(t, term); e != error::ok) {
         return e;
       }
-      const object_status s = bucket(t).remove(key(t, name));
-      if (s != object_status::ok) {
-        return detail_error(s);
+    }
+    return remove_now(t, name, f);
+  }
+
+  // ---- background uploads ---------------------------------------------------------------------
+  //
+  // Every commit is a local manifest write (committed()). With uploads deferred for the
+  // partition (defer_uploads, set by the engine around the commit of a batch acknowledged
+  // after the local fdatasync), that is all: the commit is on the local disk, a marker file
+  // (upload_marker) on disk says the cache holds commits the bucket lacks, and the engine
+  // runs flush() in the background. Otherwise the commit flushes before it returns (the
+  // reference's only mode).
+  //
+  // flush(t): one at a time per partition (a second parks until the first is done). It reads
+  // the local manifest, then uploads every data file written since its last upload (append
+  // mode: a file read later holds at least what the manifest read names), then the manifest,
+  // then checks that the term still owns the partition; only then do the removals queued
+  // before it start leave the bucket. The bucket so holds a consistent committed state at
+  // every instant, and a flush that fails leaves it at the last one (retried by the next).
+  //
+  // After a restart on the same cache (allow_reuse_local_caches), a partition whose marker
+  // is on disk opens from its local manifest when the bucket holds nothing newer of another
+  // term, and uploads it (every local data file of it) before the open returns.
+
+  struct upload_marks {
+    std::uint64_t committed = 0;  // commits since open
+    std::uint64_t uploaded = 0;   // of which in the bucket
+    error last = error::ok;       // the last flush's outcome
+  };
+
+  // Whether the commits of t that follow defer their uploads to flush().
+  void defer_uploads(const table_ident& t, bool on) {
+    std::lock_guard lock(mu_);
+    if (on || uploads_.contains(t)) {
+      uploads_[t].defer = on;
+    }
+  }
+
+  // Commits of t are waiting for their upload (or one is running).
+  [[nodiscard]] bool upload_pending(const table_ident& t) {
+    std::lock_guard lock(mu_);
+    const auto it = uploads_.find(t);
+    return it != uploads_.end() && it->second.pending();
+  }
+
+  [[nodiscard]] upload_marks uploads_of(const table_ident& t) {
+    std::lock_guard lock(mu_);
+    const auto it = uploads_.find(t);
+    if (it == uploads_.end()) {
+      return {};
+    }
+    return upload_marks{it->second.committed, it->second.uploaded, it->second.last};
+  }
+
+  // Uploads what t has committed locally (see above); ok at once when nothing is pending.
+  error flush(const table_ident& t) {
+    std::uint64_t term = 0;
+    if (const error e = owner_term(t, term); e != error::ok) {
+      return e == error::invalid_args ? error::ok : e;  // never opened: nothing to upload
+    }
+    std::unique_lock lock(mu_);
+    upload_state* st = &uploads_[t];
+    while (st->flushing) {
+      if (!park_on(st->waiters, lock)) {
+        return error::busy;  // (outside tasks, which run alone, no flush is in flight)
+      }
+      st = &uploads_[t];
+    }
+    if (st->uploaded == st->committed && st->dirty.empty() && st->removals.empty()) {
+      return error::ok;
+    }
+    st->flushing = true;
+    const std::uint64_t target = st->committed;
+    const std::map<std::string, std::uint64_t, std::less<>> dirty = st->dirty;
+    std::vector<std::string> removals = std::move(st->removals);
+    st->removals.clear();
+    lock.unlock();
+
+    error e = error::ok;
+    std::string manifest;
+    const std::string manifest_name = detail::manifest_file_name(term);
+    if (target != 0) {  // (a flush of removals alone uploads no manifest)
+      e = cached(t, manifest_name, [&] { return Local::read_file(t, manifest_name, manifest); });
+    }
+    for (auto it = dirty.begin(); e == error::ok && it != dirty.end(); ++it) {
+      if (std::find(removals.begin(), removals.end(), it->first) != removals.end()) {
+        continue;  // removed before the manifest read: it names the file no more
+      }
+      e = upload_cached(t, it->first, detail::parse_file_name(it->first));
+      if (e == error::ok) {
+        bool clean = false;
+        {
+          std::lock_guard l(mu_);
+          auto& now = uploads_[t].dirty;
+          if (const auto d = now.find(it->first); d != now.end() && d->second == it->second) {
+            now.erase(d);
+            clean = true;
+          }
+        }
+        if (clean) {
+          mark_clean(t, it->first);  // (no write since: the bucket has what the cache has)
+        }
       }
     }
-    const error e = Local::remove(t, name);
-    if (e != error::ok && e != error::not_found) {
-      return e;
+    if (e == error::ok && target != 0) {
+      e = upload(t, manifest_name, detail::parse_file_name(manifest_name), manifest);
     }
-    forget(t, name);
-    return error::ok;
+    for (auto it = removals.begin(); e == error::ok && it != removals.end(); ++it) {
+      e = remove_now(t, *it, detail::parse_file_name(*it));
+    }
+
+    lock.lock();
+    st = &uploads_[t];
+    st->flushing = false;
+    st->last = e;
+    if (e == error::ok) {
+      st->uploaded = std::max(st->uploaded, target);
+      for (const std::string& n : removals) {
+        st->dirty.erase(n);
+      }
+    } else {
+      st->removals.insert(st->removals.end(), removals.begin(), removals.end());
+    }
+    const bool manifest_clean = e == error::ok && st->uploaded == st->committed;
+    const bool done = !st->pending() && st->marked;
+    wake(std::exchange(st->waiters, {}));
+    lock.unlock();
+    if (manifest_clean) {
+      mark_clean(t, manifest_name);
+    }
+    if (done) {
+      // Nothing waits for an upload any more: the marker goes (a crash before that costs
+      // one needless upload at the next start).
+      const error r = Local::remove(t, upload_marker);
+      std::lock_guard l(mu_);
+      upload_state& u = uploads_[t];
+      if ((r == error::ok || r == error::not_found) && !u.pending()) {
+        u.marked = false;
+      }
+    }
+    return e;
   }
 
   // ---- prewarm (spec 8.4) ---------------------------------------------------------------------
@@ -483,8 +625,8 @@ class cloud_io : public Local {
           f.term > term) {
         continue;
       }
-      if (f.kind == detail::file_kind::current_term) {
-        continue;  // the bucket's bookkeeping, not a partition file
+      if (f.kind == detail::file_kind::current_term || n == upload_marker) {
+        continue;  // the bucket's and the cache's bookkeeping, not partition files
       }
       names.push_back(n);
     }
@@ -533,6 +675,10 @@ class cloud_io : public Local {
     std::uint64_t term = 0;
     bool expired = false;
   };
+
+  [[nodiscard]] static bool is_data(std::string_view name) {
+    return detail::parse_file_name(name).kind == detail::file_kind::data;
+  }
 
   [[nodiscard]] static bool fetchable(std::string_view name) {
     const detail::file_kind k = detail::parse_file_name(name).kind;
@@ -620,6 +766,110 @@ class cloud_io : public Local {
     return still_owner(t, f.term);
   }
 
+  // Uploads the cached t/name whole (pinned, downloaded if the cache lost it).
+  error upload_cached(const table_ident& t, std::string_view name,
+                      const detail::parsed_file_name& f) {
+    std::string bytes;
+    if (const error e = cached(t, name, [&] { return read_whole(t, name, bytes); });
+        e != error::ok) {
+      return e;
+    }
+    return upload(t, name, f, bytes);
+  }
+
+  // A commit of t is on the local disk: uploaded now, or left to flush() (with the marker
+  // on disk before the commit is acknowledged).
+  error committed(const table_ident& t) {
+    bool defer = false;
+    bool marked = false;
+    {
+      std::lock_guard lock(mu_);
+      upload_state& st = uploads_[t];
+      ++st.committed;
+      defer = st.defer;
+      marked = st.marked;
+    }
+    if (!defer) {
+      return flush(t);
+    }
+    if (!marked) {
+      if (const error e = Local::write_file_atomic(t, upload_marker, std::span<const char>());
+          e != error::ok) {
+        return e;
+      }
+      std::lock_guard lock(mu_);
+      uploads_[t].marked = true;
+    }
+    return error::ok;
+  }
+
+  // Queues the removal of t/name for the next flush when the bucket's manifest may still
+  // name it (uploads pending or running); false when it may go now.
+  [[nodiscard]] bool defer_removal(const table_ident& t, std::string_view name) {
+    std::lock_guard lock(mu_);
+    const auto it = uploads_.find(t);
+    if (it == uploads_.end() || !it->second.pending()) {
+      return false;
+    }
+    auto& queued = it->second.removals;
+    if (std::find(queued.begin(), queued.end(), name) == queued.end()) {
+      queued.emplace_back(name);
+    }
+    return true;
+  }
+
+  // The removal itself: the bucket's object (for partition files), then the cache's.
+  error remove_now(const table_ident& t, std::string_view name, const detail::parsed_file_name& f) {
+    if (f.kind == detail::file_kind::data || f.kind == detail::file_kind::manifest ||
+        f.kind == detail::file_kind::archive) {
+      const object_status s = bucket(t).remove(key(t, name));
+      if (s != object_status::ok) {
+        return detail_error(s);
+      }
+    }
+    const error e = Local::remove(t, name);
+    if (e != error::ok && e != error::not_found) {
+      return e;
+    }
+    forget(t, name);
+    return error::ok;
+  }
+
+  // A partition's uploads (under mu_).
+  struct upload_state {
+    bool defer = false;           // commits leave their upload to flush()
+    std::uint64_t committed = 0;  // commits since open
+    std::uint64_t uploaded = 0;   // of which the bucket holds the newest's manifest
+    // Data files written since their last upload: name -> writes (a flush clears a file only
+    // if no write came after it read the file).
+    std::map<std::string, std::uint64_t, std::less<>> dirty;
+    std::vector<std::string> removals;  // for after the next flush
+    bool flushing = false;
+    bool marked = false;  // upload_marker is on disk
+    error last = error::ok;
+    std::vector<detail::cache_shard::waiter> waiters;  // tasks waiting for the running flush
+    [[nodiscard]] bool pending() const {
+      return flushing || uploaded != committed || !dirty.empty() || !removals.empty();
+    }
+  };
+
+  // In a partition's cache directory while it holds commits the bucket lacks.
+  static constexpr std::string_view upload_marker = "UPLOAD_PENDING";
+
+  // A data file of t was written: dirty until a flush uploads it.
+  void note_written(const table_ident& t, std::string_view name) {
+    if (detail::parse_file_name(name).kind != detail::file_kind::data) {
+      return;
+    }
+    std::lock_guard lock(mu_);
+    auto& dirty = uploads_[t].dirty;
+    if (const auto it = dirty.find(name); it != dirty.end()) {
+      ++it->second;
+    } else {
+      dirty.emplace(std::string(name), 1);
+    }
+  }
+
   // A cached file whole, data files included (a backend that reads data files with O_DIRECT
   // page by page offers read_file_buffered for this).
   error read_whole(const table_ident& t, std::string_view name, std::string& out) {
@@ -646,10 +896,11 @@ class cloud_io : public Local {
   };
 
   // What an operation needs of a file: to read it (downloaded on a miss; not_found if the
-  // bucket lacks it too), to write into it (downloaded on a miss, as the upload at its sync
-  // sends the whole file; new if the bucket lacks it; dirty until uploaded), or to replace it
+  // bucket lacks it too), to write into it (downloaded on a miss, as its upload sends the
+  // whole file; new if the bucket lacks it; dirty until uploaded), to start a data file
+  // (create: never downloaded, see written_files; dirty until uploaded), or to replace it
   // whole (never downloaded; dirty until uploaded).
-  enum class access : std::uint8_t { read, write, replace };
+  enum class access : std::uint8_t { read, write, create, replace };
 
   [[nodiscard]] cache_slot& slot_of(const table_ident& t) {
     return *slots_[t.partition % slots_.size()];
@@ -681,8 +932,17 @@ class cloud_io : public Local {
         return e;
       }
       // Least wanted first, as eviction takes the oldest: archives, data files, manifests.
+      // The files of a partition with commits the bucket lacks (its marker on disk) are
+      // dirty until open_manifest decides: never evicted.
+      const bool marked = std::find(names.begin(), names.end(), upload_marker) != names.end();
       std::vector<std::pair<int, std::string>> files;
       for (std::string& n : names) {
+        if (n == upload_marker) {
+          if (!settings_.reuse) {
+            return error::invalid_args;
+          }
+          continue;
+        }
         const detail::file_kind k = detail::parse_file_name(n).kind;
         if (k == detail::file_kind::temporary) {
           // A download or snapshot a crash interrupted: never a file of the partition.
@@ -706,9 +966,13 @@ class cloud_io : public Local {
         {
           std::lock_guard lock(s.mu);
           if (s.files.admit(t, name, charge_of(name), cache_state::ready, victims) != error::ok) {
+            if (marked) {
+              return error::out_of_space;  // commits not uploaded that the budget cannot hold
+            }
             victims.push_back(cache_shard::victim{t, name});  // larger than a shard's share
             continue;
           }
+          s.files.find(t, name)->dirty = marked;
         }
         if (const error e = evict(s, victims); e != error::ok) {
           return e;
@@ -808,7 +1072,8 @@ class cloud_io : public Local {
         return evicted_for(s, t, name, victims);
       }
       // A miss: charge the file while its download runs, so others wait for it.
-      const cache_state st = how == access::replace ? cache_state::ready : cache_state::fetching;
+      const bool fresh = how == access::replace || how == access::create;
+      const cache_state st = fresh ? cache_state::ready : cache_state::fetching;
       if (const error e = s.files.admit(t, name, charge, st, victims); e != error::ok) {
         if (const error w = no_room(e); w != error::ok) {
           return w;
@@ -821,7 +1086,7 @@ class cloud_io : public Local {
     ++f->pins;
     lock.unlock();
     error e = evict(s, victims);
-    if (e == error::ok && how != access::replace) {
+    if (e == error::ok && how != access::replace && how != access::create) {
       e = download(s, t, name);
       if (e == error::not_found && how == access::write) {
         e = error::ok;  // a new file
@@ -859,19 +1124,24 @@ class cloud_io : public Local {
   void release(const table_ident& t, std::string_view name,
                bucket_copy now = bucket_copy::unchanged) {
     cache_slot& s = slot_of(t);
-    std::lock_guard lock(s.mu);
-    if (cache_file* f = s.files.find(t, name); f != nullptr) {
-      if (f->pins > 0) {
-        --f->pins;
+    {
+      std::lock_guard lock(s.mu);
+      if (cache_file* f = s.files.find(t, name); f != nullptr) {
+        if (f->pins > 0) {
+          --f->pins;
+        }
+        if (now == bucket_copy::written) {
+          f->dirty = true;
+        } else if (now == bucket_copy::uploaded) {
+          f->dirty = false;
+        }
+        if (f->evictable()) {
+          room_changed(s);
+        }
       }
-      if (now == bucket_copy::written) {
-        f->dirty = true;
-      } else if (now == bucket_copy::uploaded) {
-        f->dirty = false;
-      }
-      if (f->evictable()) {
-        room_changed(s);
-      }
+    }
+    if (now == bucket_copy::written) {
+      note_written(t, name);  // (mu_ is never taken under a slot's mutex)
     }
   }
 
@@ -923,8 +1193,8 @@ class cloud_io : public Local {
   // that the group is all of `names` (the batch can go at once). A task waits for room only
   // while it holds no pins (two tasks holding pins could wait for each other forever).
   template <typename Op>
-  error in_groups(const table_ident& t, const std::vector<std::string_view>& names, access how,
-                  Op op) {
+  error in_groups(const table_ident& t, const std::vector<std::string_view>& names,
+                  const std::vector<access>& hows, Op op) {
     const std::span<const std::string_view> all(names);
     if (all.empty()) {
       return op(all, true);
@@ -934,7 +1204,7 @@ class cloud_io : public Local {
       std::size_t held = 0;
       error e = error::ok;
       for (; done + held < all.size(); ++held) {
-        if (e = acquire(t, all[done + held], how, 0, held == 0); e != error::ok) {
+        if (e = acquire(t, all[done + held], hows[done + held], 0, held == 0); e != error::ok) {
           break;
         }
       }
@@ -945,7 +1215,7 @@ class cloud_io : public Local {
       const bool ran = e == error::ok || e == error::busy || e == error::out_of_space;
       const error r = ran ? op(all.subspan(done, held), done == 0 && e == error::ok) : e;
       const bucket_copy now =
-          ran && how != access::read ? bucket_copy::written : bucket_copy::unchanged;
+          ran && hows[done] != access::read ? bucket_copy::written : bucket_copy::unchanged;
       for (std::size_t i = 0; i < held; ++i) {
         release(t, all[done + i], now);
       }
@@ -973,12 +1243,25 @@ class cloud_io : public Local {
     return out;
   }
 
+  // The files `writes` write into, and how each is acquired: a data file written from its
+  // start is new (append mode writes a file from its first page on, so a write at offset 0
+  // starts it: whatever the bucket may hold under its name, a commit whose manifest never
+  // landed, is named by no manifest), anything else is downloaded on a miss.
   template <typename Writes>
-  [[nodiscard]] static std::vector<std::string_view> written_files(const Writes& writes) {
+  [[nodiscard]] static std::vector<std::string_view> written_files(const Writes& writes,
+                                                                   std::vector<access>& hows) {
     std::vector<std::string_view> names;
+    hows.clear();
     for (const page_write& w : writes) {
-      if (fetchable(w.name) && std::find(names.begin(), names.end(), w.name) == names.end()) {
+      if (!fetchable(w.name)) {
+        continue;
+      }
+      const auto at = std::find(names.begin(), names.end(), w.name);
+      if (at == names.end()) {
         names.push_back(w.name);
+        hows.push_back(w.offset == 0 && is_data(w.name) ? access::create : access::write);
+      } else if (w.offset == 0 && is_data(w.name)) {
+        hows[static_cast<std::size_t>(at - names.begin())] = access::create;
       }
     }
     return names;
@@ -1031,6 +1314,15 @@ class cloud_io : public Local {
     if (e != error::ok && e != error::not_found) {
       return e;
     }
+    std::string local;
+    bool use_local = false;
+    if (const error r = local_pending(t, term, e == error::ok, chosen, body, local, use_local);
+        r != error::ok) {
+      return r;
+    }
+    if (use_local) {
+      return recover_local(t, term, local);
+    }
     if (e == error::ok) {
       const std::string name = detail::manifest_file_name(term);
       if (const error a = acquire(t, name, access::replace, body.size()); a != error::ok) {
@@ -1071,11 +1363,98 @@ class cloud_io : public Local {
     return error::ok;
   }
 
+  // Whether t's cache holds commits the bucket lacks that term `term` continues from (a
+  // restart on the same cache): its marker is on disk and its newest manifest of this term
+  // or older is not older than the bucket's choice (`in_bucket`: manifest_<chosen>, `body`)
+  // nor the same. Its bytes go to `local`. Otherwise the marker goes and the cache's files of
+  // t are clean again: a newer term wrote meanwhile (the commits it never saw are lost, as
+  // with a lost disk), or the bucket has it all.
+  error local_pending(const table_ident& t, std::uint64_t term, bool in_bucket,
+                      std::uint64_t chosen, const std::string& body, std::string& local,
+                      bool& use) {
+    use = false;
+    std::string marker;
+    if (!settings_.reuse || Local::read_file(t, upload_marker, marker) != error::ok) {
+      return error::ok;
+    }
+    std::vector<std::string> names;
+    if (const error e = Local::list(t, names); e != error::ok && e != error::not_found) {
+      return e;
+    }
+    std::optional<std::uint64_t> newest;
+    for (const std::string& n : names) {
+      const detail::parsed_file_name f = detail::parse_file_name(n);
+      if (f.kind == detail::file_kind::manifest && f.term <= term &&
+          (!newest || f.term > *newest)) {
+        newest = f.term;
+      }
+    }
+    if (newest && (!in_bucket || *newest >= chosen)) {
+      const std::string name = detail::manifest_file_name(*newest);
+      if (const error e = Local::read_file(t, name, local); e != error::ok) {
+        return e;
+      }
+      use = !(in_bucket && *newest == chosen && local == body);
+    }
+    if (!use) {
+      if (const error e = Local::remove(t, upload_marker);
+          e != error::ok && e != error::not_found) {
+        return e;
+      }
+      for (const std::string& n : names) {
+        mark_clean(t, n);
+      }
+    }
+    return error::ok;
+  }
+
+  // Opens t for `term` from the cache's own manifest `local` (local_pending) and uploads it:
+  // every data file of t the cache holds (which of them the bucket lacks is not known after a
+  // restart), then the manifest. The open fails with the upload's error, which leaves the
+  // partition to upload at its next flush.
+  error recover_local(const table_ident& t, std::uint64_t term, const std::string& local) {
+    const std::string name = detail::manifest_file_name(term);
+    if (const error a = acquire(t, name, access::replace, local.size()); a != error::ok) {
+      return a;
+    }
+    const error w = Local::write_file_atomic(t, name, local);
+    release(t, name, bucket_copy::written);
+    if (w != error::ok) {
+      return w;
+    }
+    std::vector<std::string> names;
+    if (const error e = Local::list(t, names); e != error::ok) {
+      return e;
+    }
+    {
+      std::lock_guard lock(mu_);
+      claims_[t] = partition_claim{term, false};
+      upload_state& st = uploads_[t];
+      st.committed = st.uploaded + 1;
+      st.marked = true;
+      for (const std::string& n : names) {
+        const detail::parsed_file_name f = detail::parse_file_name(n);
+        if (f.kind == detail::file_kind::data && f.term <= term) {
+          st.dirty.emplace(n, 1);
+        }
+      }
+    }
+    // (Older terms' manifests of the cache are superseded; the data files stay dirty.)
+    for (const std::string& n : names) {
+      const detail::parsed_file_name f = detail::parse_file_name(n);
+      if (f.kind == detail::file_kind::manifest && f.term != term) {
+        mark_clean(t, n);
+      }
+    }
+    return flush(t);
+  }
+
   std::shared_ptr<Store> store_;
   detail::metered_store<Store> meter_;  // every request to store_ goes through it
   std::string prefix_;
   std::mutex mu_;
   std::unordered_map<table_ident, partition_claim> claims_;  // under mu_
+  std::unordered_map<table_ident, upload_state> uploads_;    // under mu_
   cache_settings settings_;
   std::vector<std::unique_ptr<cache_slot>> slots_;  // one per shard, made by open()
 };

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include <eloqstore/concepts.hpp>
 #include <eloqstore/detail/btree/reader.hpp>
 #include <eloqstore/detail/btree/verify.hpp>
 #include <eloqstore/detail/btree/writer.hpp>
@@ -119,12 +120,55 @@ class request_handlers : public partition_registry<Traits> {
         }
       }
     } restore{origin, merged, entry};
+    // Cloud mode: the commit's upload goes to the background only if every batch asked so.
+    bool local = true;
+    for (request* r : group) {
+      local = local &&
+              detail::request_cast<batch_write_request>(*r).durability_of() == durability::local;
+    }
+    const upload_deferral deferral(*io_, p.id, local);
     auto w = make_writer(s, p);
     error e = merged.empty() ? error::ok : w.apply(merged);
     if (e == error::ok) {
       e = w.commit();
     }
     return e;
+  }
+
+  // Cloud mode: whether the commits made while it lives leave their upload to the background
+  // (cloud_io::defer_uploads); nothing elsewhere.
+  class upload_deferral {
+   public:
+    upload_deferral(io_type& io, const table_ident& t, bool defer) : io_(io), t_(t) {
+      if constexpr (object_tier_io<io_type>) {
+        io_.defer_uploads(t_, defer);
+      } else {
+        (void)defer;
+      }
+    }
+    ~upload_deferral() {
+      if constexpr (object_tier_io<io_type>) {
+        io_.defer_uploads(t_, false);
+      }
+    }
+    upload_deferral(const upload_deferral&) = delete;
+    upload_deferral& operator=(const upload_deferral&) = delete;
+
+   private:
+    io_type& io_;
+    const table_ident& t_;
+  };
+
+  // Cloud mode: commits of t wait for their upload. Background work of a partition
+  // (compaction, expiry purges) defers its uploads then, so it never makes a foreground
+  // upload of what writes acknowledged locally left to the background.
+  [[nodiscard]] bool uploads_pending(const table_ident& t) {
+    if constexpr (object_tier_io<io_type>) {
+      return io_->upload_pending(t);
+    } else {
+      (void)t;
+      return false;
+    }
   }
 
   void handle(shard& s, request& req) {
@@ -173,6 +217,7 @@ class request_handlers : public partition_registry<Traits> {
   // once the tail has moved on.
   void compact(shard& s, detail::partition_state& p) {
     while (p.compaction_pending) {
+      const upload_deferral deferral(*io_, p.id, uploads_pending(p.id));
       if constexpr (fibers) {
         s.sched.yield_low_priority();
         if (writes_waiting(s, p.id)) {
@@ -367,12 +412,23 @@ class request_handlers : public partition_registry<Traits> {
   }
 
   error handle_write(shard& s, detail::partition_state& p, request& req) {
+    if (req.type() == request_type::upload_wait) {
+      if constexpr (object_tier_io<io_type>) {
+        return io_->flush(p.id);
+      } else {
+        return error::ok;  // local mode: acknowledged writes are on the disk already
+      }
+    }
     if (req.type() == request_type::archive) {
       return archive(s, p, detail::request_cast<archive_request>(req));
     }
     if (req.type() == request_type::restore) {
       return restore(s, p, detail::request_cast<restore_request>(req));
     }
+    const bool local =
+        req.type() == request_type::batch_write &&
+        detail::request_cast<batch_write_request>(req).durability_of() == durability::local;
+    const upload_deferral deferral(*io_, p.id, local);
     auto w = make_writer(s, p);
     error e = error::ok;
     switch (req.type()) {
@@ -423,6 +479,7 @@ class request_handlers : public partition_registry<Traits> {
 
   // Write-triggered expiry purge (after the request that triggered it has completed).
   void purge_expired(shard& s, detail::partition_state& p) {
+    const upload_deferral deferral(*io_, p.id, uploads_pending(p.id));
     auto w = make_writer(s, p);
     (void)(w.clean_expired() == error::ok && w.commit() == error::ok);  // retried next write
   }

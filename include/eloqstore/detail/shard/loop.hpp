@@ -94,12 +94,69 @@ class shard_runtime : public request_handlers<Traits> {
   // Runs a group taken by take_group: one request alone, several as one commit.
   void run_group(shard& s, std::vector<request*>& group) {
     note_group(group.size());
+    const table_ident t = group[0]->table();
     if (group.size() == 1) {
       handle(s, *group[0]);
     } else {
       handle_group(s, group);
     }
     enforce_meta_budget(s);
+    schedule_upload(s, t);
+  }
+
+  // ---- cloud mode's background uploads ----------------------------------------------------------
+  //
+  // After a commit that left its upload to the background (durability::local), a fiber shard
+  // starts an upload task for the partition, unless one runs: before each flush it steps
+  // aside while writes of the partition wait in its lane (they commit first and go up in the
+  // same upload; at most upload_coalesce_max commits), and it flushes until nothing is pending, or
+  // a flush fails (left to the next commit or wait_uploaded; stop() lets the task finish). An
+  // inline shard uploads right after the group, its requests acknowledged.
+  void schedule_upload(shard& s, const table_ident& t) {
+    if constexpr (object_tier_io<io_type>) {
+      if (!io_->upload_pending(t) || s.uploading.contains(t)) {
+        return;
+      }
+      if constexpr (fibers) {
+        s.uploading.insert(t);
+        if (!s.sched.spawn([this, &s, t] { run_upload(s, t); })) {
+          s.uploading.erase(t);  // no task slot: the next commit tries again
+        }
+      } else {
+        (void)io_->flush(t);
+      }
+    } else {
+      (void)s;
+      (void)t;
+    }
+  }
+
+  // Most commits of a partition an upload task lets accumulate while writes of the partition
+  // keep coming (a steady stream of writes still reaches the bucket in steps of this many).
+  static constexpr std::uint64_t upload_coalesce_max = 64;
+
+  [[nodiscard]] std::uint64_t commits_not_uploaded(const table_ident& t) {
+    if constexpr (object_tier_io<io_type>) {
+      const auto m = io_->uploads_of(t);
+      return m.committed - m.uploaded;
+    } else {
+      (void)t;
+      return 0;
+    }
+  }
+
+  void run_upload(shard& s, const table_ident& t) {
+    if constexpr (object_tier_io<io_type>) {
+      while (io_->upload_pending(t)) {
+        do {
+          s.sched.yield_low_priority();
+        } while (this->writes_waiting(s, t) && commits_not_uploaded(t) < upload_coalesce_max);
+        if (io_->flush(t) != error::ok) {
+          break;
+        }
+      }
+    }
+    s.uploading.erase(t);
   }
 
   // The shard the calling thread runs, or nullptr for client threads.
@@ -298,6 +355,7 @@ class shard_runtime : public request_handlers<Traits> {
             it != s.partitions.end() && it->second->compaction_pending) {
           const pin_guard pin(it->second.get());
           compact(s, *it->second);
+          schedule_upload(s, t);
           continue;
         }
         s.lanes.erase(t);

@@ -98,6 +98,8 @@ class shard_context {
     void* notify_arg = nullptr;
     bool woken = false;                                 // a completion port posted (under mu)
     std::unordered_map<table_ident, write_lane> lanes;  // partitions with a writer task
+    // Cloud mode, fiber shards: partitions with a background upload task (shard thread).
+    std::unordered_set<table_ident> uploading;
     std::deque<request*> backlog;  // dequeued requests waiting for a free task slot
     ring_ptr ring;                 // this shard thread's I/O ring, if the backend has rings
     std::chrono::steady_clock::time_point writer_yielded{};  // a writer last stepped aside

@@ -1,0 +1,228 @@
+// Cloud mode's background uploads (durability::local, io/cloud.hpp "background uploads"):
+// batches acknowledged after the local fdatasync reach the bucket later, several commits in
+// one upload; wait_uploaded() waits for them; the bucket holds a consistent committed state at
+// every instant (a node that lost its disk opens it); an upload that fails leaves the write on
+// the local disk, and a restart on the same cache uploads it; a newer term that took the
+// partition over meanwhile wins.
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include <eloqstore/eloqstore.hpp>
+#include <eloqstore/io/cloud.hpp>
+#include <eloqstore/object/faulty.hpp>
+#include <eloqstore/object/memory.hpp>
+
+#include "support/page_store.hpp"
+#include "support/store_fixture.hpp"
+
+using namespace eloqstore;
+
+namespace {
+
+using bucket_type = faulty_object_store<memory_object_store>;
+
+// Cloud mode over uring_io on a real directory (fiber shards), the bucket in memory behind
+// fault injection.
+struct upload_traits : default_traits {
+  using io_type = cloud_io<uring_io, bucket_type>;
+  static std::unique_ptr<io_type> make_io(const options&) { return nullptr; }
+};
+using store_type = EloqStore<upload_traits>;
+
+struct node {
+  std::unique_ptr<upload_traits::io_type> cache;
+  std::unique_ptr<store_type> store;
+};
+
+struct bucket_fixture {
+  memory_object_store truth;
+  std::shared_ptr<bucket_type> bucket = std::make_shared<bucket_type>(truth, 7);
+  std::vector<std::string> dirs;
+  bool group_commit = true;
+
+  ~bucket_fixture() {
+    std::error_code ec;
+    for (const std::string& d : dirs) {
+      std::filesystem::remove_all(d, ec);
+    }
+  }
+  options opts(const std::string& dir) const {
+    options o;
+    o.num_threads = 1;
+    o.coroutine_stack_size = test::test_stack_bytes();
+    o.store_path = {dir};
+    o.cloud_store_path = "bucket/prefix";
+    o.data_append_mode = true;
+    o.pages_per_file_shift = test::append_test_pages_per_file_shift;
+    o.allow_reuse_local_caches = true;
+    o.group_commit = group_commit;
+    return o;
+  }
+  // A node on cache directory `dir` (a new one when empty), started as `term`.
+  node start(std::uint64_t term, std::string dir = {}) {
+    if (dir.empty()) {
+      dir = test::fresh_temp_dir("upload");
+      dirs.push_back(dir);
+    }
+    const options o = opts(dir);
+    node n;
+    n.cache = std::make_unique<upload_traits::io_type>(bucket, "prefix", o.store_path,
+                                                       default_traits::uring_config(o));
+    n.store = std::make_unique<store_type>(o, *n.cache);
+    REQUIRE(n.store->start(term) == error::ok);
+    return n;
+  }
+};
+
+std::vector<write_entry> batch(test::rng& r, int n, std::uint64_t ts,
+                               std::map<std::string, std::string>& model) {
+  std::map<std::string, std::string> kv;
+  for (int i = 0; i < n; ++i) {
+    kv["k" + std::to_string(r.uniform(0, 3000))] = r.bytes(r.uniform(1, 2000), 26);
+  }
+  std::vector<write_entry> b;
+  for (auto& [k, v] : kv) {
+    model[k] = v;
+    b.push_back(write_entry{k, v, ts, write_op::upsert, 0});
+  }
+  return b;
+}
+
+void check_model(store_type& s, const table_ident& t,
+                 const std::map<std::string, std::string>& model) {
+  std::size_t seen = 0;
+  for (const auto& e : s.scan(t, "", "")) {
+    REQUIRE(model.contains(e.key));
+    CHECK(model.at(e.key) == e.value);
+    ++seen;
+  }
+  CHECK(seen == model.size());
+}
+
+}  // namespace
+
+TEST_CASE("cloud uploads: local acknowledgements, uploads in the background, fewer PUTs") {
+  bucket_fixture b;
+  b.group_commit = false;  // one commit per batch: the uploads must take several at once
+  const table_ident t{"bg", 1};
+  std::map<std::string, std::string> model;
+  test::rng r(31);
+  node a = b.start(1);
+  const std::uint64_t puts_before = b.truth.stats().puts;
+  // Many batches in flight at once, each acknowledged after its local fdatasync; the upload
+  // task, stepping aside for the writer, takes several commits in each upload.
+  constexpr int batches = 200;
+  std::vector<std::unique_ptr<batch_write_request>> reqs;
+  for (int i = 0; i < batches; ++i) {
+    auto req = std::make_unique<batch_write_request>();
+    req->set_args(t, batch(r, 20, static_cast<std::uint64_t>(i + 1), model));
+    req->set_durability(durability::local);
+    REQUIRE(a.store->exec_async(*req));
+    reqs.push_back(std::move(req));
+  }
+  for (auto& req : reqs) {
+    req->wait();
+    REQUIRE(req->status() == error::ok);
+  }
+  REQUIRE(a.store->wait_uploaded(t) == error::ok);
+  const upload_progress p = a.store->upload_status(t);
+  CHECK(p.committed >= batches);
+  CHECK(p.uploaded == p.committed);
+  CHECK(p.last == error::ok);
+  const std::uint64_t puts = b.truth.stats().puts - puts_before;
+  MESSAGE(p.committed << " commits uploaded with " << puts << " PUTs");
+  CHECK(puts < p.committed);  // at commit, each would have taken two (data file, manifest)
+  check_model(*a.store, t, model);
+  a.store->stop();
+
+  // A node that never saw this cache (its disk lost) reads it all from the bucket.
+  node c = b.start(2);
+  check_model(*c.store, t, model);
+  c.store->stop();
+}
+
+TEST_CASE("cloud uploads: an upload-acknowledged batch carries the local ones before it") {
+  bucket_fixture b;
+  const table_ident t{"mix", 0};
+  std::map<std::string, std::string> model;
+  test::rng r(32);
+  node a = b.start(1);
+  for (int i = 0; i < 30; ++i) {
+    REQUIRE(a.store->write(t, batch(r, 10, 1, model), durability::local) == error::ok);
+  }
+  REQUIRE(a.store->write(t, batch(r, 10, 2, model)) == error::ok);  // durability::uploaded
+  // Without waiting and without stopping a: a node that takes over now sees every write.
+  node c = b.start(2);
+  check_model(*c.store, t, model);
+  // a learns that it lost the partition at its next upload at the latest; what it
+  // acknowledged locally since never reaches the bucket.
+  std::map<std::string, std::string> stale;
+  const error e = a.store->write(t, batch(r, 5, 3, stale), durability::local);
+  CHECK((e == error::ok || e == error::expired_term));
+  CHECK(a.store->wait_uploaded(t) == error::expired_term);
+  CHECK(a.store->write(t, batch(r, 5, 3, stale), durability::local) == error::expired_term);
+  check_model(*c.store, t, model);
+  c.store->stop();
+  a.store->stop();
+}
+
+TEST_CASE("cloud uploads: a failed upload keeps the write; a restart on the cache uploads it") {
+  bucket_fixture b;
+  const table_ident t{"fail", 2};
+  std::map<std::string, std::string> model;
+  test::rng r(33);
+  node a = b.start(1);
+  REQUIRE(a.store->write(t, batch(r, 50, 1, model)) == error::ok);  // uploaded
+  const std::string dir = b.dirs.back();
+  const auto uploaded_state = model;
+
+  object_faults down;
+  down.fail_before = 1;  // every request fails (after its retries: cloud_io does not retry)
+  b.bucket->set_faults(down);
+  for (int i = 0; i < 20; ++i) {
+    REQUIRE(a.store->write(t, batch(r, 30, 2, model), durability::local) == error::ok);
+  }
+  check_model(*a.store, t, model);  // acknowledged: readable from the local disk
+  CHECK(a.store->wait_uploaded(t) != error::ok);
+  const upload_progress p = a.store->upload_status(t);
+  CHECK(p.uploaded < p.committed);
+  CHECK(p.last != error::ok);
+  // An upload-acknowledged write fails now, and changes nothing acknowledged.
+  std::map<std::string, std::string> lost;
+  CHECK(a.store->write(t, batch(r, 5, 3, lost)) != error::ok);
+  a.store->stop();  // its upload task gives up
+
+  SUBCASE("the same node restarts on its cache (same term) and uploads") {
+    b.bucket->set_faults(object_faults{});
+    node again = b.start(1, dir);
+    check_model(*again.store, t, model);  // (the failed batch left nothing)
+    again.store->stop();
+  }
+  SUBCASE("the same node restarts on its cache with a newer term and uploads") {
+    b.bucket->set_faults(object_faults{});
+    node again = b.start(2, dir);
+    check_model(*again.store, t, model);
+    again.store->stop();
+  }
+  SUBCASE("another node took over first: the commits never uploaded are lost") {
+    b.bucket->set_faults(object_faults{});
+    node other = b.start(2);
+    check_model(*other.store, t, uploaded_state);
+    std::map<std::string, std::string> theirs = uploaded_state;
+    REQUIRE(other.store->write(t, batch(r, 10, 4, theirs)) == error::ok);
+    other.store->stop();
+    node again = b.start(3, dir);
+    check_model(*again.store, t, theirs);
+    again.store->stop();
+    return;
+  }
+  // A node with an empty cache sees what the restarted one uploaded.
+  node fresh = b.start(5);
+  check_model(*fresh.store, t, model);
+  fresh.store->stop();
+}
