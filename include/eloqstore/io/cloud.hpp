@@ -4,11 +4,13 @@
 // the bucket (detail/cloud/term.hpp), and cloud_io moves files between the two as the commit
 // protocol reaches its steps, so the engine's layers stay as they are in local mode:
 //
-// * Upload at commit. sync(t, name) of a data file or manifest syncs it locally, then PUTs
-//   the whole file; write_file_atomic of a manifest (snapshot) or archive PUTs its bytes after
-//   the local rename. The commit protocol syncs data files before it writes the manifest that
-//   references them, so the bucket never holds a manifest whose files it lacks. A failed
-//   upload fails the call, so the request fails (the reference aborts the process).
+// * Upload at commit. A commit is durable locally when its manifest is (sync of the manifest
+//   after a log append, or write_file_atomic of a snapshot); then flush(t) PUTs every data
+//   file written since its last upload, whole, and after them the manifest, so the bucket
+//   never holds a manifest whose files it lacks. A failed upload fails the call, so the
+//   request fails (the reference aborts the process). An archive is PUT after a flush. With
+//   uploads deferred (durability::local, "background uploads" below) the commit returns after
+//   the local fdatasync and the engine flushes later.
 // * Fencing. The first read of `manifest_<T>` for a partition claims it for term T
 //   (CURRENT_TERM compare-and-swap), then takes the manifest from the bucket: manifest_<T>,
 //   or the newest older one, which is promoted (written as manifest_<T>, locally and in the
@@ -38,8 +40,9 @@
 //   term's files are not ours to see or collect) together with the cache's;
 //   list_partitions() the bucket's partitions together with the cache's.
 //
-// Costs: one PUT per synced data file and per manifest write, one GET of CURRENT_TERM per
-// manifest write, one GET per cache miss (and per new data file: a 404 tells it is new).
+// Costs: per flush one PUT per data file written since the last and one for the manifest,
+// one GET of CURRENT_TERM; one GET per cache miss (a data file written from its start is new:
+// never looked for in the bucket).
 // Every request is counted for the shard of its partition (detail/cloud/metered_store.hpp):
 // requests_of_shard(i), requests_of_no_shard() (listings of the whole bucket), requests(),
 // each with its cost() at S3 prices.
