@@ -5,6 +5,10 @@
 //   load       EloqStore<cloud_traits> bulk load: 1 KB values in batches of 1000, one client
 //              thread per partition, durable (uploaded) per batch; MB/s of values, MB uploaded
 //              and requests per 1000 writes
+//   load bg    the same load with durability::local (acknowledged after the local fdatasync,
+//              uploaded in the background), into a prefix of its own: MB/s until the last
+//              acknowledgement and until wait_uploaded() of every partition returned
+//   load local the same load in local append mode (EloqStore<default_traits>, no bucket)
 //   raw get    the server's GET MB/s for the data files the load wrote, 4 clients
 //   cold read  random point reads with an empty cache (every first touch of a file downloads
 //              it): reads/s, GETs per 1000 reads
@@ -152,29 +156,79 @@ int main(int argc, char** argv) {
   const std::uint64_t keys = megabytes * 1000;
   const std::uint64_t per_part = keys / partitions;
   const std::string value(1000, 'v');
-  {
-    node n(base, "load");
-    if (n.store->start(1) != error::ok) {
-      std::fprintf(stderr, "start failed: %s\n", n.store->last_message().c_str());
-      return 1;
-    }
-    const double s = in_parallel(partitions, partitions, [&](std::size_t p) {
+  // The load into `store`, each batch acknowledged as `d` says; seconds.
+  const auto load = [&](auto& store, durability d) {
+    return in_parallel(partitions, partitions, [&](std::size_t p) {
       const table_ident t{"bench", static_cast<std::uint32_t>(p)};
       for (std::uint64_t b = 0; b < per_part; b += 1000) {
         std::vector<write_entry> batch;
         for (std::uint64_t i = b; i < std::min(per_part, b + 1000); ++i) {
           batch.push_back(write_entry{key_of(i), value, 1, write_op::upsert, 0});
         }
-        if (const error e = n.store->write(t, batch); e != error::ok) {
+        if (const error e = store.write(t, batch, d); e != error::ok) {
           std::fprintf(stderr, "write failed: %s\n", std::string(error_message(e)).c_str());
           std::exit(1);
         }
       }
     });
+  };
+  {
+    node n(base, "load");
+    if (n.store->start(1) != error::ok) {
+      std::fprintf(stderr, "start failed: %s\n", n.store->last_message().c_str());
+      return 1;
+    }
+    const double s = load(*n.store, durability::uploaded);
     const object_requests r = n.io().requests();
     std::printf("load       %.1f MB/s of values (%.1f s), uploads %.1f MB/s\n",
                 keys * 1000 / 1e6 / s, s, r.bytes_up / 1e6 / s);
     print_requests("load", r, static_cast<double>(keys), "writes");
+  }
+  {
+    options o = base;
+    o.cloud_store_path += "-bg";
+    node n(o, "load-bg");
+    if (n.store->start(1) != error::ok) {
+      return 1;
+    }
+    const auto t0 = bench_clock::now();
+    const double acked = load(*n.store, durability::local);
+    for (std::uint32_t p = 0; p < partitions; ++p) {
+      if (const error e = n.store->wait_uploaded({"bench", p}); e != error::ok) {
+        std::fprintf(stderr, "upload failed: %s\n", std::string(error_message(e)).c_str());
+        return 1;
+      }
+    }
+    const double s = since(t0);
+    const object_requests r = n.io().requests();
+    std::printf(
+        "load bg    %.1f MB/s of values acknowledged (%.1f s), %.1f MB/s uploaded "
+        "(%.1f s), uploads %.1f MB/s\n",
+        keys * 1000 / 1e6 / acked, acked, keys * 1000 / 1e6 / s, s, r.bytes_up / 1e6 / s);
+    print_requests("load bg", r, static_cast<double>(keys), "writes");
+  }
+  {
+    const std::string dir = (std::filesystem::temp_directory_path() /
+                             ("eloqstore-cloud-bench-local-" + std::to_string(::getpid())))
+                                .string();
+    std::filesystem::remove_all(dir);
+    options o;
+    o.store_path = {dir};
+    o.num_threads = base.num_threads;
+    o.pages_per_file_shift = base.pages_per_file_shift;
+    o.coroutine_stack_size = base.coroutine_stack_size;
+    o.data_append_mode = true;
+    {
+      EloqStore<default_traits> local(o);
+      if (local.start() != error::ok) {
+        return 1;
+      }
+      const double s = load(local, durability::uploaded);
+      std::printf("load local %.1f MB/s of values (%.1f s), local append mode, no bucket\n",
+                  keys * 1000 / 1e6 / s, s);
+      local.stop();
+    }
+    std::filesystem::remove_all(dir);
   }
 
   // ---- the server's GET of what the load wrote ---------------------------------------------
