@@ -209,6 +209,47 @@ TEST_CASE("cloud: GC in a newer term keeps what it references and spares newer t
   check_model(*three_again.store, t, model);
 }
 
+TEST_CASE("cloud: archives come back from the bucket, in this term and the next") {
+  auto bucket = std::make_shared<memory_object_store>();
+  const table_ident t{"arch", 4};
+  test::rng r(14);
+  std::map<std::string, std::string> model;
+  options o = cloud_options();
+  o.num_retained_archives = 4;
+  process one = start_process(bucket, 1, o);
+  for (int i = 0; i < 10; ++i) {
+    REQUIRE(one.store->write(t, batch(r, 50, 1, 1500, &model)) == error::ok);
+  }
+  std::uint64_t first = 0;
+  REQUIRE(one.store->archive(t, 0, &first) == error::ok);
+  const auto at_first = model;
+  for (int i = 0; i < 30; ++i) {  // compaction and GC run; the archive's pages must stay
+    REQUIRE(one.store->write(t, batch(r, 50, 2, 1500, &model)) == error::ok);
+  }
+  one.store->stop();
+
+  // Nodes with empty caches: the archive, its pages and the list come from the bucket.
+  process two = start_process(bucket, 2, o);
+  std::vector<std::uint64_t> listed;
+  REQUIRE(two.store->list_archives(t, listed) == error::ok);
+  CHECK(listed == std::vector<std::uint64_t>{first});
+  check_model(*two.store, t, model);
+  std::uint64_t saved = 0;
+  REQUIRE(two.store->restore(t, first, &saved) == error::ok);
+  check_model(*two.store, t, at_first);
+  for (const auto& [k, v] : model) {
+    if (!at_first.contains(k)) {
+      CHECK(two.store->get(t, k).status() == error::not_found);
+    }
+  }
+  two.store->stop();
+  process three = start_process(bucket, 3, o);
+  check_model(*three.store, t, at_first);
+  REQUIRE(three.store->restore(t, saved) == error::ok);  // roll forward, from the bucket
+  check_model(*three.store, t, model);
+  three.store->stop();
+}
+
 TEST_CASE("cloud: what a commit asks of the bucket") {
   auto bucket = std::make_shared<memory_object_store>();
   const table_ident t{"tbl", 2};

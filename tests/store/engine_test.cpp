@@ -21,6 +21,7 @@
 
 #include "support/cloud_s3_fixture.hpp"
 #include "support/loop_fs.hpp"
+#include "support/object_listing.hpp"
 #include "support/page_store.hpp"
 #include "support/store_fixture.hpp"
 
@@ -29,6 +30,8 @@ using namespace eloqstore;
 // Every fixture of the store tests, and cloud mode over a real S3 server (ctest runs that one
 // apart, as engine_tests_s3, with the server started).
 #define ENGINE_FIXTURES ELOQSTORE_ALL_FIXTURES, test::cloud_s3_fixture
+// Cloud mode runs in append mode: the append-mode suites (compaction, archives) run there too.
+#define APPEND_CLOUD_FIXTURES test::cloud_memory_fixture, test::cloud_s3_fixture
 
 namespace {
 
@@ -1250,11 +1253,18 @@ TEST_CASE_TEMPLATE(
 
 namespace {
 
-// The data files of partition t (names parsed as data files), on disk or in memory_io.
+// The data files of partition t (names parsed as data files), on disk, in memory_io or in
+// the memory bucket.
 template <typename Fixture>
 std::size_t data_file_count(Fixture& fx, const table_ident& t) {
   std::vector<std::string> names;
-  if constexpr (requires { fx.io; }) {
+  if constexpr (requires { fx.bucket; }) {
+    // Cloud mode: the bucket's files (the cache holds what it holds).
+    const std::string dir = detail::object_dir("prefix", t);
+    for (const std::string& key : test::list_all(*fx.bucket, dir, "", list_page_max)) {
+      names.push_back(key.substr(dir.size()));
+    }
+  } else if constexpr (requires { fx.io; }) {
     (void)fx.io.list(t, names);
   } else {
     std::error_code ec;
@@ -1272,7 +1282,8 @@ std::size_t data_file_count(Fixture& fx, const table_ident& t) {
 }  // namespace
 
 TEST_CASE_TEMPLATE("engine: append mode compacts and deletes files under overwrites", Fixture,
-                   test::memory_append_fixture, test::uring_append_fixture) {
+                   test::memory_append_fixture, test::uring_append_fixture,
+                   test::cloud_memory_fixture) {
   // Overwrites of a small key set write many times its size: without compaction and file GC
   // the data files would number in the hundreds (32 pages each here). With them, and the
   // default factor 2, space stays within 2 * live + one file, a handful of files.
@@ -1350,7 +1361,7 @@ void churn(Store& store, const table_ident& t, model& m, test::rng& r, std::uint
 }  // namespace
 
 TEST_CASE_TEMPLATE("engine: archive, write more, restore, roll forward, prune", Fixture,
-                   test::memory_append_fixture, test::uring_append_fixture) {
+                   test::memory_append_fixture, test::uring_append_fixture, APPEND_CLOUD_FIXTURES) {
   // Archives and restores through the API, with compaction and GC running between them
   // (32-page files): a restore gives the archived contents, the state it replaced is saved
   // as an archive whose restore rolls forward again, across restarts; pruning keeps exactly
@@ -1407,7 +1418,7 @@ TEST_CASE_TEMPLATE("engine: archive, write more, restore, roll forward, prune", 
 }
 
 TEST_CASE_TEMPLATE("engine: archives keep the dictionary their compressed values need", Fixture,
-                   test::memory_append_fixture, test::uring_append_fixture) {
+                   test::memory_append_fixture, test::uring_append_fixture, APPEND_CLOUD_FIXTURES) {
   // An archive from before the partition had a dictionary, then values compressed with the
   // one trained next: restoring the old archive drops the dictionary with the values that
   // used it, and rolling forward brings both back, across a restart.
@@ -1462,7 +1473,8 @@ TEST_CASE_TEMPLATE("engine: archives keep the dictionary their compressed values
 }
 
 TEST_CASE_TEMPLATE("engine: a global archive covers every accepted partition at one timestamp",
-                   Fixture, test::memory_append_fixture, test::uring_append_fixture) {
+                   Fixture, test::memory_append_fixture, test::uring_append_fixture,
+                   APPEND_CLOUD_FIXTURES) {
   Fixture fx;
   fx.opts.num_threads = 2;
   fx.opts.max_archive_tasks = 2;
