@@ -4,6 +4,7 @@
 // every instant (a node that lost its disk opens it); an upload that fails leaves the write on
 // the local disk, and a restart on the same cache uploads it; a newer term that took the
 // partition over meanwhile wins.
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -44,6 +45,7 @@ struct bucket_fixture {
   std::shared_ptr<bucket_type> bucket = std::make_shared<bucket_type>(truth, 7);
   std::vector<std::string> dirs;
   bool group_commit = true;
+  std::uint64_t cache_files = 0;  // a cache budget of this many data files (0: unbounded)
 
   ~bucket_fixture() {
     std::error_code ec;
@@ -61,6 +63,11 @@ struct bucket_fixture {
     o.pages_per_file_shift = test::append_test_pages_per_file_shift;
     o.allow_reuse_local_caches = true;
     o.group_commit = group_commit;
+    if (cache_files != 0) {
+      o.manifest_limit = 32 * 1024;
+      o.local_space_limit = cache_files * o.data_file_size();
+      o.reserve_space_ratio = 4;
+    }
     return o;
   }
   // A node on cache directory `dir` (a new one when empty), started as `term`.
@@ -224,5 +231,78 @@ TEST_CASE("cloud uploads: a failed upload keeps the write; a restart on the cach
   // A node with an empty cache sees what the restarted one uploaded.
   node fresh = b.start(5);
   check_model(*fresh.store, t, model);
+  fresh.store->stop();
+}
+
+TEST_CASE("cloud uploads: a small cache under background uploads evicts only what is uploaded") {
+  // Streamed writes, compaction and eviction at once: a file must never be taken for
+  // uploaded while writes into it are in flight or between its write and its commit, so
+  // eviction never loses an acknowledged page, and the bucket never lacks one its manifest
+  // names. Writes that find the cache full of files not yet uploaded upload them first.
+  bucket_fixture b;
+  b.cache_files = 8;
+  const table_ident t{"small", 0};
+  std::map<std::string, std::string> model;
+  std::vector<std::string> refused;  // keys of batches that failed: never written
+  test::rng r(34);
+  node a = b.start(1);
+  constexpr int rounds = 12;
+  constexpr int per_round = 25;
+  for (int round = 0; round < rounds; ++round) {
+    std::vector<std::unique_ptr<batch_write_request>> reqs;
+    std::vector<std::vector<std::string>> keys;
+    for (int i = 0; i < per_round; ++i) {
+      std::vector<write_entry> entries;
+      keys.emplace_back();
+      for (int j = 0; j < 10; ++j) {
+        // Fresh keys and overwrites of earlier ones (compaction has live pages to move).
+        const std::string k = r.chance(0.5) && !model.empty()
+                                  ? "n" + std::to_string(r.uniform(0, round * per_round * 10))
+                                  : "n" + std::to_string((round * per_round + i) * 10 + j);
+        if (std::find(keys.back().begin(), keys.back().end(), k) != keys.back().end()) {
+          continue;
+        }
+        keys.back().push_back(k);
+        entries.push_back(write_entry{k, r.bytes(r.uniform(100, 900), 26),
+                                      static_cast<std::uint64_t>(round + 1), write_op::upsert, 0});
+      }
+      std::sort(entries.begin(), entries.end(),
+                [](const write_entry& x, const write_entry& y) { return x.key < y.key; });
+      auto req = std::make_unique<batch_write_request>();
+      req->set_args(t, std::move(entries));
+      req->set_durability(durability::local);
+      REQUIRE(a.store->exec_async(*req));
+      reqs.push_back(std::move(req));
+    }
+    for (std::size_t i = 0; i < reqs.size(); ++i) {
+      reqs[i]->wait();
+      const error e = reqs[i]->status();
+      REQUIRE_MESSAGE((e == error::ok || e == error::out_of_space), error_message(e));
+      for (const write_entry& w : reqs[i]->entries()) {
+        if (e == error::ok) {
+          model[w.key] = w.value;
+        } else if (!model.contains(w.key)) {
+          refused.push_back(w.key);
+        }
+      }
+    }
+  }
+  REQUIRE(a.store->wait_uploaded(t) == error::ok);
+  CHECK(a.cache->cache_used().used <= a.cache->cache_used().limit);
+  MESSAGE(model.size() << " keys, " << refused.size() << " keys of refused batches, "
+                       << a.cache->cache_used().evictions << " evictions");
+  // A write that finds the cache full of files not yet uploaded uploads them and goes on
+  // (each commit here needs far less than the budget).
+  CHECK(refused.empty());
+  CHECK(a.cache->cache_used().evictions > 0);
+  check_model(*a.store, t, model);
+  a.store->stop();
+  node fresh = b.start(2);
+  check_model(*fresh.store, t, model);
+  for (const std::string& k : refused) {
+    if (!model.contains(k)) {
+      CHECK(fresh.store->get(t, k).status() == error::not_found);
+    }
+  }
   fresh.store->stop();
 }

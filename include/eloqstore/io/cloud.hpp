@@ -79,6 +79,7 @@
 #include <eloqstore/detail/cloud/metered_store.hpp>
 #include <eloqstore/detail/cloud/term.hpp>
 #include <eloqstore/detail/io/file_names.hpp>
+#include <eloqstore/detail/io/page_ops.hpp>
 #include <eloqstore/detail/util/parse.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/object/object_store.hpp>
@@ -246,6 +247,10 @@ class cloud_io : public Local {
       return e;
     }
     const error e = Local::write(t, name, offset, data);
+    if (detail::parse_file_name(name).kind == detail::file_kind::manifest) {
+      std::lock_guard lock(mu_);
+      uploads_[t].written_len = offset + data.size();  // a log record: what a sync commits
+    }
     release(t, name, bucket_copy::written);  // (a failed write may have written part of it)
     return e;
   }
@@ -263,21 +268,89 @@ class cloud_io : public Local {
     });
   }
 
-  // (The files stay dirty, so kept, until their upload; the pins go when the writes start.
-  // A batch over more files than the cache has room for at once is written group by group
+  // Streamed page writes: the local backend's ticket, and pins that keep the files in the
+  // cache until the writes finish. They are released as written when the writes are done
+  // (finish_write_pages, or the ticket's end: its local ticket goes first and waits), so a
+  // flush that read a file before the writes landed does not take it for uploaded, and
+  // eviction cannot unlink it under them.
+  class write_ticket {
+   public:
+    write_ticket() = default;
+    write_ticket(write_ticket&&) noexcept = default;
+    write_ticket& operator=(write_ticket&& o) noexcept {
+      inner_ = std::move(o.inner_);
+      pins_ = std::move(o.pins_);
+      return *this;
+    }
+
+   private:
+    friend class cloud_io;
+    struct pins {
+      cloud_io* io = nullptr;
+      table_ident table;
+      std::vector<std::string> names;
+      pins() = default;
+      pins(pins&& o) noexcept
+          : io(std::exchange(o.io, nullptr)),
+            table(std::move(o.table)),
+            names(std::move(o.names)) {}
+      pins& operator=(pins&& o) noexcept {
+        if (this != &o) {
+          drop();
+          io = std::exchange(o.io, nullptr);
+          table = std::move(o.table);
+          names = std::move(o.names);
+        }
+        return *this;
+      }
+      ~pins() { drop(); }
+      void drop() noexcept {
+        if (io != nullptr) {
+          for (const std::string& n : names) {
+            io->release(table, n, bucket_copy::written);
+          }
+          io = nullptr;
+          names.clear();
+        }
+      }
+    };
+    pins pins_;  // (declared first: destroyed after inner_, once the writes are done)
+    typename detail::write_ticket_of<Local>::type inner_;
+  };
+
+  // (A batch over more files than the cache has room for at once is written group by group
   // before this returns, its ticket left done.)
-  template <typename Writes, typename Ticket>
+  template <typename Writes>
   requires async_page_writes<Local> error begin_write_pages(const table_ident& t,
-                                                            const Writes& writes, Ticket& ticket) {
+                                                            const Writes& writes,
+                                                            write_ticket& ticket) {
     std::vector<access> hows;
     const std::vector<std::string_view> names = written_files(writes, hows);
     return in_groups(t, names, hows, [&](std::span<const std::string_view> group, bool whole) {
       if (whole) {
-        return Local::begin_write_pages(t, writes, ticket);
+        // Pinned again for the ticket (held files: no room needed, nothing parks).
+        typename write_ticket::pins pins;
+        pins.io = this;
+        pins.table = t;
+        for (const std::string_view n : names) {
+          if (acquire(t, n, access::write, 0, false) == error::ok) {
+            pins.names.emplace_back(n);
+          }
+        }
+        const error e = Local::begin_write_pages(t, writes, ticket.inner_);
+        ticket.pins_ = std::move(pins);
+        return e;
       }
       const auto part = part_of(writes, group, group.data() == names.data());
       return Local::write_pages(t, std::span<const page_write>(part));
     });
+  }
+
+  template <typename Ticket = write_ticket>
+  requires async_page_writes<Local> error finish_write_pages(Ticket& ticket) {
+    const error e = Local::finish_write_pages(ticket.inner_);
+    ticket.pins_.drop();
+    return e;
   }
 
   // A data file is synced locally and stays dirty: the flush that uploads the manifest
@@ -287,6 +360,12 @@ class cloud_io : public Local {
       return e;
     }
     const detail::parsed_file_name f = detail::parse_file_name(name);
+    if (f.kind == detail::file_kind::data) {
+      // A background flush may have uploaded the file since its writes and the cache evicted
+      // it: the bucket holds it whole, which is as durable as a sync.
+      const error e = Local::sync(t, name);
+      return e == error::not_found && !cached_now(t, name) ? error::ok : e;
+    }
     if (f.kind != detail::file_kind::manifest) {
       return Local::sync(t, name);
     }
@@ -309,11 +388,17 @@ class cloud_io : public Local {
       return e;
     }
     const error e = Local::write_file_atomic(t, name, data);
+    const detail::parsed_file_name f = detail::parse_file_name(name);
+    if (f.kind == detail::file_kind::manifest) {
+      std::lock_guard lock(mu_);
+      upload_state& u = uploads_[t];
+      u.written_len = data.size();
+      ++u.manifest_gen;  // (renamed over: a flush reading the old one reads again)
+    }
     release(t, name, bucket_copy::written);
     if (e != error::ok) {
       return e;
     }
-    const detail::parsed_file_name f = detail::parse_file_name(name);
     if (f.kind == detail::file_kind::manifest) {
       return committed(t);
     }
@@ -392,6 +477,38 @@ class cloud_io : public Local {
     return it != uploads_.end() && it->second.pending();
   }
 
+  // Flushes every partition of t's cache shard with uploads pending, so that their files
+  // become evictable: for a write refused with out_of_space while files not yet uploaded
+  // fill the cache. True if any flush uploaded something and none failed.
+  bool upload_for_room(const table_ident& t) {
+    std::vector<table_ident> pending;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [p, st] : uploads_) {
+        if (&slot_of(p) == &slot_of(t) && st.pending() && !st.suspended) {
+          pending.push_back(p);
+        }
+      }
+    }
+    bool uploaded = false;
+    for (const table_ident& p : pending) {
+      if (flush(p) != error::ok) {
+        return false;
+      }
+      uploaded = true;
+    }
+    return uploaded;
+  }
+
+  // Whether t's cache shard has no room for one more file without evicting: an upload task
+  // stops waiting for more commits then (dirty files are evicted only once uploaded).
+  [[nodiscard]] bool cache_pressed(const table_ident& t) {
+    cache_slot& s = slot_of(t);
+    std::lock_guard lock(s.mu);
+    return s.files.used() + std::max(settings_.data_file_bytes, settings_.manifest_bytes) >
+           s.files.limit();
+  }
+
   [[nodiscard]] upload_marks uploads_of(const table_ident& t) {
     std::lock_guard lock(mu_);
     const auto it = uploads_.find(t);
@@ -418,18 +535,55 @@ class cloud_io : public Local {
     if (st->uploaded == st->committed && st->dirty.empty() && st->removals.empty()) {
       return error::ok;
     }
+    if (st->suspended) {
+      return st->last;
+    }
     st->flushing = true;
-    const std::uint64_t target = st->committed;
-    const std::map<std::string, std::uint64_t, std::less<>> dirty = st->dirty;
     std::vector<std::string> removals = std::move(st->removals);
     st->removals.clear();
+    // What this flush uploads: the commits up to `target`, the manifest's first `length`
+    // bytes (a record written but not yet synced, or its failure's markers, lie beyond), and
+    // the data files written so far. Taken again when the manifest was renamed over while
+    // it was read (its first bytes are another file's then).
+    std::uint64_t target = 0;
+    std::uint64_t length = 0;
+    std::uint64_t gen = 0;
+    std::uint64_t manifest_writes = 0;
+    std::map<std::string, std::uint64_t, std::less<>> dirty;
+    bool with_manifest = false;  // commits the bucket lacks (else data files or removals only)
+    const auto capture = [&] {
+      target = st->committed;
+      with_manifest = target > st->uploaded;
+      length = st->committed_len;
+      gen = st->manifest_gen;
+      manifest_writes = st->manifest_writes;
+      dirty = st->dirty;
+    };
+    capture();
     lock.unlock();
 
     error e = error::ok;
     std::string manifest;
     const std::string manifest_name = detail::manifest_file_name(term);
-    if (target != 0) {  // (a flush of removals alone uploads no manifest)
+    while (with_manifest) {
       e = cached(t, manifest_name, [&] { return Local::read_file(t, manifest_name, manifest); });
+      lock.lock();
+      st = &uploads_[t];
+      if (e != error::ok || st->manifest_gen == gen) {
+        lock.unlock();
+        break;
+      }
+      capture();
+      lock.unlock();
+    }
+    if (e == error::ok && with_manifest) {
+      if (manifest.size() < length) {
+        e = error::corrupted;  // (never: the commit wrote that much)
+      }
+      manifest.resize(std::min<std::size_t>(manifest.size(), length));
+    }
+    if (e == error::ok && !with_manifest && !removals.empty()) {
+      e = still_owner(t, term);  // (a manifest upload checks after itself)
     }
     for (auto it = dirty.begin(); e == error::ok && it != dirty.end(); ++it) {
       if (std::find(removals.begin(), removals.end(), it->first) != removals.end()) {
@@ -451,7 +605,7 @@ class cloud_io : public Local {
         }
       }
     }
-    if (e == error::ok && target != 0) {
+    if (e == error::ok && with_manifest) {
       e = upload(t, manifest_name, detail::parse_file_name(manifest_name), manifest);
     }
     for (auto it = removals.begin(); e == error::ok && it != removals.end(); ++it) {
@@ -470,7 +624,9 @@ class cloud_io : public Local {
     } else {
       st->removals.insert(st->removals.end(), removals.begin(), removals.end());
     }
-    const bool manifest_clean = e == error::ok && st->uploaded == st->committed;
+    // (Clean only if nothing was written to it since: a record may be on its way to a sync.)
+    const bool manifest_clean =
+        e == error::ok && st->uploaded == st->committed && st->manifest_writes == manifest_writes;
     const bool done = !st->pending() && st->marked;
     wake(std::exchange(st->waiters, {}));
     lock.unlock();
@@ -789,11 +945,20 @@ class cloud_io : public Local {
       std::lock_guard lock(mu_);
       upload_state& st = uploads_[t];
       ++st.committed;
+      st.committed_len = st.written_len;
+      st.suspended = false;
       defer = st.defer;
       marked = st.marked;
     }
     if (!defer) {
-      return flush(t);
+      const error e = flush(t);
+      if (e != error::ok) {
+        // The request fails: nothing uploads this state until the engine's next manifest
+        // write (the failed record overwritten with markers, or the next commit's snapshot).
+        std::lock_guard lock(mu_);
+        uploads_[t].suspended = true;
+      }
+      return e;
     }
     if (!marked) {
       if (const error e = Local::write_file_atomic(t, upload_marker, std::span<const char>());
@@ -847,8 +1012,15 @@ class cloud_io : public Local {
     // if no write came after it read the file).
     std::map<std::string, std::uint64_t, std::less<>> dirty;
     std::vector<std::string> removals;  // for after the next flush
+    // The manifest: writes to it (note_written), renames over it (write_file_atomic), the end
+    // of the last write, and that end at the last commit (what a flush uploads of it).
+    std::uint64_t manifest_writes = 0;
+    std::uint64_t manifest_gen = 0;
+    std::uint64_t written_len = 0;
+    std::uint64_t committed_len = 0;
     bool flushing = false;
-    bool marked = false;  // upload_marker is on disk
+    bool suspended = false;  // the last commit's upload failed: its request failed (committed())
+    bool marked = false;     // upload_marker is on disk
     error last = error::ok;
     std::vector<detail::cache_shard::waiter> waiters;  // tasks waiting for the running flush
     [[nodiscard]] bool pending() const {
@@ -861,7 +1033,13 @@ class cloud_io : public Local {
 
   // A data file of t was written: dirty until a flush uploads it.
   void note_written(const table_ident& t, std::string_view name) {
-    if (detail::parse_file_name(name).kind != detail::file_kind::data) {
+    const detail::file_kind k = detail::parse_file_name(name).kind;
+    if (k == detail::file_kind::manifest) {
+      std::lock_guard lock(mu_);
+      ++uploads_[t].manifest_writes;
+      return;
+    }
+    if (k != detail::file_kind::data) {
       return;
     }
     std::lock_guard lock(mu_);
@@ -1290,6 +1468,13 @@ class cloud_io : public Local {
     }
   }
 
+  // Whether the cache tracks t/name (held, or being downloaded or evicted).
+  [[nodiscard]] bool cached_now(const table_ident& t, std::string_view name) {
+    cache_slot& s = slot_of(t);
+    std::lock_guard lock(s.mu);
+    return s.files.find(t, name) != nullptr;
+  }
+
   [[nodiscard]] bool dirty(const table_ident& t, std::string_view name) {
     cache_slot& s = slot_of(t);
     std::lock_guard lock(s.mu);
@@ -1434,6 +1619,7 @@ class cloud_io : public Local {
       claims_[t] = partition_claim{term, false};
       upload_state& st = uploads_[t];
       st.committed = st.uploaded + 1;
+      st.committed_len = st.written_len = local.size();
       st.marked = true;
       for (const std::string& n : names) {
         const detail::parsed_file_name f = detail::parse_file_name(n);

@@ -65,7 +65,9 @@ class request_handlers : public partition_registry<Traits> {
     std::vector<error> verdict(group.size(), error::ok);
     const pin_guard pin(e == error::ok ? p : nullptr);
     if (e == error::ok) {
-      e = out_of_mem_guard([&] { return apply_group(s, *p, group, verdict); });
+      e = with_room(p->id, [&] {
+        return out_of_mem_guard([&] { return apply_group(s, *p, group, verdict); });
+      });
     }
     for (std::size_t i = 0; i < group.size(); ++i) {
       request_access::set_done(*group[i], verdict[i] != error::ok ? verdict[i] : e);
@@ -135,6 +137,20 @@ class request_handlers : public partition_registry<Traits> {
     return e;
   }
 
+  // Runs `op`; in cloud mode, when it failed with out_of_space while files of the shard wait
+  // for their upload (background uploads fill the cache with files it may not evict), uploads
+  // them and runs it once more. (A failed write changed nothing.)
+  template <typename Op>
+  error with_room(const table_ident& t, Op op) {
+    error e = op();
+    if constexpr (object_tier_io<io_type>) {
+      if (e == error::out_of_space && io_->upload_for_room(t)) {
+        e = op();
+      }
+    }
+    return e;
+  }
+
   // Cloud mode: whether the commits made while it lives leave their upload to the background
   // (cloud_io::defer_uploads); nothing elsewhere.
   class upload_deferral {
@@ -176,8 +192,10 @@ class request_handlers : public partition_registry<Traits> {
     error e = out_of_mem_guard([&] { return partition(s, req.table(), !req.read_only(), p); });
     const pin_guard pin(e == error::ok ? p : nullptr);
     if (e == error::ok) {
-      e = out_of_mem_guard(
-          [&] { return req.read_only() ? handle_read(s, *p, req) : handle_write(s, *p, req); });
+      e = with_room(p->id, [&] {
+        return out_of_mem_guard(
+            [&] { return req.read_only() ? handle_read(s, *p, req) : handle_write(s, *p, req); });
+      });
     }
     const bool wrote = !req.read_only() && e == error::ok;
     request_access::set_done(req, e);

@@ -109,7 +109,8 @@ class shard_runtime : public request_handlers<Traits> {
   // After a commit that left its upload to the background (durability::local), a fiber shard
   // starts an upload task for the partition, unless one runs: before each flush it steps
   // aside while writes of the partition wait in its lane (they commit first and go up in the
-  // same upload; at most upload_coalesce_max commits), and it flushes until nothing is pending, or
+  // same upload; at most upload_coalesce_max commits, and not while the cache has no room:
+  // only uploaded files make room), and it flushes until nothing is pending, or
   // a flush fails (left to the next commit or wait_uploaded; stop() lets the task finish). An
   // inline shard uploads right after the group, its requests acknowledged.
   void schedule_upload(shard& s, const table_ident& t) {
@@ -150,7 +151,8 @@ class shard_runtime : public request_handlers<Traits> {
       while (io_->upload_pending(t)) {
         do {
           s.sched.yield_low_priority();
-        } while (this->writes_waiting(s, t) && commits_not_uploaded(t) < upload_coalesce_max);
+        } while (this->writes_waiting(s, t) && commits_not_uploaded(t) < upload_coalesce_max &&
+                 !io_->cache_pressed(t));
         if (io_->flush(t) != error::ok) {
           break;
         }
