@@ -191,6 +191,11 @@ TEST_CASE("cloud: GC in a newer term keeps what it references and spares newer t
     process fresh = start_process(bucket, 2);
     check_model(*fresh.store, t, model);
     fresh.store->stop();
+    // Term 1's manifest went with the first GC of term 2 (spec 8: older terms' manifests).
+    for (const auto& [key, v] : snapshot(*bucket)) {
+      const auto f = detail::parse_file_name(key.substr(key.rfind('/') + 1));
+      CHECK_MESSAGE(!(f.kind == detail::file_kind::manifest && f.term < 2), key);
+    }
   }
   process two_again = start_process(bucket, 2);
 

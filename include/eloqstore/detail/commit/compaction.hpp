@@ -18,7 +18,8 @@
 // (append_allocator counts a page until no readable version, readers' snapshots included,
 // maps it), unless an archive names it. The first GC after a partition is loaded also lists
 // the directory: files left by an earlier run (a crash between a commit and its GC) are
-// deleted by the same rule, and the archives found there are read for the files they name.
+// deleted by the same rule, and the archives found there are read for the files they name;
+// manifests of older terms (cloud mode) go too.
 // Deleting happens only after the manifest that stopped referencing the file is durable
 // (counts drop when a published version is reclaimed), so a crash at any point leaves every
 // file a durable manifest names; an unlink lost in a crash leaves an orphan that the next
@@ -113,6 +114,12 @@ template <io_backend IO>
   a.collectable(tracked);
   for (const std::string& name : names) {
     const parsed_file_name n = parse_file_name(name);
+    if (n.kind == file_kind::manifest && n.term < process_term) {
+      // An older term's manifest (cloud mode): this term was promoted from it, or from a
+      // newer one; none is read again (spec 8: GC removes manifests of older terms).
+      orphans.push_back(name);
+      continue;
+    }
     if (n.kind != file_kind::data || n.id.value() >= a.tail_file().value() ||
         a.referenced(n.id) != 0 || n.term > process_term ||
         p.archived_files.contains(n.id.value()) ||
