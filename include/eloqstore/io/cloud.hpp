@@ -306,6 +306,15 @@ class cloud_io : public Local {
       ~pins() { drop(); }
       void drop() noexcept {
         if (io != nullptr) {
+          {
+            std::lock_guard lock(io->mu_);
+            auto& streaming = io->uploads_[table].streaming;
+            for (const std::string& n : names) {
+              if (const auto it = streaming.find(n); it != streaming.end() && --it->second == 0) {
+                streaming.erase(it);
+              }
+            }
+          }
           for (const std::string& n : names) {
             io->release(table, n, bucket_copy::written);
           }
@@ -335,6 +344,13 @@ class cloud_io : public Local {
         for (const std::string_view n : names) {
           if (acquire(t, n, access::write, 0, false) == error::ok) {
             pins.names.emplace_back(n);
+          }
+        }
+        {
+          std::lock_guard lock(mu_);
+          auto& streaming = uploads_[t].streaming;
+          for (const std::string& n : pins.names) {
+            ++streaming[n];
           }
         }
         const error e = Local::begin_write_pages(t, writes, ticket.inner_);
@@ -369,10 +385,16 @@ class cloud_io : public Local {
     if (f.kind != detail::file_kind::manifest) {
       return Local::sync(t, name);
     }
-    if (const error e = Local::sync(t, name); e != error::ok) {
+    // (Pinned meanwhile: a flush running while the sync is parked must not see it evicted.)
+    if (const error e = acquire(t, name, access::read); e != error::ok) {
       return e;
     }
-    return committed(t);
+    error e = Local::sync(t, name);
+    if (e == error::ok) {
+      e = committed(t, name, false);
+    }
+    release(t, name);
+    return e;
   }
 
   // A manifest replaced whole (a snapshot) is a commit (committed()); an archive is uploaded
@@ -394,13 +416,18 @@ class cloud_io : public Local {
       upload_state& u = uploads_[t];
       u.written_len = data.size();
       ++u.manifest_gen;  // (renamed over: a flush reading the old one reads again)
+      if (e != error::ok) {
+        // The rename may have happened: the local manifest is a snapshot no commit counted.
+        // Nothing uploads it before the engine's next manifest write (its next snapshot).
+        u.suspended = true;
+      }
     }
     release(t, name, bucket_copy::written);
     if (e != error::ok) {
       return e;
     }
     if (f.kind == detail::file_kind::manifest) {
-      return committed(t);
+      return committed(t, name, true);
     }
     if (const error fe = flush(t); fe != error::ok) {
       return fe;
@@ -594,8 +621,10 @@ class cloud_io : public Local {
         bool clean = false;
         {
           std::lock_guard l(mu_);
-          auto& now = uploads_[t].dirty;
-          if (const auto d = now.find(it->first); d != now.end() && d->second == it->second) {
+          upload_state& u = uploads_[t];
+          auto& now = u.dirty;
+          if (const auto d = now.find(it->first);
+              d != now.end() && d->second == it->second && !u.streaming.contains(it->first)) {
             now.erase(d);
             clean = true;
           }
@@ -938,7 +967,7 @@ class cloud_io : public Local {
 
   // A commit of t is on the local disk: uploaded now, or left to flush() (with the marker
   // on disk before the commit is acknowledged).
-  error committed(const table_ident& t) {
+  error committed(const table_ident& t, std::string_view manifest, bool snapshot) {
     bool defer = false;
     bool marked = false;
     {
@@ -947,14 +976,19 @@ class cloud_io : public Local {
       ++st.committed;
       st.committed_len = st.written_len;
       st.suspended = false;
+      // Not uploaded: a flush that read the manifest before this commit counted must not
+      // take it for clean (it may have run while this commit's sync was parked).
+      ++st.manifest_writes;
       defer = st.defer;
       marked = st.marked;
     }
+    mark_dirty(t, manifest);
     if (!defer) {
       const error e = flush(t);
-      if (e != error::ok) {
-        // The request fails: nothing uploads this state until the engine's next manifest
-        // write (the failed record overwritten with markers, or the next commit's snapshot).
+      if (e != error::ok && snapshot) {
+        // The request fails, and the local manifest is the failed commit's snapshot: nothing
+        // uploads it before the engine's next manifest write (its next commit is a snapshot).
+        // (A failed log record is overwritten with markers at once by the engine.)
         std::lock_guard lock(mu_);
         uploads_[t].suspended = true;
       }
@@ -1018,6 +1052,8 @@ class cloud_io : public Local {
     std::uint64_t manifest_gen = 0;
     std::uint64_t written_len = 0;
     std::uint64_t committed_len = 0;
+    // Data files with streamed writes in flight (write_ticket): never taken for uploaded.
+    std::map<std::string, std::uint32_t, std::less<>> streaming;
     bool flushing = false;
     bool suspended = false;  // the last commit's upload failed: its request failed (committed())
     bool marked = false;     // upload_marker is on disk
@@ -1323,6 +1359,14 @@ class cloud_io : public Local {
     }
     if (now == bucket_copy::written) {
       note_written(t, name);  // (mu_ is never taken under a slot's mutex)
+    }
+  }
+
+  void mark_dirty(const table_ident& t, std::string_view name) {
+    cache_slot& s = slot_of(t);
+    std::lock_guard lock(s.mu);
+    if (cache_file* f = s.files.find(t, name); f != nullptr) {
+      f->dirty = true;
     }
   }
 

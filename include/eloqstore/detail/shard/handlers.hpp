@@ -192,10 +192,13 @@ class request_handlers : public partition_registry<Traits> {
     error e = out_of_mem_guard([&] { return partition(s, req.table(), !req.read_only(), p); });
     const pin_guard pin(e == error::ok ? p : nullptr);
     if (e == error::ok) {
-      e = with_room(p->id, [&] {
+      const auto run = [&] {
         return out_of_mem_guard(
             [&] { return req.read_only() ? handle_read(s, *p, req) : handle_write(s, *p, req); });
-      });
+      };
+      // (An archive or restore may have archived before it failed: run once.)
+      const bool again = req.type() != request_type::archive && req.type() != request_type::restore;
+      e = again ? with_room(p->id, run) : run();
     }
     const bool wrote = !req.read_only() && e == error::ok;
     request_access::set_done(req, e);
