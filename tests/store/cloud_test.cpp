@@ -11,10 +11,12 @@
 
 #include <doctest/doctest.h>
 
+#include <eloqstore/detail/manifest/replay.hpp>
 #include <eloqstore/io/cloud.hpp>
 #include <eloqstore/object/faulty.hpp>
 #include <eloqstore/object/memory.hpp>
 
+#include "support/golden_bytes.hpp"
 #include "support/object_listing.hpp"
 #include "support/page_store.hpp"
 #include "support/store_fixture.hpp"
@@ -370,5 +372,304 @@ TEST_CASE("cloud: injected object-store faults never lose an acknowledged write"
       }
     }
     s.stop();
+  }
+}
+
+// ---- a bucket laid out by the reference -----------------------------------------------------
+
+namespace {
+
+// The objects a reference node leaves in the bucket for partition golden.0 (spec 3.7, 4 and
+// 8.5), every byte written out by hand from the layouts (support/golden_bytes.hpp); 4 KiB
+// pages, 32 pages per data file (cloud_options), data files uploaded whole at their
+// fallocated size (spec 8.3). The story the objects tell:
+//   term 2 wrote data_0_2: fp 0 leaf {apple: red, banana: yellow} (next leaf id 1), fp 1 leaf
+//     {cherry: v} (prev id 0), fp 2 the root, a leaf index {leftmost id 0, "cherry" -> id 1};
+//     its manifest_2 is one snapshot (mapping id 0 -> fp 0, id 1 -> fp 1, id 2 -> fp 2), also
+//     archived as manifest_2_1700000000000000;
+//   term 3 took the partition over (CURRENT_TERM "3"), promoted the manifest by renaming it to
+//     manifest_3 (so its snapshot still names term 2 for the manifest), and wrote leaf
+//     {cherry: w, date: brown} at fp 32, the first page of data_1_3, with a log record
+//     remapping id 1 -> fp 32. manifest_2 is still in the bucket (no GC ran since).
+constexpr std::uint64_t golden_archive_ts = 1700000000000000;
+constexpr std::size_t golden_page = 4096;
+
+std::vector<char> golden_page_end(std::vector<char> page) {
+  page.resize(golden_page, '\0');
+  test::seal_page_by_hand(page);
+  return page;
+}
+
+// clang-format off
+std::vector<char> golden_leaf_apple_banana() {
+  std::vector<char> p;
+  test::append(p, {
+                      0, 0, 0, 0, 0, 0, 0, 0,  // checksum, set at the end
+                      0x02,                    // type 2: data page
+                      0x34, 0x00,              // content length 52
+                      0xff, 0xff, 0xff, 0xff,  // previous leaf: none
+                      0x01, 0x00, 0x00, 0x00,  // next leaf: id 1
+                      // offset 19 (restart 0): "apple" -> "red", ts +100 -> 200
+                      0x00, 0x05, 0x30, 'a', 'p', 'p', 'l', 'e', 'r', 'e', 'd', 0xc8, 0x01,
+                      // offset 32: shared 0, "banana" -> "yellow", ts +0
+                      0x00, 0x06, 0x60, 'b', 'a', 'n', 'a', 'n', 'a',
+                      'y', 'e', 'l', 'l', 'o', 'w', 0x00,
+                      0x13, 0x00,  // offset 48: restart[0] = 19
+                      0x01, 0x00,  // offset 50: one restart; content ends at 52
+                  });
+  REQUIRE(p.size() == 52);
+  return golden_page_end(std::move(p));
+}
+
+std::vector<char> golden_leaf_cherry_v() {
+  std::vector<char> p;
+  test::append(p, {
+                      0, 0, 0, 0, 0, 0, 0, 0,
+                      0x02,
+                      0x23, 0x00,              // content length 35
+                      0x00, 0x00, 0x00, 0x00,  // previous leaf: id 0
+                      0xff, 0xff, 0xff, 0xff,  // next leaf: none
+                      // offset 19: "cherry" -> "v", ts 100
+                      0x00, 0x06, 0x10, 'c', 'h', 'e', 'r', 'r', 'y', 'v', 0xc8, 0x01,
+                      0x13, 0x00,  // offset 31: restart[0] = 19
+                      0x01, 0x00,  // offset 33; content ends at 35
+                  });
+  REQUIRE(p.size() == 35);
+  return golden_page_end(std::move(p));
+}
+
+std::vector<char> golden_root_index() {
+  std::vector<char> p;
+  test::append(p, {
+                      0, 0, 0, 0, 0, 0, 0, 0,
+                      0x01,                    // type 1: leaf index (children are data pages)
+                      0x1c, 0x00,              // content length 28
+                      0x00, 0x00, 0x00, 0x00,  // leftmost child: id 0
+                      // offset 15 (restart 0): "cherry" -> child id 1 (delta +1 -> 2)
+                      0x00, 0x06, 'c', 'h', 'e', 'r', 'r', 'y', 0x02,
+                      0x0f, 0x00,  // offset 24: restart[0] = 15
+                      0x01, 0x00,  // offset 26; content ends at 28
+                  });
+  REQUIRE(p.size() == 28);
+  return golden_page_end(std::move(p));
+}
+
+std::vector<char> golden_leaf_cherry_w_date() {
+  std::vector<char> p;
+  test::append(p, {
+                      0, 0, 0, 0, 0, 0, 0, 0,
+                      0x02,
+                      0x30, 0x00,              // content length 48
+                      0x00, 0x00, 0x00, 0x00,  // previous leaf: id 0
+                      0xff, 0xff, 0xff, 0xff,  // next leaf: none
+                      // offset 19: "cherry" -> "w", ts +300 -> 600 = 0x258
+                      0x00, 0x06, 0x10, 'c', 'h', 'e', 'r', 'r', 'y', 'w', 0xd8, 0x04,
+                      // offset 31: shared 0, "date" -> "brown", ts +0
+                      0x00, 0x04, 0x50, 'd', 'a', 't', 'e', 'b', 'r', 'o', 'w', 'n', 0x00,
+                      0x13, 0x00,  // offset 44: restart[0] = 19
+                      0x01, 0x00,  // offset 46; content ends at 48
+                  });
+  REQUIRE(p.size() == 48);
+  return golden_page_end(std::move(p));
+}
+
+// Term 2's snapshot: root 2, no TTL tree, max_fp_id 3, no dictionary, mapping id 0 -> fp 0,
+// id 1 -> fp 1, id 2 -> fp 2, terms {file 0 -> 2, manifest -> 2}.
+std::vector<char> golden_term2_snapshot() {
+  std::vector<char> r;
+  test::append(r, {
+                      0, 0, 0, 0, 0, 0, 0, 0,  // checksum
+                      0x02, 0x00, 0x00, 0x00,  // root: id 2
+                      0xff, 0xff, 0xff, 0xff,  // TTL root: none
+                      0x1a, 0x00, 0x00, 0x00,  // payload length 26
+                      0x03,                    // max_fp_id 3
+                      0x00,                    // no dictionary
+                      0x03, 0x00, 0x00, 0x00,  // mapping bytes 3
+                      0x01, 0x09, 0x11,        // (0 << 3) | 1, (1 << 3) | 1, (2 << 3) | 1
+                      0x0d, 0x00, 0x00, 0x00,  // term mapping bytes 13
+                      0x00, 0x02,              // file 0 -> term 2
+                      0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02,
+                  });
+  REQUIRE(r.size() == 20 + 26);
+  test::seal_record_by_hand(r);
+  return r;
+}
+
+// Term 3's log record: root 2, id 1 -> fp 32, terms {0 -> 2, 1 -> 3, manifest -> 3}.
+std::vector<char> golden_term3_log() {
+  std::vector<char> r;
+  test::append(r, {
+                      0, 0, 0, 0, 0, 0, 0, 0,
+                      0x02, 0x00, 0x00, 0x00,  // root: id 2
+                      0xff, 0xff, 0xff, 0xff,  // TTL root: none
+                      0x1a, 0x00, 0x00, 0x00,  // payload length 26
+                      0x03, 0x00, 0x00, 0x00,  // mapping bytes 3
+                      0x01, 0x81, 0x02,        // id 1 -> (32 << 3) | 1 = 257
+                      0x0f, 0x00, 0x00, 0x00,  // term mapping bytes 15
+                      0x00, 0x02,              // file 0 -> term 2
+                      0x01, 0x03,              // file 1 -> term 3
+                      0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x03,
+                  });
+  REQUIRE(r.size() == 20 + 26);
+  test::seal_record_by_hand(r);
+  return r;
+}
+// clang-format on
+
+std::string golden_data_file(std::initializer_list<std::vector<char>> pages) {
+  std::string f;
+  for (const std::vector<char>& p : pages) {
+    f.append(p.data(), p.size());
+  }
+  f.resize(golden_page << test::append_test_pages_per_file_shift, '\0');  // fallocated size
+  return f;
+}
+
+// key -> body of every object of the reference's bucket.
+std::map<std::string, std::string> golden_bucket() {
+  const std::vector<char> snap = golden_term2_snapshot();
+  std::vector<char> manifest3 = snap;
+  const std::vector<char> log = golden_term3_log();
+  manifest3.insert(manifest3.end(), log.begin(), log.end());
+  const std::string dir = "prefix/golden.0/";
+  return {
+      {dir + "CURRENT_TERM", "3"},
+      {dir + "data_0_2",
+       golden_data_file({golden_leaf_apple_banana(), golden_leaf_cherry_v(), golden_root_index()})},
+      {dir + "data_1_3", golden_data_file({golden_leaf_cherry_w_date()})},
+      {dir + "manifest_2", std::string(snap.begin(), snap.end())},
+      {dir + "manifest_2_" + std::to_string(golden_archive_ts),
+       std::string(snap.begin(), snap.end())},
+      {dir + "manifest_3", std::string(manifest3.begin(), manifest3.end())},
+  };
+}
+
+std::vector<kv_entry> scan_all(cloud_store& s, const table_ident& t) {
+  std::vector<kv_entry> out;
+  auto range = s.scan(t);
+  for (const kv_entry& e : range) {
+    out.push_back(e);
+  }
+  REQUIRE(range.status() == error::ok);
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> keys_values(const std::vector<kv_entry>& es) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const kv_entry& e : es) {
+    out.emplace_back(e.key, e.value);
+  }
+  return out;
+}
+
+using kv_list = std::vector<std::pair<std::string, std::string>>;
+
+}  // namespace
+
+TEST_CASE("cloud: a bucket laid out by the reference opens, and grows as the reference's would") {
+  auto bucket = std::make_shared<memory_object_store>();
+  for (const auto& [key, body] : golden_bucket()) {
+    object_meta m;
+    REQUIRE(bucket->put(key, body, put_condition::absent(), m) == object_status::ok);
+  }
+  const table_ident t{"golden", 0};
+  const kv_list term3_data = {
+      {"apple", "red"}, {"banana", "yellow"}, {"cherry", "w"}, {"date", "brown"}};
+  const kv_list archived = {{"apple", "red"}, {"banana", "yellow"}, {"cherry", "v"}};
+
+  SUBCASE("the term that wrote it reads it, and reading changes no object") {
+    const auto before = snapshot(*bucket);
+    process p = start_process(bucket, 3);
+    const std::vector<kv_entry> all = scan_all(*p.store, t);
+    CHECK(keys_values(all) == term3_data);
+    REQUIRE(all.size() == 4);
+    CHECK(all[0].timestamp == 100);
+    CHECK(all[1].timestamp == 100);
+    CHECK(all[2].timestamp == 300);
+    CHECK(all[3].timestamp == 300);
+    const auto cherry = p.store->get(t, "cherry");
+    REQUIRE(cherry.ok());
+    CHECK(cherry->value == "w");
+    CHECK(p.store->get(t, "blueberry").status() == error::not_found);
+    std::vector<std::uint64_t> listed;
+    REQUIRE(p.store->list_archives(t, listed) == error::ok);
+    CHECK(listed == std::vector<std::uint64_t>{golden_archive_ts});
+    std::string problem;
+    CHECK_MESSAGE(p.store->verify(t, problem) == error::ok, problem);
+    p.store->stop();
+    CHECK(snapshot(*bucket) == before);
+  }
+
+  SUBCASE("a newer term takes it over, writes under the reference's names, and restores") {
+    {
+      process p = start_process(bucket, 4);
+      CHECK(keys_values(scan_all(*p.store, t)) == term3_data);
+      REQUIRE(p.store->write(t, {write_entry{"elder", "x", 400, write_op::upsert, 0}}) ==
+              error::ok);
+      p.store->stop();
+    }
+    // The bucket as the reference would leave it: the CAS-ed CURRENT_TERM, term 4's manifest,
+    // and the new page in a fresh file of term 4 (the term bump of spec 4.6 starts file 2);
+    // term 2's file stays (still referenced), and so does the archive; the older manifests
+    // may be gone (GC removes them when it runs).
+    std::set<std::string> keys;
+    for (const auto& [key, v] : snapshot(*bucket)) {
+      keys.insert(key.substr(std::string("prefix/golden.0/").size()));
+    }
+    const std::set<std::string> required = {"CURRENT_TERM", "data_0_2", "data_2_4",
+                                            "manifest_2_" + std::to_string(golden_archive_ts),
+                                            "manifest_4"};
+    // The write rewrote the only page of data_1_3 (elder sorts after date), so GC may have
+    // taken that file too.
+    const std::set<std::string> optional = {"data_1_3", "manifest_2", "manifest_3"};
+    for (const std::string& k : required) {
+      CHECK_MESSAGE(keys.contains(k), k);
+    }
+    for (const std::string& k : keys) {
+      CHECK_MESSAGE((required.contains(k) || optional.contains(k)), k);
+    }
+    std::string body;
+    object_meta m;
+    REQUIRE(bucket->get("prefix/golden.0/CURRENT_TERM", body, m) == object_status::ok);
+    CHECK(body == "4");
+    // Term 4's manifest, read with the replay of spec 4.6: the new page is in file 2 of term 4,
+    // the older files keep their terms.
+    REQUIRE(bucket->get("prefix/golden.0/manifest_4", body, m) == object_status::ok);
+    detail::replay_result r;
+    REQUIRE(detail::replay_manifest(body, r) == error::ok);
+    std::map<std::uint64_t, std::uint64_t> terms(r.terms.begin(), r.terms.end());
+    CHECK(terms[0] == 2);
+    CHECK(terms[2] == 4);
+    CHECK(terms[test::u64_max - 1] == 4);
+    CHECK(r.max_fp_id > 2 * 32);
+    CHECK(r.max_fp_id <= 3 * 32);
+
+    // Another node of term 4 with an empty cache: everything from the bucket; then the
+    // archive of term 2 is restored, and the saved manifest rolls it forward again.
+    process q = start_process(bucket, 4);
+    kv_list all = term3_data;
+    all.emplace_back("elder", "x");
+    CHECK(keys_values(scan_all(*q.store, t)) == all);
+    std::uint64_t saved = 0;
+    REQUIRE(q.store->restore(t, golden_archive_ts, &saved) == error::ok);
+    CHECK(keys_values(scan_all(*q.store, t)) == archived);
+    REQUIRE(q.store->restore(t, saved) == error::ok);
+    CHECK(keys_values(scan_all(*q.store, t)) == all);
+    // An archive of term 4 names term 4 for its manifest, like the manifest itself.
+    std::uint64_t ts = 0;
+    REQUIRE(q.store->archive(t, 0, &ts) == error::ok);
+    q.store->stop();
+    REQUIRE(bucket->get("prefix/golden.0/manifest_4_" + std::to_string(ts), body, m) ==
+            object_status::ok);
+    REQUIRE(detail::replay_manifest(body, r) == error::ok);
+    CHECK(std::find(r.terms.begin(), r.terms.end(),
+                    std::pair<std::uint64_t, std::uint64_t>{test::u64_max - 1, 4}) !=
+          r.terms.end());
+  }
+
+  SUBCASE("an older term is refused") {
+    process p = start_process(bucket, 2);
+    CHECK(p.store->get(t, "apple").status() == error::expired_term);
+    p.store->stop();
   }
 }

@@ -36,53 +36,13 @@
 #include <eloqstore/detail/page/page_common.hpp>
 #include <eloqstore/error.hpp>
 
+#include "support/golden_bytes.hpp"
+
 using namespace eloqstore;
 using namespace eloqstore::detail;
+using namespace eloqstore::test;
 
 namespace {
-
-using byte_list = std::initializer_list<std::uint8_t>;
-
-constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
-
-// Appends hand-written bytes.
-void append(std::vector<char>& out, byte_list bytes) {
-  for (const std::uint8_t b : bytes) {
-    out.push_back(static_cast<char>(b));
-  }
-}
-
-std::vector<char> to_chars(byte_list bytes) {
-  std::vector<char> out;
-  append(out, bytes);
-  return out;
-}
-
-// Stores `v` little-endian at `dst`, byte by byte (independent of encode_fixed64).
-void store_le64(char* dst, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) {
-    dst[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-  }
-}
-
-// Page checksum as the spec defines it: XXH3-64 (seed 0) of bytes [8, size), stored LE at 0.
-void seal_page_by_hand(std::vector<char>& page) {
-  store_le64(page.data(), XXH3_64bits(page.data() + 8, page.size() - 8));
-}
-
-// The manifest record checksum of spec 4.1, written out: 1 MiB chunks, agg = 0, per chunk
-// agg = rotl64(agg, 1) ^ XXH3_64(chunk), agg *= 0x9E3779B97F4A7C15 (wrapping).
-std::uint64_t spec_manifest_checksum(const char* p, std::size_t n) {
-  constexpr std::size_t chunk = std::size_t{1} << 20;
-  std::uint64_t agg = 0;
-  for (std::size_t off = 0; off < n; off += chunk) {
-    const std::size_t len = n - off < chunk ? n - off : chunk;
-    const std::uint64_t h = XXH3_64bits(p + off, len);
-    agg = ((agg << 1) | (agg >> 63)) ^ h;
-    agg *= 0x9E3779B97F4A7C15ULL;
-  }
-  return agg;
-}
 
 // A hex dump of bytes around `at`, for failure messages.
 std::string hex_around(std::span<const char> bytes, std::size_t at) {

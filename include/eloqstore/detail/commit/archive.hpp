@@ -113,9 +113,11 @@ template <io_backend IO>
   std::vector<std::uint64_t> values;
   values.reserve(v.mapping.size());
   v.mapping.for_each([&](std::uint64_t x) { values.push_back(x); });
+  term_mapping terms = p.terms;
+  set_manifest_term(terms, term);  // an archive names the term that wrote it (spec 4.4)
   manifest_builder snap;
   const std::string_view bytes = snap.snapshot(v.root, v.ttl_root, values, p.fps.max_fp(),
-                                               dictionary_bytes(v.dictionary.get()), p.terms);
+                                               dictionary_bytes(v.dictionary.get()), terms);
   // Recorded first: if the write fails after its rename, GC must already keep the files.
   add_archived_files(values, std::countr_zero(p.fps.append().pages_per_file()), p.archived_files);
   return io.write_file_atomic(p.id, archive_file_name(term, ts), bytes);

@@ -34,6 +34,18 @@ inline bool ensure_term(term_mapping& terms, file_id f, std::uint64_t term) {
   return true;
 }
 
+// The manifest's own entry (spec 4.4: always present, the term of the manifest that holds
+// it): a manifest promoted from an older term names the new term from its first write on.
+inline void set_manifest_term(term_mapping& terms, std::uint64_t term) {
+  const auto it = std::find_if(terms.begin(), terms.end(),
+                               [](const auto& t) { return t.first == manifest_file_id.value(); });
+  if (it != terms.end()) {
+    it->second = term;
+  } else {
+    (void)ensure_term(terms, manifest_file_id, term);
+  }
+}
+
 template <io_backend IO>
 class manifest_writer {
  public:
@@ -60,7 +72,7 @@ class manifest_writer {
     if (p_.has_manifest) {
       return error::ok;
     }
-    (void)ensure_term(terms, manifest_file_id, term_);
+    set_manifest_term(terms, term_);
     manifest_builder snap;
     const std::vector<std::uint64_t> no_pages;
     const std::string_view bytes =

@@ -496,7 +496,7 @@ class version_builder {
   // version is not empty or truncated (or the manifest due for a rewrite, or the dictionary
   // new); else a snapshot.
   [[nodiscard]] error write_manifest() {
-    (void)ensure_term(terms_, manifest_file_id, cfg_.term);
+    set_manifest_term(terms_, cfg_.term);
     const bool empty = root_.is_none() && ttl_root_.is_none();
     std::string_view log;
     if (p_.has_manifest && !p_.force_snapshot && !empty && !truncated_all_ &&
