@@ -32,6 +32,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -186,6 +187,7 @@ class EloqStore : private detail::shard_runtime<Traits> {
     unlock.armed = false;
     start_archive_cron();
     start_prewarm();
+    start_upload_retry();
     return error::ok;
   }
 
@@ -200,6 +202,7 @@ class EloqStore : private detail::shard_runtime<Traits> {
       return;
     }
     stop_archive_cron();  // first: its archive requests complete while the shards run
+    stop_upload_retry();  // (the same)
     stop_prewarm();
     running_.store(false, std::memory_order_release);
     {
@@ -368,6 +371,84 @@ class EloqStore : private detail::shard_runtime<Traits> {
       prewarm_stop_.store(true);
       prewarm_thread_.join();
     }
+  }
+
+  // Cloud mode: background uploads that failed (durability::local commits, acknowledged and
+  // waiting for the bucket) are tried again by a thread, not only by the partition's next
+  // write: it looks every upload_retry_first for partitions whose last upload failed and
+  // submits an upload_wait request for each, waiting twice as long after each failure of a
+  // partition, up to upload_retry_most, and from the start again once it succeeded.
+  static constexpr std::chrono::milliseconds upload_retry_first{500};
+  static constexpr std::chrono::milliseconds upload_retry_most{30000};
+
+  void start_upload_retry() {
+    if constexpr (object_tier_io<io_type>) {
+      retry_stop_ = false;
+      retry_ = std::thread([this] { run_upload_retry(); });
+    }
+  }
+
+  void run_upload_retry() {
+    if constexpr (object_tier_io<io_type>) {
+      using clock = std::chrono::steady_clock;
+      struct attempt {
+        std::unique_ptr<upload_wait_request> req;
+        clock::time_point next;
+        std::chrono::milliseconds delay = upload_retry_first;
+        bool sent = false;
+      };
+      std::unordered_map<table_ident, attempt> attempts;
+      std::vector<table_ident> failed;
+      std::unique_lock lock(retry_mu_);
+      while (!retry_cv_.wait_for(lock, upload_retry_first, [&] { return retry_stop_; })) {
+        lock.unlock();
+        io_->failed_uploads(failed);
+        const auto now = clock::now();
+        std::erase_if(attempts, [&](const auto& a) {  // caught up (or given up): start over
+          return (!a.second.sent || a.second.req->done()) &&
+                 std::find(failed.begin(), failed.end(), a.first) == failed.end();
+        });
+        for (const table_ident& t : failed) {
+          attempt& a = attempts[t];
+          if (a.sent && !a.req->done()) {
+            continue;
+          }
+          if (a.sent) {  // failed again: wait longer
+            a.delay = std::min(a.delay * 2, upload_retry_most);
+            a.next = now + a.delay;
+            a.sent = false;
+            continue;
+          }
+          if (now < a.next) {
+            continue;
+          }
+          if (a.req == nullptr) {
+            a.req = std::make_unique<upload_wait_request>();
+          }
+          a.req->set_args(t);
+          a.sent = exec_async(*a.req);
+        }
+        lock.lock();
+      }
+      lock.unlock();
+      for (auto& [t, a] : attempts) {  // the shards still run: these complete
+        if (a.sent) {
+          a.req->wait();
+        }
+      }
+    }
+  }
+
+  void stop_upload_retry() {
+    if (!retry_.joinable()) {
+      return;
+    }
+    {
+      std::lock_guard lock(retry_mu_);
+      retry_stop_ = true;
+    }
+    retry_cv_.notify_all();
+    retry_.join();
   }
 
   void stop_archive_cron() {
@@ -816,6 +897,11 @@ class EloqStore : private detail::shard_runtime<Traits> {
   std::mutex cron_mu_;
   std::condition_variable cron_cv_;
   bool cron_stop_ = false;
+  // Cloud mode's thread that tries failed background uploads again (start_upload_retry).
+  std::thread retry_;
+  std::mutex retry_mu_;
+  std::condition_variable retry_cv_;
+  bool retry_stop_ = false;
 };
 
 }  // namespace eloqstore

@@ -5,10 +5,12 @@
 // the local disk, and a restart on the same cache uploads it; a newer term that took the
 // partition over meanwhile wins.
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -18,6 +20,7 @@
 #include <eloqstore/object/faulty.hpp>
 #include <eloqstore/object/memory.hpp>
 
+#include "support/loop_fs.hpp"
 #include "support/page_store.hpp"
 #include "support/store_fixture.hpp"
 
@@ -305,4 +308,177 @@ TEST_CASE("cloud uploads: a small cache under background uploads evicts only wha
     }
   }
   fresh.store->stop();
+}
+
+TEST_CASE("cloud uploads: a full local disk fails the write that needs room, and loses nothing") {
+  // The cache directory on a small file system that fills up long before the cache budget
+  // (unbounded here) would evict anything: the disk, not the budget, refuses. Batches are
+  // acknowledged after their upload or (two in three) after the local fdatasync.
+  test::loop_fs disk(16 << 20, test::loop_fs::kind::tmpfs);
+  if (!disk.mounted()) {
+    MESSAGE("full disk test skipped: " << disk.why());
+    return;
+  }
+  bucket_fixture b;
+  const std::string dir = disk.mount_point() + "/cache";
+  std::filesystem::create_directories(dir);
+  const table_ident t{"full", 1};
+  test::rng r(35);
+  std::map<std::string, std::string> model;
+  const auto batch_of = [&](int i, std::map<std::string, std::string>& into) {
+    std::vector<write_entry> out;
+    for (int j = 0; j < 30; ++j) {
+      const std::string k = "b" + std::to_string(1000 + i) + "_" + std::to_string(10 + j);
+      into[k] = r.bytes(r.uniform(200, 3000), 26);
+      out.push_back(write_entry{k, into[k], 1, write_op::upsert, 0});
+    }
+    return out;
+  };
+  node a = b.start(1, dir);
+  const std::string filler = test::fill_disk(disk.mount_point(), 2 << 20);
+  int failed = -1;
+  error failed_with = error::ok;
+  std::map<std::string, std::string> lost;
+  for (int i = 0; i < 400 && failed < 0; ++i) {
+    std::map<std::string, std::string> kv;
+    const durability d = i % 3 == 0 ? durability::uploaded : durability::local;
+    const error e = a.store->write(t, batch_of(i, kv), d);
+    if (e == error::ok) {
+      model.insert(kv.begin(), kv.end());
+    } else {
+      failed = i;
+      failed_with = e;
+      lost = kv;
+    }
+  }
+  MESSAGE("write " << failed << " of 400 failed: " << static_cast<int>(failed_with) << "; "
+                   << model.size() << " keys acknowledged");
+  REQUIRE(failed > 0);
+  CHECK(failed_with == error::out_of_space);
+  // The node still reads everything acknowledged, and nothing of the failed batch.
+  check_model(*a.store, t, model);
+  for (const auto& [k, v] : lost) {
+    CHECK(a.store->get(t, k).status() == error::not_found);
+  }
+  // Space again: the node writes, and its background uploads catch up.
+  std::filesystem::remove(filler);
+  for (int i = 400; i < 405; ++i) {
+    REQUIRE(a.store->write(t, batch_of(i, model), durability::local) == error::ok);
+  }
+  CHECK(a.store->wait_uploaded(t) == error::ok);
+  check_model(*a.store, t, model);
+  a.store->stop();
+  // A node with an empty cache: every acknowledged batch from the bucket, the failed one not.
+  node other = b.start(2);
+  check_model(*other.store, t, model);
+  other.store->stop();
+}
+
+TEST_CASE("cloud uploads: first opens of a partition at once ask the bucket once, lose nothing") {
+  // Every bucket request lets the shard's other tasks run first (as over s3_store), so the
+  // requests that reach a partition together open it together.
+  bucket_fixture b;
+  object_faults slow;
+  slow.slow = 1.0;
+  b.bucket->set_faults(slow);
+  test::rng r(36);
+  std::map<std::uint32_t, std::map<std::string, std::string>> models;
+  // Runs a write of `writes` (if any) amid reads of its keys, all submitted at once; the
+  // reads find nothing or what the write wrote.
+  const auto together = [&](store_type& s, const table_ident& t,
+                            const std::map<std::string, std::string>& model, bool write) {
+    std::vector<std::unique_ptr<read_request>> reads;
+    batch_write_request w;
+    std::vector<write_entry> entries;
+    for (const auto& [k, v] : model) {
+      entries.push_back(write_entry{k, v, 1, write_op::upsert, 0});
+    }
+    for (int i = 0; i < 8; ++i) {
+      if (write && i == 3) {
+        w.set_args(t, entries);
+        REQUIRE(s.exec_async(w));
+      }
+      auto& rd = *reads.emplace_back(std::make_unique<read_request>());
+      rd.set_args(t, std::next(model.begin(), i % model.size())->first);
+      REQUIRE(s.exec_async(rd));
+    }
+    if (write) {
+      w.wait();
+      REQUIRE(w.status() == error::ok);
+    }
+    for (const auto& rd : reads) {
+      rd->wait();
+      if (rd->status() == error::ok) {
+        CHECK(model.at(std::string(rd->key())) == rd->value());
+      } else {
+        CHECK(rd->status() == error::not_found);
+      }
+    }
+  };
+  {
+    // New partitions: the write's files must survive the opens of the reads that found
+    // nothing in the bucket.
+    node a = b.start(1);
+    for (std::uint32_t p = 0; p < 6; ++p) {
+      (void)batch(r, 30, 1, models[p]);
+      together(*a.store, table_ident{"first", p}, models[p], true);
+    }
+    for (auto& [p, model] : models) {
+      check_model(*a.store, table_ident{"first", p}, model);
+    }
+    a.store->stop();
+  }
+  // A cold node of a newer term: eight reads open a partition together, one claim (the
+  // CURRENT_TERM put) and one promotion (the manifest put) between them.
+  node c = b.start(2);
+  const object_requests before = c.cache->requests();
+  together(*c.store, table_ident{"first", 0}, models[0], false);
+  CHECK(c.cache->requests().puts - before.puts == 2);
+  for (auto& [p, model] : models) {
+    check_model(*c.store, table_ident{"first", p}, model);
+  }
+  CHECK(b.bucket->counts().slowed > 0);
+  c.store->stop();
+}
+
+TEST_CASE("cloud uploads: failed background uploads are tried again without another write") {
+  bucket_fixture b;
+  const table_ident t{"retry", 3};
+  std::map<std::string, std::string> model;
+  test::rng r(37);
+  node a = b.start(1);
+  REQUIRE(a.store->write(t, batch(r, 20, 1, model)) == error::ok);
+  object_faults down;
+  down.fail_before = 1;
+  b.bucket->set_faults(down);
+  for (int i = 0; i < 10; ++i) {
+    REQUIRE(a.store->write(t, batch(r, 20, 2, model), durability::local) == error::ok);
+  }
+  CHECK(a.store->wait_uploaded(t) != error::ok);
+  // Nothing is written or waited for, yet the partition's uploads are tried again (and fail
+  // while the bucket is down).
+  const std::uint64_t refused = b.bucket->counts().failed_before;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  CHECK(b.bucket->counts().failed_before > refused);
+  CHECK(a.store->upload_status(t).uploaded < a.store->upload_status(t).committed);
+  // The bucket is back: the next try uploads every acknowledged commit.
+  b.bucket->set_faults(object_faults{});
+  const auto since = std::chrono::steady_clock::now();
+  upload_progress p = a.store->upload_status(t);
+  while (p.uploaded < p.committed &&
+         std::chrono::steady_clock::now() - since < std::chrono::seconds(60)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    p = a.store->upload_status(t);
+  }
+  MESSAGE("caught up after " << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - since)
+                                    .count()
+                             << " ms");
+  CHECK(p.uploaded == p.committed);
+  CHECK(p.last == error::ok);
+  // A node of a newer term with an empty cache reads every acknowledged batch.
+  node other = b.start(2);
+  check_model(*other.store, t, model);
+  other.store->stop();
+  a.store->stop();
 }

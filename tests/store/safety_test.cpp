@@ -42,31 +42,6 @@ namespace {
 
 using kv_model = std::map<std::string, std::string>;
 
-// Fills the file system holding `dir` with one file, then frees `free_bytes` of it (synced,
-// so the blocks are free before the test goes on). Returns the file's path.
-std::string fill_disk(const std::string& dir, std::uint64_t free_bytes) {
-  const std::string path = dir + "/filler";
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  REQUIRE(fd >= 0);
-  std::vector<char> block(1 << 20, 'f');
-  std::size_t chunk = block.size();
-  std::uint64_t size = 0;
-  while (chunk >= 4096) {
-    const ssize_t n = ::write(fd, block.data(), chunk);
-    if (n > 0) {
-      size += static_cast<std::uint64_t>(n);
-    } else {
-      chunk /= 2;
-    }
-  }
-  REQUIRE(::fsync(fd) == 0);
-  REQUIRE(size > free_bytes);
-  REQUIRE(::ftruncate(fd, static_cast<off_t>(size - free_bytes)) == 0);
-  REQUIRE(::fsync(fd) == 0);
-  ::close(fd);
-  return path;
-}
-
 std::string key_of(int i) {
   char key[16];
   std::snprintf(key, sizeof key, "k%06d", i);
@@ -175,7 +150,7 @@ TEST_CASE_TEMPLATE("safety: a write that fails on a full disk leaves no trace", 
         error e = error::ok;
         REQUIRE(put_until_failure(*store, t, 0, 50, m, e) == -1);
       }
-      const std::string filler = fill_disk(disk.mount_point(), 12 << 10);
+      const std::string filler = test::fill_disk(disk.mount_point(), 12 << 10);
       int failed = -1;
       error failed_with = error::ok;
       if (crash) {

@@ -5,6 +5,7 @@
 // also after a failed REQUIRE.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,9 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
 
 #include "support/store_fixture.hpp"
 
@@ -105,5 +109,30 @@ class loop_fs {
   std::string why_;
   bool mounted_ = false;
 };
+
+// Fills the file system holding `dir` with one file, then frees `free_bytes` of it (synced,
+// so the blocks are free before the test goes on). Returns the file's path.
+inline std::string fill_disk(const std::string& dir, std::uint64_t free_bytes) {
+  const std::string path = dir + "/filler";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  REQUIRE(fd >= 0);
+  std::vector<char> block(1 << 20, 'f');
+  std::size_t chunk = block.size();
+  std::uint64_t size = 0;
+  while (chunk >= 4096) {
+    const ssize_t n = ::write(fd, block.data(), chunk);
+    if (n > 0) {
+      size += static_cast<std::uint64_t>(n);
+    } else {
+      chunk /= 2;
+    }
+  }
+  REQUIRE(::fsync(fd) == 0);
+  REQUIRE(size > free_bytes);
+  REQUIRE(::ftruncate(fd, static_cast<off_t>(size - free_bytes)) == 0);
+  REQUIRE(::fsync(fd) == 0);
+  ::close(fd);
+  return path;
+}
 
 }  // namespace eloqstore::test

@@ -504,6 +504,20 @@ class cloud_io : public Local {
     return it != uploads_.end() && it->second.pending();
   }
 
+  // The partitions whose last upload failed and that have commits still waiting for it (a
+  // partition a newer term took over, or one suspended until its next manifest write, is
+  // not among them: a retry could not upload it).
+  void failed_uploads(std::vector<table_ident>& out) {
+    out.clear();
+    std::lock_guard lock(mu_);
+    for (const auto& [t, st] : uploads_) {
+      if (st.pending() && !st.flushing && !st.suspended && st.last != error::ok &&
+          st.last != error::expired_term) {
+        out.push_back(t);
+      }
+    }
+  }
+
   // Flushes every partition of t's cache shard with uploads pending, so that their files
   // become evictable: for a write refused with out_of_space while files not yet uploaded
   // fill the cache. True if any flush uploaded something and none failed.
@@ -1528,14 +1542,40 @@ class cloud_io : public Local {
 
   // The first open of t's manifest in this process: claim t for `term`, then bring the
   // manifest the term opens into the cache as manifest_<term> (promoting an older term's).
+  // One open at a time per partition: tasks that open t while another does wait for its
+  // outcome (its claim, or its failure, after which they try themselves). Two opens at once
+  // would each ask the bucket, and one that found no manifest could clear from the cache the
+  // files the other's first write had put there meanwhile.
   error open_manifest(const table_ident& t, std::uint64_t term) {
     {
-      std::lock_guard lock(mu_);
-      const auto it = claims_.find(t);
-      if (it != claims_.end() && it->second.term == term) {
-        return it->second.expired ? error::expired_term : error::ok;
+      std::unique_lock lock(mu_);
+      for (;;) {
+        const auto it = claims_.find(t);
+        if (it != claims_.end() && it->second.term == term) {
+          return it->second.expired ? error::expired_term : error::ok;
+        }
+        const auto o = opening_.find(t);
+        if (o == opening_.end() || !park_on(o->second, lock)) {
+          break;  // (outside tasks, which run alone, no other open is in flight)
+        }
       }
+      opening_.try_emplace(t);
     }
+    const struct opened {
+      cloud_io& io;
+      const table_ident& t;
+      ~opened() {
+        std::vector<cache_shard::waiter> waiters;
+        {
+          std::lock_guard lock(io.mu_);
+          if (const auto o = io.opening_.find(t); o != io.opening_.end()) {
+            waiters = std::move(o->second);
+            io.opening_.erase(o);
+          }
+        }
+        wake(waiters);
+      }
+    } done{*this, t};
     auto view = bucket(t);
     if (const error e = detail::claim_term(view, prefix_, t, term); e != error::ok) {
       return e;
@@ -1687,7 +1727,9 @@ class cloud_io : public Local {
   std::string prefix_;
   std::mutex mu_;
   std::unordered_map<table_ident, partition_claim> claims_;  // under mu_
-  std::unordered_map<table_ident, upload_state> uploads_;    // under mu_
+  // Partitions an open_manifest is running for, and the tasks waiting for it (under mu_).
+  std::unordered_map<table_ident, std::vector<cache_shard::waiter>> opening_;
+  std::unordered_map<table_ident, upload_state> uploads_;  // under mu_
   cache_settings settings_;
   std::vector<std::unique_ptr<cache_slot>> slots_;  // one per shard, made by open()
 };

@@ -12,6 +12,9 @@
 //                 may return short pages)
 //   race          a conditional If-Match put finds the object rewritten by another writer
 //                 just before (same bytes, new ETag) and answers precondition_failed
+//   slow          the request lets the other tasks of the calling shard run before it is
+//                 carried out (a request that takes a while on a real server: the caller's
+//                 tasks interleave as they do over s3_store); no effect outside a task
 //
 // Faults can be switched off (set_faults) to check the state they left.
 //
@@ -26,6 +29,7 @@
 #include <string_view>
 
 #include <eloqstore/object/object_store.hpp>
+#include <eloqstore/sched/remote.hpp>
 
 namespace eloqstore {
 
@@ -35,6 +39,7 @@ struct object_faults {
   double cut_get = 0;
   double short_list = 0;
   double race = 0;
+  double slow = 0;
 };
 
 template <object_store Inner>
@@ -46,6 +51,7 @@ class faulty_object_store {
     std::uint64_t cut_gets = 0;
     std::uint64_t short_lists = 0;
     std::uint64_t races = 0;
+    std::uint64_t slowed = 0;
   };
 
   faulty_object_store(Inner& inner, std::uint64_t seed, object_faults faults = {})
@@ -61,6 +67,7 @@ class faulty_object_store {
   }
 
   object_status get(std::string_view key, std::string& body, object_meta& meta) {
+    pause();
     if (draw(&object_faults::fail_before, &injected::failed_before)) {
       return object_status::transient;
     }
@@ -74,6 +81,7 @@ class faulty_object_store {
 
   object_status put(std::string_view key, std::string_view body, const put_condition& cond,
                     object_meta& meta) {
+    pause();
     if (draw(&object_faults::fail_before, &injected::failed_before)) {
       return object_status::transient;
     }
@@ -93,6 +101,7 @@ class faulty_object_store {
   }
 
   object_status remove(std::string_view key) {
+    pause();
     if (draw(&object_faults::fail_before, &injected::failed_before)) {
       return object_status::transient;
     }
@@ -105,6 +114,7 @@ class faulty_object_store {
 
   object_status list(std::string_view prefix, std::string_view delimiter, std::string_view after,
                      std::size_t max_keys, list_page& page) {
+    pause();
     if (draw(&object_faults::fail_before, &injected::failed_before)) {
       return object_status::transient;
     }
@@ -117,6 +127,18 @@ class faulty_object_store {
   }
 
  private:
+  // The `slow` fault: the running task goes to the back of its shard's queue (posted, then
+  // parked: the post is drained by this thread only after the park).
+  void pause() {
+    completion_port* port = completion_port::current();
+    void* task = port == nullptr ? nullptr : port->hooks().running_task();
+    if (task == nullptr || !draw(&object_faults::slow, &injected::slowed)) {
+      return;
+    }
+    port->post(task);
+    port->hooks().park(port->hooks().sched);
+  }
+
   // Whether the fault `which` strikes this request (counted in `count` when it does).
   bool draw(double object_faults::*which, std::uint64_t injected::*count) {
     std::lock_guard lock(mu_);
