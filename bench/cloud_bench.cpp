@@ -81,10 +81,10 @@ struct node {
 void print_requests(const char* what, const object_requests& r, double per, const char* unit) {
   std::printf(
       "  %-10s GET %.2f  PUT %.2f  LIST %.2f  DELETE %.2f per 1000 %s; %.1f MB up, "
-      "%.1f MB down, $%.5f per 1000 %s (S3 Standard prices)\n",
+      "%.1f MB down, %llu retries, $%.5f per 1000 %s (S3 Standard prices)\n",
       what, 1000.0 * r.gets / per, 1000.0 * r.puts / per, 1000.0 * r.lists / per,
-      1000.0 * r.removes / per, unit, r.bytes_up / 1e6, r.bytes_down / 1e6, 1000.0 * r.cost() / per,
-      unit);
+      1000.0 * r.removes / per, unit, r.bytes_up / 1e6, r.bytes_down / 1e6,
+      static_cast<unsigned long long>(r.retries), 1000.0 * r.cost() / per, unit);
 }
 
 // `clients` threads each doing `op(i)` for their share of [0, n); returns seconds.
@@ -312,6 +312,7 @@ int main(int argc, char** argv) {
     reads_only.removes -= r.removes;
     reads_only.bytes_down -= r.bytes_down;
     reads_only.bytes_up -= r.bytes_up;
+    reads_only.retries -= r.retries;
     std::printf("warm read  %.0f reads/s (after prewarm)\n", reads / rs);
     print_requests("warm read", reads_only, static_cast<double>(reads), "reads");
   }

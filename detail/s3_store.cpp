@@ -670,6 +670,7 @@ struct s3_store::impl {
 
   // Hands `r` to its worker and waits for its final status.
   object_status run(s3_request& r) {
+    last_call_retries() = 0;
     if (workers.empty()) {
       return object_status::failed;  // not started, or stopped
     }
@@ -688,9 +689,19 @@ struct s3_store::impl {
       return object_status::failed;
     }
     done.wait();
+    last_call_retries() = r.attempts > 1 ? r.attempts - 1 : 0;
     return r.status;
   }
+
+  static std::uint64_t& last_call_retries() noexcept {
+    static thread_local std::uint64_t n = 0;
+    return n;
+  }
 };
+
+std::uint64_t s3_store::retries_of_last_call() noexcept {
+  return impl::last_call_retries();
+}
 
 s3_store::s3_store(s3_config cfg) : impl_(std::make_unique<impl>(std::move(cfg))) {}
 

@@ -16,6 +16,7 @@
 
 #include <doctest/doctest.h>
 
+#include <eloqstore/detail/cloud/metered_store.hpp>
 #include <eloqstore/detail/cloud/term.hpp>
 #include <eloqstore/object/s3.hpp>
 #include <eloqstore/sched/fiber.hpp>
@@ -282,6 +283,15 @@ TEST_CASE("s3 store: failures are classified, retried when transient, and report
     CHECK(st.retries == 2);
     CHECK(st.failures == 1);
     CHECK(s.last_failure().find("GET t.0/x") != std::string::npos);
+    // cloud_io's meter counts the retries for the calling shard.
+    detail::metered_store<s3_store> meter(s);
+    meter.reset(2);
+    auto shard1 = meter.shard(1);
+    CHECK(shard1.get("t.0/y", body, m) == object_status::transient);
+    CHECK(meter.of_shard(1).retries == 2);
+    CHECK(meter.of_shard(1).failures == 1);
+    CHECK(meter.of_shard(0).retries == 0);
+    CHECK(meter.total().retries == 2);
     // Creating the bucket fails the start the same way.
     c.create_bucket = true;
     s3_store t(c);

@@ -112,6 +112,8 @@ struct object_requests {
   std::uint64_t bytes_down = 0;  // bodies got
   std::uint64_t bytes_up = 0;    // bodies put
   std::uint64_t failures = 0;    // answers other than ok and not_found (after any retries)
+  std::uint64_t retries = 0;     // requests sent again after a transient failure (not billed
+                                 // by S3 when the server refused them, billed when it failed)
 
   object_requests& operator+=(const object_requests& o) noexcept {
     gets += o.gets;
@@ -121,6 +123,7 @@ struct object_requests {
     bytes_down += o.bytes_down;
     bytes_up += o.bytes_up;
     failures += o.failures;
+    retries += o.retries;
     return *this;
   }
 

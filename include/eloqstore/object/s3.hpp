@@ -95,6 +95,10 @@ class s3_store {
                      std::size_t max_keys, list_page& page);
 
   [[nodiscard]] s3_stats stats() const;
+  // The retries of the last call the calling thread made (of any s3_store), read right after
+  // it returned (a shard's task reads it before it can suspend again): how cloud_io counts
+  // retries per shard.
+  [[nodiscard]] static std::uint64_t retries_of_last_call() noexcept;
   // The last failed request's method, key, status and server message, for error reports.
   [[nodiscard]] std::string last_failure() const;
 

@@ -1,6 +1,8 @@
 // metered_store: an object_store that forwards to another and counts what is asked of it,
 // per shard (object_requests, object/object_store.hpp): how cloud_io reports the requests,
-// bytes and failures of each shard, which is what cloud users pay for.
+// bytes, retries and failures of each shard, which is what cloud users pay for. Retries are
+// counted for stores that tell how many their last call on the calling thread made
+// (Store::retries_of_last_call(), s3_store); others make none.
 //
 // Requests go through a view of one slot: cloud_io counts a partition's requests for the
 // partition's shard (partition % shards, the store's), and those that concern no partition
@@ -25,7 +27,7 @@ template <object_store Store>
 class metered_store {
   struct counters {
     std::atomic<std::uint64_t> gets{0}, puts{0}, removes{0}, lists{0};
-    std::atomic<std::uint64_t> bytes_down{0}, bytes_up{0}, failures{0};
+    std::atomic<std::uint64_t> bytes_down{0}, bytes_up{0}, failures{0}, retries{0};
     [[nodiscard]] object_requests load() const {
       object_requests r;
       r.gets = gets.load(std::memory_order_relaxed);
@@ -35,6 +37,7 @@ class metered_store {
       r.bytes_down = bytes_down.load(std::memory_order_relaxed);
       r.bytes_up = bytes_up.load(std::memory_order_relaxed);
       r.failures = failures.load(std::memory_order_relaxed);
+      r.retries = retries.load(std::memory_order_relaxed);
       return r;
     }
   };
@@ -92,7 +95,12 @@ class metered_store {
     }
 
    private:
+    // Counts the call's retries and failure. Runs right after the call returned, before
+    // the calling task can suspend again: the store's note of its last call is this one's.
     object_status failure(object_status s) {
+      if constexpr (requires { Store::retries_of_last_call(); }) {
+        c_->retries.fetch_add(Store::retries_of_last_call(), std::memory_order_relaxed);
+      }
       if (s != object_status::ok && s != object_status::not_found) {
         c_->failures.fetch_add(1, std::memory_order_relaxed);
       }
