@@ -753,6 +753,7 @@ void s3_store::stop() {
 }
 
 object_status s3_store::get(std::string_view key, std::string& body, object_meta& meta) {
+  impl::last_call_retries() = 0;  // (also when it returns before any request)
   impl& s = *impl_;
   s.gets.fetch_add(1, std::memory_order_relaxed);
   s3_request r;
@@ -771,6 +772,7 @@ object_status s3_store::get(std::string_view key, std::string& body, object_meta
 
 object_status s3_store::put(std::string_view key, std::string_view body, const put_condition& cond,
                             object_meta& meta) {
+  impl::last_call_retries() = 0;  // (also when it returns before any request)
   impl& s = *impl_;
   s.puts.fetch_add(1, std::memory_order_relaxed);
   if (key.empty()) {
@@ -807,6 +809,7 @@ object_status s3_store::put(std::string_view key, std::string_view body, const p
 }
 
 object_status s3_store::remove(std::string_view key) {
+  impl::last_call_retries() = 0;  // (also when it returns before any request)
   impl& s = *impl_;
   s.removes.fetch_add(1, std::memory_order_relaxed);
   if (key.empty()) {
@@ -820,6 +823,7 @@ object_status s3_store::remove(std::string_view key) {
 
 object_status s3_store::list(std::string_view prefix, std::string_view delimiter,
                              std::string_view after, std::size_t max_keys, list_page& page) {
+  impl::last_call_retries() = 0;  // (also when it returns before any request)
   impl& s = *impl_;
   s.lists.fetch_add(1, std::memory_order_relaxed);
   page.clear();

@@ -42,6 +42,7 @@ enum class request_type : std::uint8_t {
   restore,        // ours: roll a partition back (or forward) to one of its archives
   list_archives,  // ours: the archives of a partition
   upload_wait,    // ours: wait for the upload of a partition's commits (cloud mode)
+  upload_start,   // ours: start the background upload of a partition's commits (cloud mode)
 };
 
 // True for the types that change nothing: a read-only store runs them, and they run beside
@@ -54,6 +55,7 @@ enum class request_type : std::uint8_t {
     case request_type::list_object:
     case request_type::verify:
     case request_type::list_archives:
+    case request_type::upload_start:  // (it uploads what is committed, changing nothing)
       return true;
     default:
       return false;
@@ -366,6 +368,17 @@ class upload_wait_request final : public request {
  public:
   void set_args(table_ident t) { table_ = std::move(t); }
   static constexpr request_type kind = request_type::upload_wait;
+  [[nodiscard]] request_type type() const noexcept override { return kind; }
+};
+
+// Starts the background upload of what the partition has committed and not uploaded (cloud
+// mode), and completes at once, ok: it waits neither for the upload nor behind the
+// partition's writes. EloqStore::upload_status tells how the upload went. Nothing in local
+// mode, or when an upload of the partition is running already.
+class upload_start_request final : public request {
+ public:
+  void set_args(table_ident t) { table_ = std::move(t); }
+  static constexpr request_type kind = request_type::upload_start;
   [[nodiscard]] request_type type() const noexcept override { return kind; }
 };
 

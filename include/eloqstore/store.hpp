@@ -375,9 +375,10 @@ class EloqStore : private detail::shard_runtime<Traits> {
 
   // Cloud mode: background uploads that failed (durability::local commits, acknowledged and
   // waiting for the bucket) are tried again by a thread, not only by the partition's next
-  // write: it looks every upload_retry_first for partitions whose last upload failed and
-  // submits an upload_wait request for each, waiting twice as long after each failure of a
-  // partition, up to upload_retry_most, and from the start again once it succeeded.
+  // write: every upload_retry_first it asks cloud_io for the partitions whose last upload
+  // failed and starts the background upload of each (upload_start_request: beside the
+  // partition's writes, never in their lane), at once the first time, then waiting twice as
+  // long after each try, up to upload_retry_most; a partition that caught up starts over.
   static constexpr std::chrono::milliseconds upload_retry_first{500};
   static constexpr std::chrono::milliseconds upload_retry_most{30000};
 
@@ -392,48 +393,47 @@ class EloqStore : private detail::shard_runtime<Traits> {
     if constexpr (object_tier_io<io_type>) {
       using clock = std::chrono::steady_clock;
       struct attempt {
-        std::unique_ptr<upload_wait_request> req;
-        clock::time_point next;
+        upload_start_request req;
+        // Set by the request's callback, its last touch of anything here: the request may
+        // be reused or freed only once this is false again.
+        std::shared_ptr<std::atomic<bool>> busy = std::make_shared<std::atomic<bool>>(false);
+        clock::time_point next = clock::now();
         std::chrono::milliseconds delay = upload_retry_first;
-        bool sent = false;
       };
-      std::unordered_map<table_ident, attempt> attempts;
+      std::unordered_map<table_ident, std::unique_ptr<attempt>> attempts;
       std::vector<table_ident> failed;
       std::unique_lock lock(retry_mu_);
       while (!retry_cv_.wait_for(lock, upload_retry_first, [&] { return retry_stop_; })) {
         lock.unlock();
         io_->failed_uploads(failed);
-        const auto now = clock::now();
-        std::erase_if(attempts, [&](const auto& a) {  // caught up (or given up): start over
-          return (!a.second.sent || a.second.req->done()) &&
+        std::erase_if(attempts, [&](const auto& a) {  // caught up: starts over next time
+          return !a.second->busy->load() &&
                  std::find(failed.begin(), failed.end(), a.first) == failed.end();
         });
+        const auto now = clock::now();
         for (const table_ident& t : failed) {
-          attempt& a = attempts[t];
-          if (a.sent && !a.req->done()) {
+          std::unique_ptr<attempt>& slot = attempts[t];
+          if (slot == nullptr) {
+            slot = std::make_unique<attempt>();
+          }
+          attempt& a = *slot;
+          if (a.busy->load() || now < a.next) {
             continue;
           }
-          if (a.sent) {  // failed again: wait longer
-            a.delay = std::min(a.delay * 2, upload_retry_most);
-            a.next = now + a.delay;
-            a.sent = false;
-            continue;
+          a.next = now + a.delay;
+          a.delay = std::min(a.delay * 2, upload_retry_most);
+          a.req.set_args(t);
+          a.busy->store(true);
+          if (!exec_async(a.req, 0, [busy = a.busy](request&) { busy->store(false); })) {
+            a.busy->store(false);
           }
-          if (now < a.next) {
-            continue;
-          }
-          if (a.req == nullptr) {
-            a.req = std::make_unique<upload_wait_request>();
-          }
-          a.req->set_args(t);
-          a.sent = exec_async(*a.req);
         }
         lock.lock();
       }
       lock.unlock();
-      for (auto& [t, a] : attempts) {  // the shards still run: these complete
-        if (a.sent) {
-          a.req->wait();
+      for (const auto& [t, a] : attempts) {  // the shards still run: these complete at once
+        while (a->busy->load()) {
+          std::this_thread::yield();
         }
       }
     }

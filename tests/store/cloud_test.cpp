@@ -291,8 +291,8 @@ TEST_CASE("cloud: what a commit asks of the bucket") {
   CHECK(seen.puts == all.puts);
   CHECK(seen.removes == all.removes);
   CHECK(seen.lists == all.lists);
-  CHECK(seen.bytes_up == all.bytes_in);
-  CHECK(seen.bytes_down == all.bytes_out);
+  CHECK(seen.bytes_up == all.bytes_up);
+  CHECK(seen.bytes_down == all.bytes_down);
   CHECK(seen.failures == 0);
   REQUIRE(p.cache->request_shards() == 1);
   object_requests parts = p.cache->requests_of_shard(0);

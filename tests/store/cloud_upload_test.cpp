@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,7 +29,35 @@ using namespace eloqstore;
 
 namespace {
 
-using bucket_type = faulty_object_store<memory_object_store>;
+// The bucket behind fault injection, counting the most data-file PUTs in flight at once
+// (with the `slow` fault, a PUT lets other tasks run before it is carried out).
+class bucket_type : public faulty_object_store<memory_object_store> {
+ public:
+  using faulty_object_store::faulty_object_store;
+  object_status put(std::string_view key, std::string_view body, const put_condition& cond,
+                    object_meta& meta) {
+    const bool data = key.find("/data_") != std::string_view::npos;
+    if (data) {
+      std::lock_guard lock(mu_);
+      most_ = std::max(most_, ++now_);
+    }
+    const object_status st = faulty_object_store::put(key, body, cond, meta);
+    if (data) {
+      std::lock_guard lock(mu_);
+      --now_;
+    }
+    return st;
+  }
+  [[nodiscard]] std::uint32_t most_data_puts_at_once() {
+    std::lock_guard lock(mu_);
+    return most_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::uint32_t now_ = 0;
+  std::uint32_t most_ = 0;
+};
 
 // Cloud mode over uring_io on a real directory (fiber shards), the bucket in memory behind
 // fault injection.
@@ -48,7 +77,8 @@ struct bucket_fixture {
   std::shared_ptr<bucket_type> bucket = std::make_shared<bucket_type>(truth, 7);
   std::vector<std::string> dirs;
   bool group_commit = true;
-  std::uint64_t cache_files = 0;  // a cache budget of this many data files (0: unbounded)
+  std::uint64_t cache_files = 0;   // a cache budget of this many data files (0: unbounded)
+  std::uint32_t upload_batch = 0;  // max_upload_batch (0: the default)
 
   ~bucket_fixture() {
     std::error_code ec;
@@ -66,6 +96,9 @@ struct bucket_fixture {
     o.pages_per_file_shift = test::append_test_pages_per_file_shift;
     o.allow_reuse_local_caches = true;
     o.group_commit = group_commit;
+    if (upload_batch != 0) {
+      o.max_upload_batch = upload_batch;
+    }
     if (cache_files != 0) {
       o.manifest_limit = 32 * 1024;
       o.local_space_limit = cache_files * o.data_file_size();
@@ -456,9 +489,11 @@ TEST_CASE("cloud uploads: failed background uploads are tried again without anot
   }
   CHECK(a.store->wait_uploaded(t) != error::ok);
   // Nothing is written or waited for, yet the partition's uploads are tried again (and fail
-  // while the bucket is down).
+  // while the bucket is down). (The upload task the failed wait left behind gives up within
+  // milliseconds; the tries counted later are the store's retries, backing off to 2 s here.)
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const std::uint64_t refused = b.bucket->counts().failed_before;
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   CHECK(b.bucket->counts().failed_before > refused);
   CHECK(a.store->upload_status(t).uploaded < a.store->upload_status(t).committed);
   // The bucket is back: the next try uploads every acknowledged commit.
@@ -481,4 +516,48 @@ TEST_CASE("cloud uploads: failed background uploads are tried again without anot
   check_model(*other.store, t, model);
   other.store->stop();
   a.store->stop();
+}
+
+TEST_CASE("cloud uploads: a shard uploads at most max_upload_batch files at once") {
+  // Eight partitions of one shard with background uploads of several files each; every
+  // bucket request lets the shard's other tasks run first, so the uploads overlap.
+  for (const std::uint32_t batch_limit : {1U, 3U}) {
+    CAPTURE(batch_limit);
+    bucket_fixture b;
+    b.upload_batch = batch_limit;
+    object_faults slow;
+    slow.slow = 1.0;
+    b.bucket->set_faults(slow);
+    test::rng r(38);
+    std::map<std::uint32_t, std::map<std::string, std::string>> models;
+    node a = b.start(1);
+    std::vector<std::unique_ptr<batch_write_request>> reqs;
+    for (int round = 0; round < 8; ++round) {
+      for (std::uint32_t p = 0; p < 8; ++p) {
+        auto& req = *reqs.emplace_back(std::make_unique<batch_write_request>());
+        req.set_args(table_ident{"many", p}, batch(r, 30, 1 + round, models[p]));
+        req.set_durability(durability::local);
+        REQUIRE(a.store->exec_async(req));
+      }
+    }
+    for (auto& req : reqs) {
+      req->wait();
+      REQUIRE(req->status() == error::ok);
+    }
+    for (std::uint32_t p = 0; p < 8; ++p) {
+      REQUIRE(a.store->wait_uploaded(table_ident{"many", p}) == error::ok);
+    }
+    const std::uint32_t most = b.bucket->most_data_puts_at_once();
+    MESSAGE("most data-file PUTs at once: " << most);
+    CHECK(most <= batch_limit);
+    if (batch_limit > 1) {
+      CHECK(most > 1);  // (the uploads did overlap: the limit, not chance, held them)
+    }
+    a.store->stop();
+    node other = b.start(2);
+    for (auto& [p, model] : models) {
+      check_model(*other.store, table_ident{"many", p}, model);
+    }
+    other.store->stop();
+  }
 }

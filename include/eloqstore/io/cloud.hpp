@@ -118,7 +118,8 @@ class cloud_io : public Local {
     std::uint64_t data_file_bytes = 0;  // the charge of a data file
     std::uint64_t manifest_bytes = 0;   // the charge of a manifest or archive
     std::uint16_t reserve_space_ratio = 100;
-    bool reuse = false;  // allow_reuse_local_caches
+    bool reuse = false;              // allow_reuse_local_caches
+    std::uint32_t upload_batch = 5;  // max_upload_batch: file uploads of a shard at once
   };
   // Call while closed.
   void configure_cache(const cache_settings& c) { settings_ = c; }
@@ -131,6 +132,7 @@ class cloud_io : public Local {
     c.manifest_bytes = o.manifest_limit;
     c.reserve_space_ratio = o.reserve_space_ratio == 0 ? 1 : o.reserve_space_ratio;
     c.reuse = o.allow_reuse_local_caches;
+    c.upload_batch = o.max_upload_batch == 0 ? 1 : o.max_upload_batch;
     configure_cache(c);
   }
 
@@ -504,17 +506,25 @@ class cloud_io : public Local {
     return it != uploads_.end() && it->second.pending();
   }
 
-  // The partitions whose last upload failed and that have commits still waiting for it (a
-  // partition a newer term took over, or one suspended until its next manifest write, is
-  // not among them: a retry could not upload it).
+  // The partitions whose last upload failed and that have commits still waiting for it,
+  // also while an upload of theirs runs (a partition a newer term took over, or one
+  // suspended until its next manifest write, is not among them: a retry could not upload it).
   void failed_uploads(std::vector<table_ident>& out) {
     out.clear();
     std::lock_guard lock(mu_);
-    for (const auto& [t, st] : uploads_) {
-      if (st.pending() && !st.flushing && !st.suspended && st.last != error::ok &&
-          st.last != error::expired_term) {
-        out.push_back(t);
+    for (auto it = failed_.begin(); it != failed_.end();) {
+      const upload_state& st = uploads_[*it];
+      const auto claim = claims_.find(*it);
+      const bool expired =
+          st.last == error::expired_term || (claim != claims_.end() && claim->second.expired);
+      if (expired || st.last == error::ok || !st.pending()) {
+        it = failed_.erase(it);  // (for good when the partition is a newer term's)
+        continue;
       }
+      if (!st.suspended) {
+        out.push_back(*it);
+      }
+      ++it;
     }
   }
 
@@ -659,6 +669,11 @@ class cloud_io : public Local {
     st = &uploads_[t];
     st->flushing = false;
     st->last = e;
+    if (e == error::ok) {
+      failed_.erase(t);
+    } else {
+      failed_.insert(t);
+    }
     if (e == error::ok) {
       st->uploaded = std::max(st->uploaded, target);
       for (const std::string& n : removals) {
@@ -969,8 +984,30 @@ class cloud_io : public Local {
   }
 
   // Uploads the cached t/name whole (pinned, downloaded if the cache lost it).
+  // At most max_upload_batch of a shard's files go up at once (spec 8.2): a task waits for
+  // its turn before it reads the file, so the turns also bound the memory uploads hold.
   error upload_cached(const table_ident& t, std::string_view name,
                       const detail::parsed_file_name& f) {
+    cache_slot& s = slot_of(t);
+    {
+      std::unique_lock lock(s.mu);
+      // (Outside tasks, which run alone, nothing waits: the turn is taken over the limit.)
+      while (s.uploading >= settings_.upload_batch && park_on(s.upload_waiters, lock)) {
+      }
+      ++s.uploading;
+    }
+    const struct turn {
+      cache_slot& s;
+      ~turn() {
+        std::vector<cache_shard::waiter> next;
+        {
+          std::lock_guard lock(s.mu);
+          --s.uploading;
+          next = std::exchange(s.upload_waiters, {});
+        }
+        wake(next);
+      }
+    } turn_end{s};
     std::string bytes;
     if (const error e = cached(t, name, [&] { return read_whole(t, name, bytes); });
         e != error::ok) {
@@ -1124,6 +1161,10 @@ class cloud_io : public Local {
     // Tasks waiting for room: woken whenever a file may have become evictable (unpinned,
     // downloaded, uploaded) or went.
     std::vector<cache_shard::waiter> space_waiters;  // under mu
+    // Files of the shard being read for their upload or uploaded (upload_cached), at most
+    // settings_.upload_batch, and the tasks waiting for a turn (under mu).
+    std::uint32_t uploading = 0;
+    std::vector<cache_shard::waiter> upload_waiters;
   };
 
   // What an operation needs of a file: to read it (downloaded on a miss; not_found if the
@@ -1730,6 +1771,7 @@ class cloud_io : public Local {
   // Partitions an open_manifest is running for, and the tasks waiting for it (under mu_).
   std::unordered_map<table_ident, std::vector<cache_shard::waiter>> opening_;
   std::unordered_map<table_ident, upload_state> uploads_;  // under mu_
+  std::unordered_set<table_ident> failed_;  // partitions whose last flush failed (under mu_)
   cache_settings settings_;
   std::vector<std::unique_ptr<cache_slot>> slots_;  // one per shard, made by open()
 };

@@ -22,15 +22,6 @@ namespace eloqstore {
 
 class memory_object_store {
  public:
-  struct request_stats {
-    std::uint64_t gets = 0;
-    std::uint64_t puts = 0;
-    std::uint64_t removes = 0;
-    std::uint64_t lists = 0;
-    std::uint64_t bytes_in = 0;   // bodies put
-    std::uint64_t bytes_out = 0;  // bodies got
-  };
-
   object_status get(std::string_view key, std::string& body, object_meta& meta) {
     std::lock_guard lock(mu_);
     ++stats_.gets;
@@ -39,7 +30,7 @@ class memory_object_store {
       return object_status::not_found;
     }
     body = it->second.body;
-    stats_.bytes_out += body.size();
+    stats_.bytes_down += body.size();
     meta = describe(it->first, it->second);
     return object_status::ok;
   }
@@ -75,7 +66,7 @@ class memory_object_store {
     it->second.body.assign(body);
     it->second.etag = "\"m" + std::to_string(++version_) + "\"";
     it->second.modified_ms = ++clock_ms_;
-    stats_.bytes_in += body.size();
+    stats_.bytes_up += body.size();
     meta = describe(it->first, it->second);
     return object_status::ok;
   }
@@ -135,7 +126,7 @@ class memory_object_store {
 
   // ---- for tests ----------------------------------------------------------------------
 
-  [[nodiscard]] request_stats stats() const {
+  [[nodiscard]] object_requests stats() const {
     std::lock_guard lock(mu_);
     return stats_;
   }
@@ -155,7 +146,7 @@ class memory_object_store {
   std::map<std::string, entry, std::less<>> objects_;
   std::uint64_t version_ = 0;   // makes every put's ETag new
   std::uint64_t clock_ms_ = 0;  // LastModified: increases with every put
-  request_stats stats_;
+  object_requests stats_;       // (failures and retries stay 0: nothing fails here)
 };
 
 static_assert(object_store<memory_object_store>);

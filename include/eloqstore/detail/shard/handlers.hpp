@@ -188,6 +188,12 @@ class request_handlers : public partition_registry<Traits> {
   }
 
   void handle(shard& s, request& req) {
+    if (req.type() == request_type::upload_start) {
+      // Nothing to do here: the loop starts the upload (loop.hpp, schedule_upload), and the
+      // partition need not be open for it (cloud_io knows what it has to upload).
+      request_access::set_done(req, error::ok);
+      return;
+    }
     detail::partition_state* p = nullptr;
     error e = out_of_mem_guard([&] { return partition(s, req.table(), !req.read_only(), p); });
     const pin_guard pin(e == error::ok ? p : nullptr);

@@ -317,6 +317,11 @@ class shard_runtime : public request_handlers<Traits> {
   }
 
   bool start_request(shard& s, request& req) {
+    if (req.type() == request_type::upload_start) {
+      schedule_upload(s, req.table());  // its own task, beside the partition's writes
+      request_access::set_done(req, error::ok);
+      return true;
+    }
     if (req.read_only()) {
       return s.sched.spawn([this, &s, &req] {
         handle(s, req);
