@@ -439,28 +439,20 @@ class EloqStore : private detail::shard_runtime<Traits> {
     }
   }
 
-  void stop_upload_retry() {
-    if (!retry_.joinable()) {
-      return;
-    }
-    {
-      std::lock_guard lock(retry_mu_);
-      retry_stop_ = true;
-    }
-    retry_cv_.notify_all();
-    retry_.join();
-  }
+  void stop_upload_retry() { stop_thread(retry_, retry_mu_, retry_cv_, retry_stop_); }
+  void stop_archive_cron() { stop_thread(cron_, cron_mu_, cron_cv_, cron_stop_); }
 
-  void stop_archive_cron() {
-    if (!cron_.joinable()) {
+  // Ends a background thread that waits on `cv` until `stop` is set, and joins it.
+  static void stop_thread(std::thread& t, std::mutex& mu, std::condition_variable& cv, bool& stop) {
+    if (!t.joinable()) {
       return;
     }
     {
-      std::lock_guard lock(cron_mu_);
-      cron_stop_ = true;
+      std::lock_guard lock(mu);
+      stop = true;
     }
-    cron_cv_.notify_all();
-    cron_.join();
+    cv.notify_all();
+    t.join();
   }
 
   // Options the traits cannot honour are refused, never ignored: a store asked for the
