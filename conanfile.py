@@ -18,7 +18,8 @@ class EloqStoreConan(ConanFile):
     description = ("EloqStore storage engine: a sharded copy-on-write B+tree on io_uring and "
                    "stackful coroutines, with an S3-compatible object-store tier")
     topics = ("storage-engine", "key-value", "b-tree", "io_uring", "header-only")
-    package_type = "static-library"
+    # Static libraries (options, s3, default_store) and the C API's shared library.
+    package_type = "library"
     settings = "os", "arch", "compiler", "build_type"
     options = {"fPIC": [True, False]}
     default_options = {"fPIC": True, "boost/*:without_context": False}
@@ -89,3 +90,15 @@ class EloqStoreConan(ConanFile):
         s3.libs = ["eloqstore_s3"]
         s3.requires = ["headers", "libcurl::libcurl"]
         s3.system_libs = ["pthread"]
+
+        default_store = self.cpp_info.components["default_store"]
+        default_store.set_property("cmake_target_name", "eloqstore::default_store")
+        default_store.set_property("pkg_config_name", "eloqstore-default-store")
+        default_store.libs = ["eloqstore_default_store"]
+        default_store.requires = ["headers"]
+
+        c_api = self.cpp_info.components["c"]
+        c_api.set_property("cmake_target_name", "eloqstore::c")
+        c_api.set_property("pkg_config_name", "eloqstore-c")
+        c_api.libs = ["eloqstore_c"]
+        c_api.requires = ["headers", "inih::inih"]

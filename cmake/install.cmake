@@ -1,11 +1,14 @@
 # Installs eloqstore as a CMake package (find_package(eloqstore CONFIG)) and as pkg-config
 # modules: the headers (eloqstore::eloqstore, eloqstore.pc) and the compiled parts
-# (eloqstore::options_file / eloqstore-options.pc, eloqstore::s3 / eloqstore-s3.pc).
+# (eloqstore::options_file / eloqstore-options.pc, eloqstore::s3 / eloqstore-s3.pc,
+# eloqstore::default_store / eloqstore-default-store.pc, the C API eloqstore::c /
+# eloqstore-c.pc).
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 set(ELOQSTORE_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/eloqstore)
-set(ELOQSTORE_INSTALLED_TARGETS eloqstore eloqstore_options eloqstore_s3)
+set(ELOQSTORE_INSTALLED_TARGETS eloqstore eloqstore_options eloqstore_s3 eloqstore_default_store
+                                 eloqstore_c)
 
 install(DIRECTORY include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS ${ELOQSTORE_INSTALLED_TARGETS} EXPORT eloqstore-targets
@@ -30,7 +33,7 @@ install(FILES ${PROJECT_BINARY_DIR}/eloqstoreConfig.cmake
         DESTINATION ${ELOQSTORE_CMAKE_DIR})
 
 file(RELATIVE_PATH ELOQSTORE_PC_TO_PREFIX /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
-foreach(pc eloqstore eloqstore-options eloqstore-s3)
+foreach(pc eloqstore eloqstore-options eloqstore-s3 eloqstore-default-store eloqstore-c)
   configure_file(cmake/${pc}.pc.in ${PROJECT_BINARY_DIR}/${pc}.pc @ONLY)
   install(FILES ${PROJECT_BINARY_DIR}/${pc}.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 endforeach()

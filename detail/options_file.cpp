@@ -512,6 +512,41 @@ validation_result load_options_string(std::string_view ini_text, options& out) {
   return r;
 }
 
+validation_result set_option(std::string_view key, std::string_view value, options& out) {
+  const std::string name = ascii_lower(key);
+  const auto spec = std::find_if(key_specs.begin(), key_specs.end(),
+                                 [&](const key_spec& k) { return k.name == name; });
+  if (spec == key_specs.end()) {
+    return {error::invalid_args, "unknown option " + quoted(name)};
+  }
+  load_state s;
+  s.opts = out;
+  const std::string text = "[" + std::string(section_name(spec->where)) + "]\n" +
+                           std::string(name) + " = " + std::string(value) + "\n";
+  validation_result r;
+  if (value.find_first_of(std::string_view("\0\n\r", 3)) != std::string_view::npos) {
+    r = {error::invalid_args, "option " + quoted(name) + ": the value holds a line break or NUL"};
+  } else {
+    s.rest = text;
+    s.seen_run = s.seen_permanent = true;  // (one section is enough here)
+    r = first_error(s, ini_parse_stream(read_line, &s, on_entry, &s));
+  }
+  if (r.ok()) {
+    apply_data_file_size_shift(s);
+    r = first_error(s, 0);
+  }
+  if (!r.ok()) {
+    // "line 2: key 'x': ..." names a line the caller never wrote.
+    if (const std::size_t at = r.message.find(": ");
+        r.message.starts_with("line ") && at != std::string::npos) {
+      r.message = "option " + r.message.substr(at + 2);
+    }
+    return r;
+  }
+  out = std::move(s.opts);
+  return r;
+}
+
 validation_result load_options_file(const std::string& path, options& out) {
   std::string text;
   validation_result r = read_small_file(path, text);

@@ -6,6 +6,7 @@
 #include <eloqstore/error.hpp>
 #include <eloqstore/options.hpp>
 #include <eloqstore/request.hpp>
+#include <eloqstore/stats.hpp>
 #include <eloqstore/store.hpp>
 #include <eloqstore/table_ident.hpp>
 #include <eloqstore/traits.hpp>

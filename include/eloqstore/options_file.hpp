@@ -42,4 +42,10 @@ namespace eloqstore {
 // Reads INI text into `out`. The text must not contain NUL bytes.
 [[nodiscard]] validation_result load_options_string(std::string_view ini_text, options& out);
 
+// Sets one option by its option-file name (either section; case-insensitive) from its text,
+// parsed as in a file: "32MB", "on", "/a:/b" for store_path. The result is not validated as
+// a whole (start() validates): settings may be made in any order. On error `out` is unchanged.
+[[nodiscard]] validation_result set_option(std::string_view key, std::string_view value,
+                                           options& out);
+
 }  // namespace eloqstore

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cassert>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -117,6 +118,7 @@ class request {
     callback_ = std::move(cb);
     err_ = error::ok;
     why_.clear();
+    submitted_ = std::chrono::steady_clock::now();
     return true;
   }
   void set_done(error e) {
@@ -132,7 +134,8 @@ class request {
   }
 
   std::uint64_t user_data_ = 0;
-  std::string why_;  // message(); empty: the error's own message
+  std::chrono::steady_clock::time_point submitted_{};  // the latency statistics' start
+  std::string why_;                                    // message(); empty: the error's own message
   callback_type callback_;
   std::atomic<bool> done_{true};
   error err_ = error::ok;
@@ -388,6 +391,9 @@ namespace detail {
 // it was refused.
 struct request_access {
   static void set_done(request& r, error e) { r.set_done(e); }
+  [[nodiscard]] static std::chrono::steady_clock::time_point submitted(const request& r) noexcept {
+    return r.submitted_;
+  }
   [[nodiscard]] static std::string& why(request& r) noexcept { return r.why_; }
 };
 

@@ -45,6 +45,7 @@
 #include <eloqstore/error.hpp>
 #include <eloqstore/options.hpp>
 #include <eloqstore/request.hpp>
+#include <eloqstore/stats.hpp>
 #include <eloqstore/table_ident.hpp>
 #include <eloqstore/traits.hpp>
 #include <eloqstore/types.hpp>
@@ -77,14 +78,12 @@ class EloqStore : private detail::shard_runtime<Traits> {
   using runtime = detail::shard_runtime<Traits>;
   using runtime::clock_;
   using runtime::cmp_;
-  using runtime::compaction_rounds_;
   using runtime::current_shard;
-  using runtime::evictions_;
-  using runtime::grouped_writes_;
-  using runtime::groups_;
   using runtime::io_;
-  using runtime::largest_group_;
   using runtime::last_stats_;
+  using runtime::log_;
+  using runtime::metrics_;
+  using runtime::metrics_mu_;
   using runtime::now_us;
   using runtime::on_shard_thread;
   using runtime::opts_;
@@ -172,9 +171,16 @@ class EloqStore : private detail::shard_runtime<Traits> {
     std::vector<std::unique_ptr<shard>> shards;
     shards_count_ = opts_.num_threads;
     const std::size_t cache_pages = opts_.buffer_pool_size / Traits::page_size;
+    {
+      std::lock_guard lock_metrics(metrics_mu_);
+      while (metrics_.size() < opts_.num_threads) {
+        metrics_.push_back(std::make_unique<detail::shard_metrics>());
+      }
+    }
     for (std::size_t i = 0; i < opts_.num_threads; ++i) {
       shards.push_back(std::make_unique<shard>(*io_, opts_, cache_pages));
       shards.back()->index = i;
+      shards.back()->metrics = metrics_[i].get();
     }
     for (auto& s : shards) {
       s->thread = std::thread([this, sh = s.get()] { run_shard(*sh); });
@@ -296,6 +302,11 @@ class EloqStore : private detail::shard_runtime<Traits> {
     return req.status();
   }
 
+ public:
+  // Every partition the store holds (a directory under the store paths; in cloud mode the
+  // bucket's), in no particular order. error::not_running while stopped.
+  error list_partitions(std::vector<table_ident>& parts) { return partitions_on_disk(parts); }
+
  private:
   // Every partition directory under the store paths (drop_table, global_archive).
   error partitions_on_disk(std::vector<table_ident>& parts) {
@@ -320,7 +331,11 @@ class EloqStore : private detail::shard_runtime<Traits> {
       std::unique_lock lock(cron_mu_);
       while (!cron_cv_.wait_for(lock, interval, [&] { return cron_stop_; })) {
         lock.unlock();
-        (void)global_archive();
+        if (const error e = global_archive(); e != error::ok) {
+          // (Each partition's archive request is also counted in stats() as a request.)
+          log_.background_error(log_level::warning,
+                                "archive cron: " + std::string(error_message(e)));
+        }
         lock.lock();
       }
     });
@@ -835,14 +850,35 @@ class EloqStore : private detail::shard_runtime<Traits> {
   }
 
  public:
+  // Every shard's statistics so far (stats.hpp): counters, requests by type with their
+  // latencies, write group sizes. They survive stop() and start(); a shard the store has not
+  // started yet is absent. Safe from any thread, also while stopped.
+  [[nodiscard]] store_stats stats() const {
+    store_stats st;
+    std::lock_guard lock(metrics_mu_);
+    st.shards.reserve(metrics_.size());
+    for (const auto& m : metrics_) {
+      st.shards.push_back(m->snapshot());
+    }
+    return st;
+  }
+
+  // Sends the store's log messages of level `least` and above to `cb` (stats.hpp: it must be
+  // thread-safe and must not call into the store); an empty callback restores the default
+  // (warnings and errors to stderr). Background work (file GC, cache eviction, uploads,
+  // archives, compaction, manifest rewrites) reports its failures here.
+  void set_log_callback(log_callback cb, log_level least = log_level::info) {
+    log_.set(cb ? least : log_level::warning, std::move(cb));
+  }
+
   // Partitions evicted from the root-meta caches so far.
-  [[nodiscard]] std::size_t meta_evictions() const noexcept {
-    return evictions_.load(std::memory_order_relaxed);
+  [[nodiscard]] std::size_t meta_evictions() const {
+    return stats().total()[counter::meta_evictions];
   }
   // Compaction rounds run so far (append mode): each moved pages and committed, or found
   // nothing to move.
-  [[nodiscard]] std::size_t compaction_rounds() const noexcept {
-    return compaction_rounds_.load(std::memory_order_relaxed);
+  [[nodiscard]] std::size_t compaction_rounds() const {
+    return stats().total()[counter::compaction_rounds];
   }
   // The index page caches of all shards, summed: capacity, frames allocated, frames pinned by
   // running tasks (0 when the store is idle), frames holding a page. Zero when not running.
@@ -860,14 +896,12 @@ class EloqStore : private detail::shard_runtime<Traits> {
     return sum;
   }
   // The most write requests committed together so far (group commit).
-  [[nodiscard]] std::size_t largest_group() const noexcept {
-    return largest_group_.load(std::memory_order_relaxed);
-  }
+  [[nodiscard]] std::size_t largest_group() const { return stats().total().group_sizes.max; }
   // Writer passes so far and the write requests they carried (their ratio is the average
   // group size of group commit).
-  [[nodiscard]] std::pair<std::size_t, std::size_t> write_groups() const noexcept {
-    return {groups_.load(std::memory_order_relaxed),
-            grouped_writes_.load(std::memory_order_relaxed)};
+  [[nodiscard]] std::pair<std::size_t, std::size_t> write_groups() const {
+    const histogram groups = stats().total().group_sizes;
+    return {groups.count, groups.sum};
   }
   [[nodiscard]] write_stats last_write_stats() const {
     std::lock_guard lock(stats_mu_);

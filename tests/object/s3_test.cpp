@@ -3,6 +3,7 @@
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, and S3_FLAVOR ("rgw" honours conditional puts;
 // "s3rver" ignores them, so those checks are skipped). Without S3_ENDPOINT the cases are
 // skipped, unless ELOQSTORE_S3_REQUIRED=1 (as ctest sets it), which makes that a failure.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -235,20 +236,18 @@ TEST_CASE("s3 store: a task parks while its request runs, and its shard goes on"
     REQUIRE(s.start() == error::ok);
     task_loop loop;
     constexpr int tasks = 16;
-    int started = 0;
-    int started_at_first_return = -1;
+    int in_flight = 0;
+    int most_in_flight = 0;
     int ok = 0;
     for (int i = 0; i < tasks; ++i) {
       loop.spawn([&, i] {
-        ++started;
+        most_in_flight = std::max(most_in_flight, ++in_flight);
         const std::string key = "t.0/obj" + std::to_string(i);
         const std::string value(1000 + i, static_cast<char>('a' + i));
         object_meta m;
         std::string body;
         const object_status p = s.put(key, value, put_condition::always(), m);
-        if (started_at_first_return < 0) {
-          started_at_first_return = started;
-        }
+        --in_flight;
         if (p == object_status::ok && s.get(key, body, m) == object_status::ok && body == value) {
           ++ok;
         }
@@ -256,8 +255,9 @@ TEST_CASE("s3 store: a task parks while its request runs, and its shard goes on"
     }
     loop.run();
     CHECK(ok == tasks);
-    // Every task had started before the first put returned: the puts overlapped.
-    CHECK(started_at_first_return == tasks);
+    // Tasks started while others' puts ran: the puts overlapped. (Not every one need: a
+    // request that completes before its task waits does not park it.)
+    CHECK(most_in_flight > 1);
   }
 }
 

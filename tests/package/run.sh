@@ -22,11 +22,16 @@ for f in lib/cmake/eloqstore/eloqstoreConfig.cmake lib/cmake/eloqstore/eloqstore
 done
 find "${work}/prefix" -name 'libeloqstore_*.a' | grep -q . || { echo "no libraries installed"; exit 1; }
 
-echo "== find_package consumer"
+echo "== find_package consumers (compile time of consumer.cpp, one job each)"
 cmake -S "${src}/test_package" -B "${work}/fp" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="${work}/prefix" >/dev/null
-cmake --build "${work}/fp" -j "${JOBS:-2}" >/dev/null
-"${work}/fp/consumer" "${work}/store-fp"
+for target in consumer consumer_headers; do
+  start=$(date +%s%N)
+  cmake --build "${work}/fp" --target "${target}" -j 1 >/dev/null
+  tenths=$((($(date +%s%N) - start) / 100000000))
+  echo "${target}: built in $((tenths / 10)).$((tenths % 10)) s"
+  "${work}/fp/${target}" "${work}/store-fp-${target}"
+done
 
 echo "== version file: a newer minor version is refused, this one accepted"
 cat > "${work}/version.cmake" <<CMAKE
@@ -51,6 +56,14 @@ export PKG_CONFIG_PATH="${work}/prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:${PKG_CO
 "${cxx}" -std=c++20 -O1 "${src}/test_package/consumer.cpp" -o "${work}/pc-consumer" \
   $(pkg-config --cflags --libs eloqstore-options)
 "${work}/pc-consumer" "${work}/store-pc"
+
+echo "== C consumer through pkg-config (eloqstore-c, a shared library)"
+# shellcheck disable=SC2046
+"${CC:-cc}" -std=c11 -Wall -Wextra "${src}/tests/c/c_api_test.c" -o "${work}/c-consumer" \
+  $(pkg-config --cflags --libs eloqstore-c)
+LD_LIBRARY_PATH="$(pkg-config --variable=libdir eloqstore-c)" "${work}/c-consumer" "$(mktemp -d "${work}/c-store.XXXXXX")"
+nm -D --defined-only "$(pkg-config --variable=libdir eloqstore-c)/libeloqstore_c.so" |
+  awk '$2 == "T" && $3 !~ /^eloqstore_/ { bad = 1; print "exported: " $3 } END { exit bad }'
 
 echo "== add_subdirectory consumer (no build type)"
 cmake -S "${src}/tests/package/subdir" -B "${work}/sub" -DELOQSTORE_SOURCE_DIR="${src}" >/dev/null

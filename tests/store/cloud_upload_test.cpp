@@ -480,6 +480,15 @@ TEST_CASE("cloud uploads: failed background uploads are tried again without anot
   std::map<std::string, std::string> model;
   test::rng r(37);
   node a = b.start(1);
+  // The failures of background uploads reach the log callback (stats.hpp).
+  std::mutex log_mu;
+  std::vector<std::string> warnings;
+  a.store->set_log_callback([&](log_level level, std::string_view line) {
+    std::lock_guard lock(log_mu);
+    if (level == log_level::warning) {
+      warnings.emplace_back(line);
+    }
+  });
   REQUIRE(a.store->write(t, batch(r, 20, 1, model)) == error::ok);
   object_faults down;
   down.fail_before = 1;
@@ -495,6 +504,15 @@ TEST_CASE("cloud uploads: failed background uploads are tried again without anot
   const std::uint64_t refused = b.bucket->counts().failed_before;
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   CHECK(b.bucket->counts().failed_before > refused);
+  {
+    std::lock_guard lock(log_mu);
+    REQUIRE(!warnings.empty());
+    INFO("first warning: " << warnings.front());
+    CHECK(std::any_of(warnings.begin(), warnings.end(), [](const std::string& w) {
+      return w.starts_with("retry.3: background upload: ");
+    }));
+  }
+  CHECK(a.store->stats().total()[counter::background_errors] > 0);
   CHECK(a.store->upload_status(t).uploaded < a.store->upload_status(t).committed);
   // The bucket is back: the next try uploads every acknowledged commit.
   b.bucket->set_faults(object_faults{});

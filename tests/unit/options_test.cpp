@@ -797,3 +797,34 @@ TEST_CASE("options: an oversized file is rejected") {
   CHECK(contains(r.message, "1 MiB"));
   std::filesystem::remove(path);
 }
+
+TEST_CASE("options: one option set by name, as a file spells it") {
+  options o;
+  CHECK(set_option("num_threads", "3", o).ok());
+  CHECK(o.num_threads == 3);
+  CHECK(set_option("Buffer_Pool_Size", "8MB", o).ok());  // case-insensitive, with a suffix
+  CHECK(o.buffer_pool_size == 8u << 20);
+  CHECK(set_option("store_path", "/a:/b", o).ok());  // a [permanent] key
+  CHECK(o.store_path == std::vector<std::string>{"/a", "/b"});
+  CHECK(set_option("data_file_size", "1MB", o).ok());  // sets the shift from the page size
+  CHECK(o.pages_per_file_shift == 8);
+  CHECK(set_option("data_append_mode", "on", o).ok());
+  CHECK(o.data_append_mode);
+
+  const options before = o;
+  const auto check_refused = [&](std::string_view key, std::string_view value,
+                                 std::string_view says) {
+    const validation_result r = set_option(key, value, o);
+    CHECK(r.code == error::invalid_args);
+    CHECK_MESSAGE(contains(r.message, says), r.message);
+    CHECK(!contains(r.message, "line 2"));  // no line the caller never wrote
+    CHECK(o.num_threads == before.num_threads);
+    CHECK(o.store_path == before.store_path);
+    CHECK(o.pages_per_file_shift == before.pages_per_file_shift);
+  };
+  check_refused("no_such_option", "1", "unknown option 'no_such_option'");
+  check_refused("num_threads", "abc", "not a decimal number");
+  check_refused("num_threads", "2\n[permanent]\nstore_path = /x", "line break");
+  check_refused("data_file_size", "3", "data_file_size");
+  check_refused("pages_per_file_shift", "4", "unknown option");
+}

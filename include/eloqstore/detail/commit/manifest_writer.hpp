@@ -17,6 +17,7 @@
 #include <eloqstore/detail/io/file_names.hpp>
 #include <eloqstore/detail/manifest/record.hpp>
 #include <eloqstore/detail/mapping/page_mapping.hpp>
+#include <eloqstore/detail/util/metrics.hpp>
 #include <eloqstore/detail/util/strong_id.hpp>
 #include <eloqstore/error.hpp>
 
@@ -99,6 +100,8 @@ class manifest_writer {
     manifest_builder snap;
     const std::string_view bytes =
         snap.snapshot(root, ttl_root, values, p_.fps.max_fp(), dictionary, terms);
+    metric_add(counter::manifest_snapshots);
+    metric_add(counter::manifest_syncs);  // (write_file_atomic syncs the file)
     if (const error e = io_.write_file_atomic(p_.id, manifest_file_name(term_), bytes);
         e != error::ok) {
       unknown_ = true;  // the rename may have happened before the failure
@@ -137,8 +140,10 @@ class manifest_writer {
         return e;  // markers only: replay stops at them
       }
     }
+    metric_add(counter::manifest_writes);
     error e = io_.write(p_.id, name, p_.manifest_bytes, log);
     if (e == error::ok) {
+      metric_add(counter::manifest_syncs);
       e = io_.sync(p_.id, name);
     }
     if (e != error::ok) {

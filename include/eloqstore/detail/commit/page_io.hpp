@@ -20,6 +20,7 @@
 #include <eloqstore/detail/io/file_names.hpp>
 #include <eloqstore/detail/io/page_ops.hpp>
 #include <eloqstore/detail/shard/index_cache.hpp>
+#include <eloqstore/detail/util/metrics.hpp>
 #include <eloqstore/detail/util/page_buffer.hpp>
 #include <eloqstore/detail/util/strong_id.hpp>
 #include <eloqstore/error.hpp>
@@ -92,6 +93,7 @@ class page_access {
   // can (page_ops), and verifies every checksum.
   [[nodiscard]] error read_many(const partition_state& p, const mapping_table& mapping,
                                 std::span<const page_id> ids, std::span<page_buffer> bufs) {
+    metric_add(counter::pages_read, ids.size());
     std::vector<page_read> reads(ids.size());
     // Consecutive pages of one file share its handle (or name).
     const auto same_file_as_previous = [&](std::size_t i, file_id f) {
@@ -139,6 +141,7 @@ class page_access {
     return read_fp(p, fp, std::span<char>(out));
   }
   [[nodiscard]] error read_fp(const partition_state& p, file_page_id fp, std::span<char> out) {
+    metric_add(counter::pages_read);
     const file_id f = file_of(fp, shift_);
     const std::uint64_t offset = file_offset_bytes(fp, shift_, page_size_);
     error e = error::ok;
@@ -167,6 +170,7 @@ class page_access {
   [[nodiscard]] error index(const partition_state& p, const mapping_table& mapping, page_id id,
                             index_pin& out) {
     if (swizzle_target* t = mapping.swizzled(id)) {
+      metric_add(counter::index_cache_hits);
       out = cache_.pin_swizzled(*t, &p);
       return error::ok;
     }
@@ -175,10 +179,12 @@ class page_access {
       return error::corrupted;
     }
     if (index_pin hit = cache_.find(&p, fp)) {
+      metric_add(counter::index_cache_hits);
       mapping.swizzle(id, hit.target());
       out = std::move(hit);
       return error::ok;
     }
+    metric_add(counter::index_cache_misses);
     index_pin frame = cache_.allocate();
     if (!frame) {
       return error::out_of_mem;

@@ -48,6 +48,7 @@
 #include <eloqstore/detail/mapping/page_mapping.hpp>
 #include <eloqstore/detail/page/data_page.hpp>
 #include <eloqstore/detail/page/page_common.hpp>
+#include <eloqstore/detail/util/metrics.hpp>
 #include <eloqstore/detail/util/page_buffer.hpp>
 #include <eloqstore/detail/util/strong_id.hpp>
 #include <eloqstore/error.hpp>
@@ -412,6 +413,7 @@ class version_builder {
     for (std::size_t i = 0; i < batch.size(); ++i) {
       batch[i].name = names[batch_files[i]].second;  // names no longer grows: stable
     }
+    metric_add(counter::pages_written, batch.size());
     if (!async) {
       return page_ops<IO>::write_pages(pages_.io(), p_.id, batch);
     }
@@ -484,6 +486,7 @@ class version_builder {
 
   [[nodiscard]] error sync_files() {
     for (const std::uint64_t f : files_) {
+      metric_add(counter::data_syncs);
       if (const error e = pages_.io().sync(p_.id, pages_.file_name(terms_, file_id(f)));
           e != error::ok) {
         return e;

@@ -33,8 +33,6 @@ class request_handlers : public partition_registry<Traits> {
  protected:
   using base = partition_registry<Traits>;
   using base::cmp_;
-  using base::compaction_rounds_;
-  using base::evictions_;
   using base::fibers;
   using base::io_;
   using base::last_stats_;
@@ -70,7 +68,7 @@ class request_handlers : public partition_registry<Traits> {
       });
     }
     for (std::size_t i = 0; i < group.size(); ++i) {
-      request_access::set_done(*group[i], verdict[i] != error::ok ? verdict[i] : e);
+      complete_request(*group[i], verdict[i] != error::ok ? verdict[i] : e);
     }
     if (e == error::ok && p->next_expire_ts != 0 && p->next_expire_ts <= now_ms()) {
       (void)out_of_mem_guard([&] {
@@ -191,7 +189,7 @@ class request_handlers : public partition_registry<Traits> {
     if (req.type() == request_type::upload_start) {
       // Nothing to do here: the loop starts the upload (loop.hpp, schedule_upload), and the
       // partition need not be open for it (cloud_io knows what it has to upload).
-      request_access::set_done(req, error::ok);
+      complete_request(req, error::ok);
       return;
     }
     detail::partition_state* p = nullptr;
@@ -207,7 +205,7 @@ class request_handlers : public partition_registry<Traits> {
       e = again ? with_room(p->id, run) : run();
     }
     const bool wrote = !req.read_only() && e == error::ok;
-    request_access::set_done(req, e);
+    complete_request(req, e);
     if (wrote && p->next_expire_ts != 0 && p->next_expire_ts <= now_ms()) {
       (void)out_of_mem_guard([&] {
         purge_expired(s, *p);  // retried after a later write
@@ -227,7 +225,8 @@ class request_handlers : public partition_registry<Traits> {
     if (!p.fps.append_mode()) {
       return;
     }
-    (void)out_of_mem_guard([&] { return detail::collect_files(s.pages, p, term_); });
+    this->report(log_level::warning, p.id, "file GC after a write",
+                 out_of_mem_guard([&] { return detail::collect_files(s.pages, p, term_); }));
     const detail::append_allocator& a = p.fps.append();
     if (a.max_fp() >= p.compaction_retry_fp &&
         a.compaction_due(p.current->mapping.live_count(), opts_.file_amplify_factor)) {
@@ -256,11 +255,13 @@ class request_handlers : public partition_registry<Traits> {
         return detail::compact_round(s.pages, p, writer_cfg(), opts_.file_amplify_factor,
                                      detail::compaction_round_pages, done);
       });
-      compaction_rounds_.fetch_add(1, std::memory_order_relaxed);
+      metric_add(counter::compaction_rounds);
       if (e != error::ok) {
         p.compaction_retry_fp = p.fps.max_fp() + p.fps.append().pages_per_file();
+        this->report(log_level::warning, p.id, "compaction", e);
       }
-      (void)out_of_mem_guard([&] { return detail::collect_files(s.pages, p, term_); });
+      this->report(log_level::warning, p.id, "file GC after compaction",
+                   out_of_mem_guard([&] { return detail::collect_files(s.pages, p, term_); }));
       if (e != error::ok || done) {
         p.compaction_pending = false;
       }
@@ -365,10 +366,11 @@ class request_handlers : public partition_registry<Traits> {
   // Prunes archives beyond num_retained_archives (when set) and deletes the files only they
   // held. Failures leave more on disk, never less; the next archive retries.
   void after_archive(shard& s, detail::partition_state& p) {
-    (void)out_of_mem_guard([&] {
-      (void)detail::prune_archives(*io_, p, opts_.num_retained_archives);
-      return detail::collect_files(s.pages, p, term_);
-    });
+    this->report(log_level::warning, p.id, "pruning archives", out_of_mem_guard([&] {
+                   return detail::prune_archives(*io_, p, opts_.num_retained_archives);
+                 }));
+    this->report(log_level::warning, p.id, "file GC after an archive",
+                 out_of_mem_guard([&] { return detail::collect_files(s.pages, p, term_); }));
   }
 
   // Checks a batch in release builds: keys non-empty and at most half a page, values below
@@ -508,7 +510,12 @@ class request_handlers : public partition_registry<Traits> {
   void purge_expired(shard& s, detail::partition_state& p) {
     const upload_deferral deferral(*io_, p.id, uploads_pending(p.id));
     auto w = make_writer(s, p);
-    (void)(w.clean_expired() == error::ok && w.commit() == error::ok);  // retried next write
+    error e = w.clean_expired();
+    if (e == error::ok) {
+      e = w.commit();
+    }
+    // (Retried after the next write.)
+    this->report(log_level::warning, p.id, "purging expired keys", e);
   }
 };
 

@@ -35,15 +35,11 @@ class shard_runtime : public request_handlers<Traits> {
   using base::cmp_;
   using base::compact;
   using base::enforce_meta_budget;
-  using base::evictions_;
   using base::fibers;
-  using base::grouped_writes_;
-  using base::groups_;
   using base::handle;
   using base::handle_group;
   using base::has_ring;
   using base::io_;
-  using base::largest_group_;
   using base::now_ms;
   using base::opts_;
   using base::out_of_mem_guard;
@@ -93,7 +89,9 @@ class shard_runtime : public request_handlers<Traits> {
 
   // Runs a group taken by take_group: one request alone, several as one commit.
   void run_group(shard& s, std::vector<request*>& group) {
-    note_group(group.size());
+    if (!group[0]->read_only()) {
+      s.metrics->group(group.size());  // (inline shards run reads here too, one at a time)
+    }
     const table_ident t = group[0]->table();
     if (group.size() == 1) {
       handle(s, *group[0]);
@@ -124,7 +122,7 @@ class shard_runtime : public request_handlers<Traits> {
           s.uploading.erase(t);  // no task slot: the next commit tries again
         }
       } else {
-        (void)io_->flush(t);
+        this->report(log_level::warning, t, "background upload", io_->flush(t));
       }
     } else {
       (void)s;
@@ -153,7 +151,8 @@ class shard_runtime : public request_handlers<Traits> {
           s.sched.yield_low_priority();
         } while (this->writes_waiting(s, t) && commits_not_uploaded(t) < upload_coalesce_max &&
                  !io_->cache_pressed(t));
-        if (io_->flush(t) != error::ok) {
+        if (const error e = io_->flush(t); e != error::ok) {
+          this->report(log_level::warning, t, "background upload", e);
           break;
         }
       }
@@ -170,6 +169,7 @@ class shard_runtime : public request_handlers<Traits> {
 
   void run_shard(shard& s) {
     current_shard() = &s;
+    const metrics_scope counting(s.metrics);
     ::pthread_setname_np(::pthread_self(), "eloqstore-shard");  // for top, perf and gdb
     if constexpr (fibers) {
       run_fiber_shard(s);
@@ -310,7 +310,7 @@ class shard_runtime : public request_handlers<Traits> {
       return error::ok;
     });
     if (e != error::ok) {
-      request_access::set_done(req, e);
+      complete_request(req, e);
       return true;
     }
     return started;
@@ -319,7 +319,7 @@ class shard_runtime : public request_handlers<Traits> {
   bool start_request(shard& s, request& req) {
     if (req.type() == request_type::upload_start) {
       schedule_upload(s, req.table());  // its own task, beside the partition's writes
-      request_access::set_done(req, error::ok);
+      complete_request(req, error::ok);
       return true;
     }
     if (req.read_only()) {
@@ -376,7 +376,7 @@ class shard_runtime : public request_handlers<Traits> {
         request* r = lane.queue.front();
         lane.queue.pop_front();
         // No room to run it; the next one may have.
-        request_access::set_done(*r, error::out_of_mem);
+        complete_request(*r, error::out_of_mem);
         continue;
       }
       take_group(lane.queue, group);
@@ -384,14 +384,6 @@ class shard_runtime : public request_handlers<Traits> {
       // Let the shard loop move newly queued requests (often resubmitted by the callbacks of
       // the group just completed) into the lane first, so the next group includes them.
       s.sched.yield();
-    }
-  }
-
-  void note_group(std::size_t n) {
-    groups_.fetch_add(1, std::memory_order_relaxed);
-    grouped_writes_.fetch_add(n, std::memory_order_relaxed);
-    std::size_t seen = largest_group_.load(std::memory_order_relaxed);
-    while (n > seen && !largest_group_.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
     }
   }
 

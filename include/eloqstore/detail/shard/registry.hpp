@@ -30,7 +30,6 @@ class partition_registry : public shard_context<Traits> {
   using base = shard_context<Traits>;
   using base::absent_max;
   using base::cmp_;
-  using base::evictions_;
   using base::fibers;
   using base::io_;
   using base::now_ms;
@@ -173,6 +172,7 @@ class partition_registry : public shard_context<Traits> {
           return w.commit();
         });
         if (e != error::ok) {
+          this->report(log_level::warning, p.id, "manifest rewrite before eviction", e);
           s.lru.splice(s.lru.begin(), s.lru, victim);  // keep it; try the next one
           continue;
         }
@@ -181,7 +181,7 @@ class partition_registry : public shard_context<Traits> {
       s.pages.invalidate_all(p);
       s.lru.erase(victim);
       s.partitions.erase(it);
-      ++evictions_;
+      metric_add(counter::meta_evictions);
     }
   }
 
@@ -192,7 +192,11 @@ class partition_registry : public shard_context<Traits> {
       // cache): replace the manifest with the committed state so it cannot resurface.
       if (p->force_snapshot) {
         auto w = make_writer(s, *p);
-        (void)w.commit();
+        // Failing, the failed write may resurface after a restart if it reached the disk
+        // (unless a newer term owns the partition now: then it is no longer ours).
+        const error e = w.commit();
+        this->report(e == error::expired_term ? log_level::info : log_level::error, id,
+                     "manifest rewrite at stop", e);
       }
       s.pages.invalidate_all(*p);
     }

@@ -31,6 +31,7 @@
 #include <eloqstore/detail/commit/page_io.hpp>
 #include <eloqstore/detail/commit/partition.hpp>
 #include <eloqstore/detail/commit/version_builder.hpp>
+#include <eloqstore/detail/util/metrics.hpp>
 #include <eloqstore/error.hpp>
 #include <eloqstore/options.hpp>
 #include <eloqstore/request.hpp>
@@ -75,7 +76,8 @@ class shard_context {
                 detail::shard_file_handles(o.fd_limit, o.num_threads)),
           sched(make_scheduler(o)) {}
     std::thread thread;
-    std::size_t index = 0;  // its place among the store's shards
+    std::size_t index = 0;             // its place among the store's shards
+    shard_metrics* metrics = nullptr;  // its statistics (shard_context::metrics_)
     std::mutex mu;
     std::condition_variable cv;
     std::condition_variable not_full;
@@ -149,6 +151,17 @@ class shard_context {
     return c;
   }
 
+  // Reports a failure of background work on partition t (`what` failed with e) through the
+  // log callback, and counts it (counter::background_errors) on the calling shard.
+  void report(log_level level, const table_ident& t, std::string_view what, error e) const {
+    if (e == error::ok) {
+      return;
+    }
+    std::string line = t.to_string();
+    line.append(": ").append(what).append(": ").append(error_message(e));
+    log_.background_error(level, line);
+  }
+
   // Running out of memory fails the request that ran out (error::out_of_mem), not the
   // store: a writer that unwinds gives back what it took, and nothing of it was published.
   // (After its manifest record is durable a writer allocates nothing it cannot do without.)
@@ -169,11 +182,11 @@ class shard_context {
   std::size_t shards_count_ = 1;
   mutable std::mutex stats_mu_;
   writer_stats last_stats_;  // the last write's, under stats_mu_
-  std::atomic<std::size_t> largest_group_{0};
-  std::atomic<std::size_t> groups_{0};
-  std::atomic<std::size_t> grouped_writes_{0};
-  std::atomic<std::size_t> evictions_{0};
-  std::atomic<std::size_t> compaction_rounds_{0};  // append mode (handlers.hpp compact)
+  // Every shard's statistics (metrics.hpp), kept across stop() and start(): grown by start()
+  // under metrics_mu_, never shrunk; a shard points at its own.
+  mutable std::mutex metrics_mu_;
+  std::vector<std::unique_ptr<shard_metrics>> metrics_;
+  logger log_;  // the user's log callback
 
   // Cloud prewarm, shared by the lister thread (store.hpp) and the shards (loop.hpp).
   mutable std::mutex prewarm_mu_;
