@@ -1,6 +1,7 @@
-# Conan 2 recipe. `conan create .` builds the compiled parts, packages the headers, and runs
-# test_package/ (the same consumer the project's package tests build against an install
-# prefix). Dependencies as ConanCenter names them.
+# Conan 2 recipe. `conan create . -s compiler.cppstd=20` builds the compiled parts, packages
+# the headers, and runs test_package/ (the same consumer the project's package tests build
+# against an install prefix). Dependencies as ConanCenter names them; the project finds
+# some through pkg-config, so the recipe asks for pkgconf as a tool.
 import os
 
 from conan import ConanFile
@@ -18,8 +19,8 @@ class EloqStoreConan(ConanFile):
     description = ("EloqStore storage engine: a sharded copy-on-write B+tree on io_uring and "
                    "stackful coroutines, with an S3-compatible object-store tier")
     topics = ("storage-engine", "key-value", "b-tree", "io_uring", "header-only")
-    # Static libraries (options, s3, default_store) and the C API's shared library.
-    package_type = "library"
+    # Static libraries (options, s3, default_store); the C API's shared library comes along.
+    package_type = "static-library"
     settings = "os", "arch", "compiler", "build_type"
     options = {"fPIC": [True, False]}
     default_options = {"fPIC": True, "boost/*:without_context": False}
@@ -38,6 +39,9 @@ class EloqStoreConan(ConanFile):
         self.requires("range-v3/0.12.0", transitive_headers=True)
         self.requires("libcurl/8.6.0")
         self.requires("inih/58")
+
+    def build_requirements(self):
+        self.tool_requires("pkgconf/2.1.0")
 
     def layout(self):
         cmake_layout(self)
@@ -69,7 +73,9 @@ class EloqStoreConan(ConanFile):
 
     def package_info(self):
         self.cpp_info.set_property("cmake_file_name", "eloqstore")
-        self.cpp_info.set_property("pkg_config_name", "eloqstore")
+        # The root target aggregates every component: its name must not be a component's.
+        self.cpp_info.set_property("cmake_target_name", "eloqstore::all")
+        self.cpp_info.set_property("pkg_config_name", "eloqstore-all")
 
         headers = self.cpp_info.components["headers"]
         headers.set_property("cmake_target_name", "eloqstore::eloqstore")

@@ -34,6 +34,8 @@
 #include <thread>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include <eloqstore/cloud.hpp>
 #include <eloqstore/eloqstore.hpp>
 
@@ -108,10 +110,16 @@ double in_parallel(std::size_t clients, std::size_t n, Op op) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::uint64_t megabytes = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 128;
-  const std::uint32_t partitions = argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 4;
-  const std::uint64_t reads = argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 20000;
-  const unsigned file_shift = argc > 4 ? std::strtoul(argv[4], nullptr, 10) : 11;
+  std::uint64_t megabytes = 128;
+  std::uint32_t partitions = 4;
+  std::uint64_t reads = 20000;
+  unsigned file_shift = 11;
+  CLI::App app{"cloud_bench: cloud mode against the S3 server of S3_ENDPOINT"};
+  app.add_option("megabytes", megabytes, "MB of values to load")->check(CLI::Range(1, 1 << 20));
+  app.add_option("partitions", partitions, "partitions")->check(CLI::Range(1, 4096));
+  app.add_option("reads", reads, "point reads after the load");
+  app.add_option("file_shift", file_shift, "log2 of pages per data file")->check(CLI::Range(1, 20));
+  CLI11_PARSE(app, argc, argv);
   if (env("S3_ENDPOINT").empty()) {
     std::fprintf(stderr, "S3_ENDPOINT is not set: run through scripts/s3-server.sh with\n");
     return 2;

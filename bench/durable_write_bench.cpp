@@ -22,6 +22,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
 
 namespace {
 
@@ -39,14 +42,19 @@ int fail(const char* what, int err) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: durable_write_bench FILE [total MB] [batch MB] [depth]\n");
-    return 2;
-  }
-  const char* path = argv[1];
-  const std::size_t total = (argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 1000) * 1000000;
-  const std::size_t batch = (argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 20) * 1000000;
-  const unsigned depth = argc > 4 ? static_cast<unsigned>(std::atoi(argv[4])) : 8;
+  std::string file;
+  std::size_t total_mb = 1000;
+  std::size_t batch_mb = 20;
+  unsigned depth = 8;
+  CLI::App app{"durable_write_bench: the device writing durable batches (write, fdatasync)"};
+  app.add_option("file", file, "the file to write (truncated)")->required();
+  app.add_option("total_mb", total_mb, "MB to write")->check(CLI::Range(1, 1 << 20));
+  app.add_option("batch_mb", batch_mb, "MB per durable batch")->check(CLI::Range(1, 1 << 16));
+  app.add_option("depth", depth, "writes in flight")->check(CLI::Range(1, 256));
+  CLI11_PARSE(app, argc, argv);
+  const char* path = file.c_str();
+  const std::size_t total = total_mb * 1000000;
+  const std::size_t batch = batch_mb * 1000000;
   if (batch < block || depth == 0 || depth > 256) {
     std::fprintf(stderr, "durable_write_bench: batch must be >= 256 KiB, depth 1-256\n");
     return 2;

@@ -40,6 +40,8 @@
 #include <tuple>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include <range/v3/algorithm/for_each.hpp>
 
 #include <eloqstore/detail/mapping/page_mapping.hpp>
@@ -375,10 +377,21 @@ void mapping_copy() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string dir = argc > 1 ? argv[1] : "/tmp/eloqstore-bench";
-  const std::uint64_t keys = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 1000000;
-  const std::string which = argc > 3 ? argv[3] : "both";
-  const std::string phases = argc > 4 ? argv[4] : "load,read,qd,clients,mapping";
+  std::string dir = "/tmp/eloqstore-bench";
+  std::uint64_t keys = 1000000;
+  std::string which = "both";
+  std::string phases = "load,read,qd,clients,mapping";
+  CLI::App app{"engine_bench: the engine on local files, uring_io and pread_io"};
+  app.add_option("directory", dir,
+                 "a scratch directory (removed at the end unless phases are given)");
+  app.add_option("keys", keys, "keys to load")
+      ->check(CLI::Range(std::uint64_t{1000}, std::uint64_t{1} << 34));
+  app.add_option("backend", which, "uring, pread or both")
+      ->check(CLI::IsMember({"uring", "pread", "both"}));
+  auto* phases_opt = app.add_option("phases", phases,
+                                    "comma-separated: load, load1000, load20000, read, qd, qd1, "
+                                    "qd32, qd128, clients, mapping");
+  CLI11_PARSE(app, argc, argv);
   const auto wanted = [&](std::string_view phase) {
     return ("," + phases + ",").find("," + std::string(phase) + ",") != std::string::npos;
   };
@@ -416,7 +429,7 @@ int main(int argc, char** argv) {
   if (wanted("mapping")) {
     mapping_copy();
   }
-  if (argc <= 4) {
+  if (phases_opt->count() == 0) {
     std::filesystem::remove_all(dir);
   }
   return 0;

@@ -1,17 +1,17 @@
-// Micro-benchmark of the page formats: page builds, point seeks and full iterations per second
-// for 4 KiB data pages with 16-byte and 100-byte keys, and checksum throughput.
+// Micro-benchmarks of the page formats (Google Benchmark): data page builds, point seeks and
+// full iterations for 4 KiB pages with 16-byte and 100-byte keys, and checksum throughput.
 //
-// Usage: format_bench [seconds_per_case=1]
-// Prints one line per case: name, operations per second (or GB/s), and the work per operation.
+// Usage: format_bench [--benchmark_min_time=1] [--benchmark_filter=seek] [--benchmark_format=json]
+// Counters: entries per page, and entries/s or bytes/s where they mean something.
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <random>
 #include <span>
 #include <string>
 #include <vector>
+
+#include <benchmark/benchmark.h>
 
 #include <eloqstore/comparator.hpp>
 #include <eloqstore/detail/codec/checksum.hpp>
@@ -21,30 +21,13 @@ namespace {
 
 using namespace eloqstore;
 using namespace eloqstore::detail;
-using bench_clock = std::chrono::steady_clock;
 
 constexpr std::size_t page_size = 4096;
 constexpr std::size_t value_bytes = 32;
+constexpr std::size_t restart_interval = 16;
 
-volatile std::uint64_t sink;  // keeps results alive past the optimizer
-
-// Runs `op` repeatedly for about `seconds`; returns operations per second.
-template <typename Op>
-double rate(double seconds, Op&& op) {
-  const auto start = bench_clock::now();
-  std::uint64_t ops = 0;
-  double elapsed = 0;
-  do {
-    for (int i = 0; i < 64; ++i) {
-      op();
-    }
-    ops += 64;
-    elapsed = std::chrono::duration<double>(bench_clock::now() - start).count();
-  } while (elapsed < seconds);
-  return static_cast<double>(ops) / elapsed;
-}
-
-std::vector<std::string> sorted_keys(std::size_t key_bytes, std::size_t count, std::mt19937_64& g) {
+std::vector<std::string> sorted_keys(std::size_t key_bytes, std::size_t count) {
+  std::mt19937_64 g(key_bytes);
   std::vector<std::string> keys;
   for (std::size_t i = 0; i < count; ++i) {
     std::string k(key_bytes, 'k');
@@ -59,77 +42,114 @@ std::vector<std::string> sorted_keys(std::size_t key_bytes, std::size_t count, s
   return keys;
 }
 
-void bench_pages(std::size_t key_bytes, double seconds) {
-  std::mt19937_64 g(key_bytes);
-  const std::vector<std::string> keys = sorted_keys(key_bytes, 200, g);
-  const std::string value(value_bytes, 'v');
-  data_page_builder b(page_size, 16);
-  std::size_t per_page = 0;
-  std::span<char> last;
-  auto build = [&] {
-    b.reset();
-    per_page = 0;
-    for (const auto& k : keys) {
-      if (!b.add(k, value, 1700000000000000 + per_page)) {
-        break;
-      }
-      ++per_page;
+// A full data page of `key_bytes` keys: its bytes and how many entries it holds.
+struct built_page {
+  std::vector<std::string> keys;
+  std::vector<char> bytes;
+  std::size_t entries = 0;
+};
+
+std::size_t fill(data_page_builder& b, const std::vector<std::string>& keys,
+                 const std::string& value) {
+  b.reset();
+  std::size_t n = 0;
+  for (const auto& k : keys) {
+    if (!b.add(k, value, 1700000000000000 + n)) {
+      break;
     }
-    last = b.finish();
-    set_page_checksum(last);
-    sink = sink + static_cast<std::uint64_t>(last[20]);
-  };
-  const double builds = rate(seconds, build);
-  build();
-  const std::vector<char> page(last.begin(), last.end());
+    ++n;
+  }
+  return n;
+}
+
+built_page make_page(std::size_t key_bytes) {
+  built_page p;
+  p.keys = sorted_keys(key_bytes, 200);
+  data_page_builder b(page_size, restart_interval);
+  p.entries = fill(b, p.keys, std::string(value_bytes, 'v'));
+  const std::span<char> page = b.finish();
+  set_page_checksum(page);
+  p.bytes.assign(page.begin(), page.end());
+  return p;
+}
+
+void page_build(benchmark::State& state) {
+  const auto key_bytes = static_cast<std::size_t>(state.range(0));
+  const std::vector<std::string> keys = sorted_keys(key_bytes, 200);
+  const std::string value(value_bytes, 'v');
+  data_page_builder b(page_size, restart_interval);
+  std::size_t entries = 0;
+  for (auto _ : state) {
+    entries = fill(b, keys, value);
+    const std::span<char> page = b.finish();
+    set_page_checksum(page);
+    benchmark::DoNotOptimize(page.data());
+  }
+  state.counters["entries/page"] = static_cast<double>(entries);
+  state.counters["entries/s"] = benchmark::Counter(static_cast<double>(entries),
+                                                   benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void page_seek(benchmark::State& state) {
+  const built_page p = make_page(static_cast<std::size_t>(state.range(0)));
   data_page view;
-  if (data_page::open(page, view) != error::ok) {
-    std::fprintf(stderr, "bench page did not open\n");
-    std::exit(1);
+  if (data_page::open(p.bytes, view) != error::ok) {
+    state.SkipWithError("the page did not open");
+    return;
   }
   const bytewise_comparator cmp;
   std::size_t q = 0;
-  const double seeks = rate(seconds, [&] {
+  for (auto _ : state) {
     data_page_iter it(view);
-    it.seek(keys[(q++ * 7) % per_page], cmp);
-    sink = sink + it.timestamp();
-  });
-  const double scans = rate(seconds, [&] {
+    it.seek(p.keys[(q++ * 7) % p.entries], cmp);
+    benchmark::DoNotOptimize(it.timestamp());
+  }
+  state.counters["entries/page"] = static_cast<double>(p.entries);
+}
+
+void page_iterate(benchmark::State& state) {
+  const built_page p = make_page(static_cast<std::size_t>(state.range(0)));
+  data_page view;
+  if (data_page::open(p.bytes, view) != error::ok) {
+    state.SkipWithError("the page did not open");
+    return;
+  }
+  for (auto _ : state) {
     data_page_iter it(view);
     std::uint64_t n = 0;
     for (it.seek_to_first(); it.valid(); it.next()) {
       n += it.value().size();
     }
-    sink = sink + n;
-  });
-  std::printf("key %3zu B, value %zu B: %zu entries/page\n", key_bytes, value_bytes, per_page);
-  std::printf("  page build (+checksum)  %12.0f pages/s  %12.0f entries/s\n", builds,
-              builds * static_cast<double>(per_page));
-  std::printf("  point seek              %12.0f seeks/s\n", seeks);
-  std::printf("  full iteration          %12.0f pages/s  %12.0f entries/s\n", scans,
-              scans * static_cast<double>(per_page));
+    benchmark::DoNotOptimize(n);
+  }
+  state.counters["entries/page"] = static_cast<double>(p.entries);
+  state.counters["entries/s"] = benchmark::Counter(static_cast<double>(p.entries),
+                                                   benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void bench_checksums(double seconds) {
+void page_checksum(benchmark::State& state) {
   std::vector<char> page(page_size, 'x');
-  const double pages = rate(seconds, [&] {
-    page[100] = static_cast<char>(sink);
-    sink = sink + compute_page_checksum(page);
-  });
-  std::printf("page checksum (XXH3-64)   %12.2f GB/s\n", pages * page_size / 1e9);
-  const std::string big(std::size_t{64} << 20, 'm');
-  const double manifests = rate(seconds, [&] { sink = sink + manifest_checksum(big); });
-  std::printf("manifest checksum (64 MiB chunked) %5.2f GB/s\n", manifests * big.size() / 1e9);
+  for (auto _ : state) {
+    page[100] = static_cast<char>(page[100] + 1);
+    benchmark::DoNotOptimize(compute_page_checksum(page));
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * page_size));
 }
+
+void manifest_checksum_64mib(benchmark::State& state) {
+  const std::string big(std::size_t{64} << 20, 'm');
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(manifest_checksum(big));
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * big.size()));
+}
+
+BENCHMARK(page_build)->Arg(16)->Arg(100);
+BENCHMARK(page_seek)->Arg(16)->Arg(100);
+BENCHMARK(page_iterate)->Arg(16)->Arg(100);
+BENCHMARK(page_checksum);
+BENCHMARK(manifest_checksum_64mib)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  const double seconds = argc > 1 ? std::atof(argv[1]) : 1.0;
-  std::printf("eloqstore format_bench: 4 KiB pages, restart interval 16, %.2f s per case\n",
-              seconds);
-  bench_pages(16, seconds);
-  bench_pages(100, seconds);
-  bench_checksums(seconds);
-  return 0;
-}
+BENCHMARK_MAIN();

@@ -32,6 +32,10 @@ install(FILES ${PROJECT_BINARY_DIR}/eloqstoreConfig.cmake
               ${PROJECT_BINARY_DIR}/eloqstoreConfigVersion.cmake
         DESTINATION ${ELOQSTORE_CMAKE_DIR})
 
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}" OR IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
+  message(FATAL_ERROR "eloqstore's pkg-config files need CMAKE_INSTALL_LIBDIR and "
+                      "CMAKE_INSTALL_INCLUDEDIR relative to the prefix")
+endif()
 file(RELATIVE_PATH ELOQSTORE_PC_TO_PREFIX /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
 foreach(pc eloqstore eloqstore-options eloqstore-s3 eloqstore-default-store eloqstore-c)
   configure_file(cmake/${pc}.pc.in ${PROJECT_BINARY_DIR}/${pc}.pc @ONLY)

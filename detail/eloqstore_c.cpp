@@ -51,7 +51,7 @@ eloqstore_status code(es::error e) {
 }
 
 // A malloc'd copy of bytes (NUL-terminated for convenience), or nullptr without memory.
-char* copy_out(std::string_view bytes) {
+char* copy_out(std::string_view bytes) noexcept {
   auto* p = static_cast<char*>(std::malloc(bytes.size() + 1));
   if (p != nullptr) {
     std::memcpy(p, bytes.data(), bytes.size());
@@ -60,23 +60,28 @@ char* copy_out(std::string_view bytes) {
   return p;
 }
 
-eloqstore_status fail(eloqstore_status status, std::string_view message, char** errmsg) {
+eloqstore_status fail(eloqstore_status status, std::string_view message, char** errmsg) noexcept {
   if (errmsg != nullptr) {
-    *errmsg = copy_out(message);
+    *errmsg = copy_out(message);  // (nullptr without memory: the code still says what failed)
   }
   return status;
 }
-eloqstore_status fail(es::error e, char** errmsg) {
+eloqstore_status fail(es::error e, char** errmsg) noexcept {
   return fail(code(e), es::error_message(e), errmsg);
 }
 
-// Runs f, turning an allocation failure into ELOQSTORE_OUT_OF_MEM.
+// Runs f; no exception leaves: an allocation failure becomes ELOQSTORE_OUT_OF_MEM, anything
+// else (a thread the system refuses to create, std::system_error) ELOQSTORE_IO_FAIL.
 template <typename F>
-eloqstore_status guarded(char** errmsg, F&& f) {
+eloqstore_status guarded(char** errmsg, F&& f) noexcept {
   try {
     return f();
   } catch (const std::bad_alloc&) {
     return fail(es::error::out_of_mem, errmsg);
+  } catch (const std::exception& e) {
+    return fail(ELOQSTORE_IO_FAIL, e.what(), errmsg);
+  } catch (...) {
+    return fail(es::error::io_fail, errmsg);
   }
 }
 
@@ -138,8 +143,7 @@ eloqstore_status lookup(eloqstore_store* store, const char* table, std::uint32_t
   return guarded(errmsg, [&]() -> eloqstore_status {
     const auto r = how(store->store, es::table_ident{table, partition}, bytes(key, key_len));
     if (!r.ok()) {
-      return r.status() == es::error::not_found ? code(es::error::not_found)
-                                                : fail(r.status(), errmsg);
+      return fail(r.status(), errmsg);
     }
     return fill(r.value(), with_key, out, errmsg);
   });
@@ -241,7 +245,10 @@ eloqstore_status eloqstore_open(const eloqstore_options* opts, eloqstore_store**
 
 void eloqstore_close(eloqstore_store* store) {
   if (store != nullptr) {
-    store->store.stop();
+    (void)guarded(nullptr, [&]() -> eloqstore_status {
+      store->store.stop();
+      return ELOQSTORE_OK;
+    });
     delete store;
   }
 }
@@ -330,6 +337,9 @@ eloqstore_status eloqstore_write(eloqstore_store* store, const char* table, uint
 
 eloqstore_status eloqstore_truncate(eloqstore_store* store, const char* table, uint32_t partition,
                                     const char* from, size_t from_len, char** errmsg) {
+  if (from == nullptr && from_len != 0) {
+    return fail(ELOQSTORE_INVALID_ARGS, "a NULL key with a length", errmsg);
+  }
   return on_partition(store, table, partition, errmsg, [&](const es::table_ident& t) {
     return store->store.truncate(t, std::string(bytes(from, from_len)));
   });
@@ -338,6 +348,9 @@ eloqstore_status eloqstore_truncate(eloqstore_store* store, const char* table, u
 eloqstore_status eloqstore_delete_range(eloqstore_store* store, const char* table,
                                         uint32_t partition, const char* begin, size_t begin_len,
                                         const char* end, size_t end_len, char** errmsg) {
+  if ((begin == nullptr && begin_len != 0) || (end == nullptr && end_len != 0)) {
+    return fail(ELOQSTORE_INVALID_ARGS, "a NULL key with a length", errmsg);
+  }
   return on_partition(store, table, partition, errmsg, [&](const es::table_ident& t) {
     return store->store.delete_range(t, std::string(bytes(begin, begin_len)),
                                      std::string(bytes(end, end_len)));
@@ -347,7 +360,8 @@ eloqstore_status eloqstore_delete_range(eloqstore_store* store, const char* tabl
 eloqstore_scan* eloqstore_scan_create(eloqstore_store* store, const char* table, uint32_t partition,
                                       const char* begin, size_t begin_len, const char* end,
                                       size_t end_len) {
-  if (store == nullptr || table == nullptr) {
+  if (store == nullptr || table == nullptr || (begin == nullptr && begin_len != 0) ||
+      (end == nullptr && end_len != 0)) {
     return nullptr;
   }
   try {
@@ -400,7 +414,7 @@ char* eloqstore_stats_prometheus(eloqstore_store* store) {
   }
   try {
     return copy_out(es::to_prometheus_text(store->store.stats()));
-  } catch (const std::bad_alloc&) {
+  } catch (...) {
     return nullptr;
   }
 }

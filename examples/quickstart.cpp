@@ -5,6 +5,7 @@
 // verifies every key, printing what it did with throughput figures.
 //
 // Usage: quickstart [directory=./eloqstore-data] [keys=1000000] [value_bytes=100]
+// (arguments are checked: `quickstart DIR abc` is refused and writes nothing)
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <range/v3/algorithm/for_each.hpp>
 
 #include <eloqstore/eloqstore.hpp>
@@ -52,9 +54,15 @@ std::uint64_t verify_all(Store& store, const eloqstore::table_ident& t, std::uin
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string dir = argc > 1 ? argv[1] : "./eloqstore-data";
-  const std::uint64_t keys = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 1000000;
-  const std::size_t value_bytes = argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 100;
+  std::string dir = "./eloqstore-data";
+  std::uint64_t keys = 1000000;
+  std::size_t value_bytes = 100;
+  CLI::App app{"quickstart: write, read, scan and reopen a store in a local directory"};
+  app.add_option("directory", dir, "the store's directory (created if missing)");
+  app.add_option("keys", keys, "keys to write")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 32));
+  app.add_option("value_bytes", value_bytes, "bytes per value")->check(CLI::Range(1, 1 << 20));
+  CLI11_PARSE(app, argc, argv);
   constexpr std::uint64_t batch_keys = 10000;
 
   eloqstore::options opts;

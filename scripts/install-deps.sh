@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages eloqstore needs, only those that are missing.
 # Usage: scripts/install-deps.sh [--bench]
-#   --bench  also installs the benchmark peers and tools (RocksDB, LMDB, fio, gnuplot).
+#   --bench  also installs what only the benchmarks use: the suite's peers and its JSON library
+#            (RocksDB, LMDB, nlohmann-json), Google Benchmark (format_bench), fio, gnuplot.
 # Idempotent: a second run installs nothing and does not touch the network.
 set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
   liburing-dev libboost-dev libboost-context-dev librange-v3-dev doctest-dev
-  libxxhash-dev libzstd-dev libcurl4-openssl-dev libinih-dev
+  libxxhash-dev libzstd-dev libcurl4-openssl-dev libinih-dev libcli11-dev
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(librocksdb-dev liblmdb-dev libbenchmark-dev fio gnuplot-nox)
+  packages+=(librocksdb-dev liblmdb-dev libbenchmark-dev nlohmann-json3-dev fio gnuplot-nox)
 fi
 
 missing=()

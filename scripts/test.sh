@@ -14,7 +14,9 @@ build_dir=${BUILD_DIR:-build}
 san_dir=${SAN_BUILD_DIR:-build-asan}
 tsan_dir=${TSAN_BUILD_DIR:-build-tsan}
 
-bash scripts/install-deps.sh --bench
+# (Not --bench: the benchmarks' peers are for scripts/bench-suite.sh; without them the
+# suite and format_bench are left out of the build, with a message.)
+bash scripts/install-deps.sh
 # The S3 servers the object-store tests start (ctest fixtures, label s3): Ceph RGW from
 # Debian's packages, s3rver from npm.
 bash scripts/s3-server.sh install

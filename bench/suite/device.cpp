@@ -23,13 +23,13 @@ std::string ms_arg(double seconds) {
 
 latency_summary latency_of(const json& lat_ns) {
   latency_summary s;
-  const json& pct = lat_ns["percentile"];
-  s.count = static_cast<std::uint64_t>(lat_ns["N"].number_or(0));
-  s.mean_us = lat_ns["mean"].number_or(0) / 1e3;
-  s.max_us = lat_ns["max"].number_or(0) / 1e3;
-  s.p50_us = pct["50.000000"].number_or(0) / 1e3;
-  s.p99_us = pct["99.000000"].number_or(0) / 1e3;
-  s.p999_us = pct["99.900000"].number_or(0) / 1e3;
+  const json& pct = member(lat_ns, "percentile");
+  s.count = static_cast<std::uint64_t>(number_or(member(lat_ns, "N"), 0));
+  s.mean_us = number_or(member(lat_ns, "mean"), 0) / 1e3;
+  s.max_us = number_or(member(lat_ns, "max"), 0) / 1e3;
+  s.p50_us = number_or(member(pct, "50.000000"), 0) / 1e3;
+  s.p99_us = number_or(member(pct, "99.000000"), 0) / 1e3;
+  s.p999_us = number_or(member(pct, "99.900000"), 0) / 1e3;
   return s;
 }
 
@@ -37,29 +37,31 @@ latency_summary latency_of(const json& lat_ns) {
 bool parse_fio(const std::string& text, fio_result& r) {
   json doc;
   std::string error;
-  if (!json::parse(text, doc, error)) {
+  if (!parse_json(text, doc, error)) {
     r.error = "fio output is not JSON: " + error;
     return false;
   }
-  const json& jobs = doc["jobs"];
-  if (jobs.items().empty()) {
+  const json& jobs = array_or_empty(member(doc, "jobs"));
+  if (jobs.empty()) {
     r.error = "fio output has no jobs";
     return false;
   }
-  const json& job = jobs.items().front();
-  if (job["error"].number_or(0) != 0) {
-    r.error = "fio job error " + std::to_string(static_cast<int>(job["error"].number_or(0)));
+  const json& job = jobs.front();
+  const double job_error = number_or(member(job, "error"), 0);
+  if (job_error != 0) {
+    r.error = "fio job error " + std::to_string(static_cast<int>(job_error));
     return false;
   }
   const bool reads = r.job.rw.find("read") != std::string::npos;
-  const json& dir = job[reads ? "read" : "write"];
-  r.iops = dir["iops"].number_or(0);
-  r.bytes_per_s = dir["bw_bytes"].number_or(0);
+  const json& dir = member(job, reads ? "read" : "write");
+  r.iops = number_or(member(dir, "iops"), 0);
+  r.bytes_per_s = number_or(member(dir, "bw_bytes"), 0);
   if (r.job.fdatasync) {
-    r.lat = latency_of(job["sync"]["lat_ns"]);
+    r.lat = latency_of(member(member(job, "sync"), "lat_ns"));
   } else {
     // lat_percentiles=1 gives percentiles of the whole latency (submission + completion).
-    r.lat = latency_of(dir["lat_ns"]["percentile"].is_null() ? dir["clat_ns"] : dir["lat_ns"]);
+    const json& lat_ns = member(dir, "lat_ns");
+    r.lat = latency_of(member(lat_ns, "percentile").is_null() ? member(dir, "clat_ns") : lat_ns);
   }
   r.ok = r.iops > 0;
   if (!r.ok) {
@@ -275,25 +277,25 @@ device_run run_device_suite(const device_params& p) {
 
 json to_json(const device_run& d) {
   json o = json::object();
-  o.set("available", d.available);
-  o.set("fio_version", d.fio_version);
-  o.set("note", d.note);
+  o["available"] = d.available;
+  o["fio_version"] = d.fio_version;
+  o["note"] = d.note;
   json jobs = json::array();
   for (const fio_result& r : d.results) {
     json j = json::object();
-    j.set("name", r.job.name);
-    j.set("description", r.job.description);
-    j.set("ok", r.ok);
-    j.set("error", r.error);
-    j.set("iops", r.iops);
-    j.set("bytes_per_s", r.bytes_per_s);
-    j.set("lat_p50_us", r.lat.p50_us);
-    j.set("lat_p99_us", r.lat.p99_us);
-    j.set("lat_p999_us", r.lat.p999_us);
-    j.set("lat_mean_us", r.lat.mean_us);
-    jobs.push(std::move(j));
+    j["name"] = r.job.name;
+    j["description"] = r.job.description;
+    j["ok"] = r.ok;
+    j["error"] = r.error;
+    j["iops"] = r.iops;
+    j["bytes_per_s"] = r.bytes_per_s;
+    j["lat_p50_us"] = r.lat.p50_us;
+    j["lat_p99_us"] = r.lat.p99_us;
+    j["lat_p999_us"] = r.lat.p999_us;
+    j["lat_mean_us"] = r.lat.mean_us;
+    jobs.push_back(std::move(j));
   }
-  o.set("jobs", std::move(jobs));
+  o["jobs"] = std::move(jobs);
   return o;
 }
 

@@ -39,6 +39,8 @@
 #include <thread>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "engine.hpp"
 #include "report.hpp"
 
@@ -196,19 +198,6 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
-void usage() {
-  std::fprintf(stderr,
-               "usage: bench_suite [--out DIR] [--data DIR] [--scale N] [--smoke] [--reps N]\n"
-               "                   [--duration S] [--warmup S] [--engines "
-               "eloqstore,eloqstore-pread,rocksdb,lmdb]\n"
-               "                   [--workloads a,b] [--threads N] [--partitions N]\n"
-               "                   [--cache-mib N] [--drop-caches fadvise|vm|none] [--no-fio]\n"
-               "                   [--fio PATH] [--fio-runtime S] [--fio-file-mib N]\n"
-               "                   [--gnuplot PATH] [--keep-data] [--report-from FILE]\n"
-               "                   [--set WORKLOAD.FIELD=VALUE]  (FIELD: key_size value_size\n"
-               "                    batch_size clients dataset_keys duration warmup)\n");
-}
-
 bool parse_args(int argc, char** argv, args& a) {
   suite_config& c = a.cfg;
   c.out_dir = "bench-suite-results";
@@ -222,83 +211,74 @@ bool parse_args(int argc, char** argv, args& a) {
     }
     c.command_line += argv[i];
   }
-  for (int i = 1; i < argc; ++i) {
-    std::string name = argv[i];
-    std::string value;
-    const bool flag = name == "--smoke" || name == "--no-fio" || name == "--keep-data" ||
-                      name == "--help" || name == "-h";
-    if (const auto eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name.resize(eq);
-    } else if (!flag) {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "bench_suite: %s needs a value\n", name.c_str());
-        return false;
-      }
-      value = argv[++i];
-    }
-    const double number = std::strtod(value.c_str(), nullptr);
-    if (name == "--out") {
-      c.out_dir = value;
-      a.out_set = true;
-    } else if (name == "--data") {
-      c.data_dir = value;
-    } else if (name == "--scale") {
-      c.scale = number;
-    } else if (name == "--smoke") {
-      c.smoke = true;
-    } else if (name == "--reps") {
-      c.repetitions = static_cast<int>(number);
-      a.reps_set = true;
-    } else if (name == "--duration") {
-      c.duration_s = number;
-      a.duration_set = true;
-    } else if (name == "--warmup") {
-      c.warmup_s = number;
-      a.warmup_set = true;
-    } else if (name == "--engines") {
-      c.engines = split_list(value);
-    } else if (name == "--workloads") {
-      for (const std::string& w : split_list(value)) {
-        a.only_workloads.insert(w);
-      }
-    } else if (name == "--threads") {
-      c.threads = static_cast<unsigned>(number);
-    } else if (name == "--partitions") {
-      c.partitions = static_cast<std::size_t>(number);
-    } else if (name == "--cache-mib") {
-      c.cache_bytes = static_cast<std::size_t>(number * 1024 * 1024);
-    } else if (name == "--drop-caches") {
-      c.drop = value == "vm"     ? cache_drop::vm
-               : value == "none" ? cache_drop::none
-                                 : cache_drop::fadvise;
-    } else if (name == "--no-fio") {
-      c.fio = false;
-    } else if (name == "--fio") {
-      c.device.fio = value;
-    } else if (name == "--fio-runtime") {
-      a.fio_runtime_s = number;
-    } else if (name == "--fio-file-mib") {
-      a.fio_file_mib = number;
-    } else if (name == "--gnuplot") {
-      c.gnuplot = value;
-    } else if (name == "--keep-data") {
-      a.keep_data = true;
-    } else if (name == "--report-from") {
-      a.report_from = value;
-    } else if (name == "--set") {
-      const auto dot = value.find('.');
-      const auto eq = value.find('=');
-      if (dot == std::string::npos || eq == std::string::npos || eq < dot) {
-        std::fprintf(stderr, "bench_suite: --set wants WORKLOAD.FIELD=VALUE\n");
-        return false;
-      }
-      a.overrides.push_back({value.substr(0, dot), value.substr(dot + 1, eq - dot - 1),
-                             std::strtod(value.c_str() + eq + 1, nullptr)});
-    } else {
-      usage();
+  CLI::App app{"bench_suite: eloqstore beside RocksDB, LMDB and the device (fio)"};
+  std::string engines;
+  std::string workloads;
+  std::string drop = "fadvise";
+  double cache_mib = static_cast<double>(c.cache_bytes) / (1024 * 1024);
+  std::vector<std::string> sets;
+  app.add_option("--out", c.out_dir, "where the report goes")->each([&](const std::string&) {
+    a.out_set = true;
+  });
+  app.add_option("--data", c.data_dir, "where the engines' files go");
+  app.add_option("--scale", c.scale, "dataset scale factor")->check(CLI::PositiveNumber);
+  app.add_flag("--smoke", c.smoke, "a tiny run of everything (for tests)");
+  app.add_option("--reps", c.repetitions, "repetitions per workload and engine")
+      ->check(CLI::Range(1, 1000))
+      ->each([&](const std::string&) { a.reps_set = true; });
+  app.add_option("--duration", c.duration_s, "seconds per timed phase")
+      ->check(CLI::PositiveNumber)
+      ->each([&](const std::string&) { a.duration_set = true; });
+  app.add_option("--warmup", c.warmup_s, "seconds of warm-up")
+      ->check(CLI::NonNegativeNumber)
+      ->each([&](const std::string&) { a.warmup_set = true; });
+  app.add_option("--engines", engines,
+                 "comma-separated: eloqstore, eloqstore-pread, eloqstore-append, "
+                 "eloqstore-append-fN, rocksdb, lmdb");
+  app.add_option("--workloads", workloads, "comma-separated workload names (default: all)");
+  app.add_option("--threads", c.threads, "client threads")->check(CLI::Range(1, 4096));
+  app.add_option("--partitions", c.partitions, "partitions")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--cache-mib", cache_mib, "each engine's cache")->check(CLI::PositiveNumber);
+  app.add_option("--drop-caches", drop, "how caches are dropped between phases")
+      ->check(CLI::IsMember({"fadvise", "vm", "none"}));
+  app.add_flag_function(
+      "--no-fio", [&](std::int64_t) { c.fio = false; }, "skip the device runs");
+  app.add_option("--fio", c.device.fio, "the fio binary");
+  app.add_option("--fio-runtime", a.fio_runtime_s, "seconds per fio run")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--fio-file-mib", a.fio_file_mib, "fio's file size")->check(CLI::PositiveNumber);
+  app.add_option("--gnuplot", c.gnuplot, "the gnuplot binary");
+  app.add_flag("--keep-data", a.keep_data, "keep the engines' files");
+  app.add_option("--report-from", a.report_from, "write the report from a results file");
+  app.add_option("--set", sets,
+                 "WORKLOAD.FIELD=VALUE (FIELD: key_size value_size batch_size clients "
+                 "dataset_keys duration warmup; WORKLOAD may be *)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return false;
+  }
+  if (!engines.empty()) {
+    c.engines = split_list(engines);
+  }
+  for (const std::string& w : split_list(workloads)) {
+    a.only_workloads.insert(w);
+  }
+  c.cache_bytes = static_cast<std::size_t>(cache_mib * 1024 * 1024);
+  c.drop = drop == "vm" ? cache_drop::vm : drop == "none" ? cache_drop::none : cache_drop::fadvise;
+  for (const std::string& value : sets) {
+    const auto dot = value.find('.');
+    const auto eq = value.find('=');
+    char* end = nullptr;
+    const double number = eq == std::string::npos ? 0 : std::strtod(value.c_str() + eq + 1, &end);
+    if (dot == std::string::npos || eq == std::string::npos || eq < dot || end == nullptr ||
+        *end != '\0' || end == value.c_str() + eq + 1) {
+      std::fprintf(stderr, "bench_suite: --set wants WORKLOAD.FIELD=NUMBER, got %s\n",
+                   value.c_str());
       return false;
     }
+    a.overrides.push_back({value.substr(0, dot), value.substr(dot + 1, eq - dot - 1), number});
   }
   if (c.smoke) {
     c.repetitions = a.reps_set ? c.repetitions : 1;
@@ -578,7 +558,7 @@ class suite {
   void append_jsonl(const run_record& rec) const {
     std::FILE* f = std::fopen((s_.cfg.out_dir + "/runs.jsonl").c_str(), "a");
     if (f != nullptr) {
-      const std::string line = run_to_json(rec).dump(-1);
+      const std::string line = dump_json(run_to_json(rec), -1);
       std::fprintf(f, "%s\n", line.c_str());
       std::fclose(f);
     }

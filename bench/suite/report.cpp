@@ -330,18 +330,18 @@ json machine_info(const std::string& data_dir) {
   json m = json::object();
   utsname u{};
   uname(&u);
-  m.set("kernel", std::string(u.sysname) + " " + u.release + " " + u.machine);
-  m.set("cpu", cpuinfo_model());
-  m.set("cpus_online", static_cast<std::int64_t>(sysconf(_SC_NPROCESSORS_ONLN)));
-  m.set("memory_bytes", static_cast<std::int64_t>(sysconf(_SC_PHYS_PAGES)) *
-                            static_cast<std::int64_t>(sysconf(_SC_PAGE_SIZE)));
+  m["kernel"] = std::string(u.sysname) + " " + u.release + " " + u.machine;
+  m["cpu"] = cpuinfo_model();
+  m["cpus_online"] = static_cast<std::int64_t>(sysconf(_SC_NPROCESSORS_ONLN));
+  m["memory_bytes"] = static_cast<std::int64_t>(sysconf(_SC_PHYS_PAGES)) *
+                      static_cast<std::int64_t>(sysconf(_SC_PAGE_SIZE));
   std::string dev;
   std::string point;
   std::string type;
   mount_of(data_dir, dev, point, type);
-  m.set("data_device", dev);
-  m.set("data_mount", point);
-  m.set("data_filesystem", type);
+  m["data_device"] = dev;
+  m["data_mount"] = point;
+  m["data_filesystem"] = type;
   std::string block = std::filesystem::path(dev).filename().string();
   // /dev/vda1 -> vda when the partition's parent is a disk in /sys/block.
   while (!block.empty() && !std::filesystem::exists("/sys/block/" + block) &&
@@ -357,11 +357,11 @@ json machine_info(const std::string& data_dir) {
   if (model.empty()) {
     model = "no model name";
   }
-  m.set("disk", block);
-  m.set("disk_model", (vendor.empty() ? "" : vendor + " ") + model +
-                          (driver.empty() ? "" : ", driver " + driver));
-  m.set("disk_rotational", first_line_of(sys + "/queue/rotational"));
-  m.set("disk_scheduler", first_line_of(sys + "/queue/scheduler"));
+  m["disk"] = block;
+  m["disk_model"] =
+      (vendor.empty() ? "" : vendor + " ") + model + (driver.empty() ? "" : ", driver " + driver);
+  m["disk_rotational"] = first_line_of(sys + "/queue/rotational");
+  m["disk_scheduler"] = first_line_of(sys + "/queue/scheduler");
   return m;
 }
 
@@ -369,82 +369,81 @@ json machine_info(const std::string& data_dir) {
 
 json latency_json(const latency_summary& l) {
   json o = json::object();
-  o.set("count", l.count);
-  o.set("mean_us", l.mean_us);
-  o.set("p50_us", l.p50_us);
-  o.set("p99_us", l.p99_us);
-  o.set("p999_us", l.p999_us);
-  o.set("max_us", l.max_us);
+  o["count"] = l.count;
+  o["mean_us"] = l.mean_us;
+  o["p50_us"] = l.p50_us;
+  o["p99_us"] = l.p99_us;
+  o["p999_us"] = l.p999_us;
+  o["max_us"] = l.max_us;
   return o;
 }
 
 json run_json_impl(const run_record& rec) {
   const run_result& r = rec.r;
   json o = json::object();
-  o.set("engine", rec.engine);
-  o.set("workload", rec.workload_name);
-  o.set("repetition", rec.repetition);
-  o.set("ok", r.ok);
-  o.set("error", std::string(r.error));
-  o.set("elapsed_s", r.elapsed_s);
-  o.set("ops", r.ops);
-  o.set("ops_per_s", r.elapsed_s > 0 ? static_cast<double>(r.ops) / r.elapsed_s : 0.0);
-  o.set("mb_per_s", r.elapsed_s > 0 ? static_cast<double>(r.bytes) / r.elapsed_s / 1e6 : 0.0);
-  o.set("bytes", r.bytes);
-  o.set("misses", r.misses);
-  o.set("keys_written", r.writes);
-  o.set("logical_bytes_written", r.write_bytes);
-  o.set("inserted", r.inserted);
-  o.set("distinct_keys", r.distinct_keys);
-  o.set("read_latency", latency_json(r.read_lat));
-  o.set("write_latency", latency_json(r.write_lat));
-  o.set("scan_latency", latency_json(r.scan_lat));
-  o.set("cpu_s", r.cpu_s);
-  o.set("cpu_s_per_million_ops", r.ops > 0 ? r.cpu_s / static_cast<double>(r.ops) * 1e6 : 0.0);
-  o.set("peak_rss_kib", r.peak_rss_kib);
-  o.set("io_read_bytes", r.io_read_bytes);
-  o.set("io_write_bytes", r.io_write_bytes);
-  o.set("disk_bytes", r.disk_bytes);
-  o.set("logical_bytes", r.logical_bytes);
-  o.set("space_amplification", r.logical_bytes > 0 ? static_cast<double>(r.disk_bytes) /
-                                                         static_cast<double>(r.logical_bytes)
-                                                   : 0.0);
-  o.set("open_s", r.open_s);
-  o.set("close_s", r.close_s);
-  o.set("writer_keys_per_s", r.writer_keys_per_s);
-  o.set("cache_drop", r.cache_drop_applied < 0
-                          ? "none"
-                          : to_string(static_cast<cache_drop>(r.cache_drop_applied)));
+  o["engine"] = rec.engine;
+  o["workload"] = rec.workload_name;
+  o["repetition"] = rec.repetition;
+  o["ok"] = r.ok;
+  o["error"] = std::string(r.error);
+  o["elapsed_s"] = r.elapsed_s;
+  o["ops"] = r.ops;
+  o["ops_per_s"] = r.elapsed_s > 0 ? static_cast<double>(r.ops) / r.elapsed_s : 0.0;
+  o["mb_per_s"] = r.elapsed_s > 0 ? static_cast<double>(r.bytes) / r.elapsed_s / 1e6 : 0.0;
+  o["bytes"] = r.bytes;
+  o["misses"] = r.misses;
+  o["keys_written"] = r.writes;
+  o["logical_bytes_written"] = r.write_bytes;
+  o["inserted"] = r.inserted;
+  o["distinct_keys"] = r.distinct_keys;
+  o["read_latency"] = latency_json(r.read_lat);
+  o["write_latency"] = latency_json(r.write_lat);
+  o["scan_latency"] = latency_json(r.scan_lat);
+  o["cpu_s"] = r.cpu_s;
+  o["cpu_s_per_million_ops"] = r.ops > 0 ? r.cpu_s / static_cast<double>(r.ops) * 1e6 : 0.0;
+  o["peak_rss_kib"] = r.peak_rss_kib;
+  o["io_read_bytes"] = r.io_read_bytes;
+  o["io_write_bytes"] = r.io_write_bytes;
+  o["disk_bytes"] = r.disk_bytes;
+  o["logical_bytes"] = r.logical_bytes;
+  o["space_amplification"] =
+      r.logical_bytes > 0 ? static_cast<double>(r.disk_bytes) / static_cast<double>(r.logical_bytes)
+                          : 0.0;
+  o["open_s"] = r.open_s;
+  o["close_s"] = r.close_s;
+  o["writer_keys_per_s"] = r.writer_keys_per_s;
+  o["cache_drop"] =
+      r.cache_drop_applied < 0 ? "none" : to_string(static_cast<cache_drop>(r.cache_drop_applied));
   return o;
 }
 
 json workload_json(const workload& w) {
   json o = json::object();
-  o.set("name", w.name);
-  o.set("kind", to_string(w.kind));
-  o.set("key_space", w.space == key_space::db ? "db" : "ycsb");
-  o.set("key_size", static_cast<std::uint64_t>(w.key_size));
-  o.set("value_size", static_cast<std::uint64_t>(w.value_size));
-  o.set("batch_size", static_cast<std::uint64_t>(w.batch_size));
-  o.set("clients", static_cast<std::uint64_t>(w.clients));
-  o.set("dataset_keys", w.dataset_keys);
-  o.set("duration_s", w.duration_s);
-  o.set("warmup_s", w.warmup_s);
+  o["name"] = w.name;
+  o["kind"] = to_string(w.kind);
+  o["key_space"] = w.space == key_space::db ? "db" : "ycsb";
+  o["key_size"] = static_cast<std::uint64_t>(w.key_size);
+  o["value_size"] = static_cast<std::uint64_t>(w.value_size);
+  o["batch_size"] = static_cast<std::uint64_t>(w.batch_size);
+  o["clients"] = static_cast<std::uint64_t>(w.clients);
+  o["dataset_keys"] = w.dataset_keys;
+  o["duration_s"] = w.duration_s;
+  o["warmup_s"] = w.warmup_s;
   if (w.kind == workload_kind::seekrandom) {
-    o.set("scan_length", static_cast<std::uint64_t>(w.scan_length));
+    o["scan_length"] = static_cast<std::uint64_t>(w.scan_length);
   }
   if (w.kind == workload_kind::ycsb) {
     json m = json::object();
-    m.set("read", w.mix.read);
-    m.set("update", w.mix.update);
-    m.set("insert", w.mix.insert);
-    m.set("scan", w.mix.scan);
-    m.set("read_modify_write", w.mix.rmw);
-    m.set("distribution", w.mix.latest ? "latest" : "zipfian 0.99 (scrambled)");
-    m.set("scan_length", "uniform 1.." + std::to_string(w.mix.scan_length_max));
-    o.set("mix", std::move(m));
+    m["read"] = w.mix.read;
+    m["update"] = w.mix.update;
+    m["insert"] = w.mix.insert;
+    m["scan"] = w.mix.scan;
+    m["read_modify_write"] = w.mix.rmw;
+    m["distribution"] = w.mix.latest ? "latest" : "zipfian 0.99 (scrambled)";
+    m["scan_length"] = "uniform 1.." + std::to_string(w.mix.scan_length_max);
+    o["mix"] = std::move(m);
   }
-  o.set("summary", w.summary);
+  o["summary"] = w.summary;
   return o;
 }
 
@@ -452,44 +451,44 @@ json results_json(const suite_results& s, const json& machine) {
   const suite_config& c = s.cfg;
   json root = json::object();
   json cfg = json::object();
-  cfg.set("command_line", c.command_line);
-  cfg.set("started_at", c.started_at);
-  cfg.set("total_s", s.total_s);
-  cfg.set("scale", c.scale);
-  cfg.set("smoke", c.smoke);
-  cfg.set("repetitions", c.repetitions);
-  cfg.set("threads", static_cast<std::uint64_t>(c.threads));
-  cfg.set("partitions", static_cast<std::uint64_t>(c.partitions));
-  cfg.set("cache_bytes", static_cast<std::uint64_t>(c.cache_bytes));
-  cfg.set("cache_drop", to_string(c.drop));
-  cfg.set("data_dir", c.data_dir);
-  cfg.set("fio", c.fio);
-  cfg.set("device_runtime_s", c.device.runtime_s);
-  cfg.set("device_ramp_s", c.device.ramp_s);
-  cfg.set("device_file_bytes", c.device.file_bytes);
+  cfg["command_line"] = c.command_line;
+  cfg["started_at"] = c.started_at;
+  cfg["total_s"] = s.total_s;
+  cfg["scale"] = c.scale;
+  cfg["smoke"] = c.smoke;
+  cfg["repetitions"] = c.repetitions;
+  cfg["threads"] = static_cast<std::uint64_t>(c.threads);
+  cfg["partitions"] = static_cast<std::uint64_t>(c.partitions);
+  cfg["cache_bytes"] = static_cast<std::uint64_t>(c.cache_bytes);
+  cfg["cache_drop"] = to_string(c.drop);
+  cfg["data_dir"] = c.data_dir;
+  cfg["fio"] = c.fio;
+  cfg["device_runtime_s"] = c.device.runtime_s;
+  cfg["device_ramp_s"] = c.device.ramp_s;
+  cfg["device_file_bytes"] = c.device.file_bytes;
   json engines = json::array();
   for (const std::string& e : c.engines) {
-    engines.push(e);
+    engines.push_back(e);
   }
-  cfg.set("engines", std::move(engines));
-  root.set("config", std::move(cfg));
-  root.set("machine", machine);
+  cfg["engines"] = std::move(engines);
+  root["config"] = std::move(cfg);
+  root["machine"] = machine;
   json settings = json::object();
   for (const auto& [name, text] : s.settings) {
-    settings.set(name, text);
+    settings[name] = text;
   }
-  root.set("engine_settings", std::move(settings));
+  root["engine_settings"] = std::move(settings);
   const auto array_of = [](const auto& items, const auto& to) {
     json a = json::array();
     for (const auto& item : items) {
-      a.push(to(item));
+      a.push_back(to(item));
     }
     return a;
   };
-  root.set("device", array_of(s.device, [](const device_run& d) { return to_json(d); }));
-  root.set("workloads", array_of(s.workloads, workload_json));
-  root.set("loads", array_of(s.loads, run_json_impl));
-  root.set("runs", array_of(s.runs, run_json_impl));
+  root["device"] = array_of(s.device, [](const device_run& d) { return to_json(d); });
+  root["workloads"] = array_of(s.workloads, workload_json);
+  root["loads"] = array_of(s.loads, run_json_impl);
+  root["runs"] = array_of(s.runs, run_json_impl);
   return root;
 }
 
@@ -914,56 +913,58 @@ namespace {
 
 latency_summary latency_from(const json& j) {
   latency_summary l;
-  l.count = static_cast<std::uint64_t>(j["count"].number_or(0));
-  l.mean_us = j["mean_us"].number_or(0);
-  l.p50_us = j["p50_us"].number_or(0);
-  l.p99_us = j["p99_us"].number_or(0);
-  l.p999_us = j["p999_us"].number_or(0);
-  l.max_us = j["max_us"].number_or(0);
+  l.count = static_cast<std::uint64_t>(number_or(member(j, "count"), 0));
+  l.mean_us = number_or(member(j, "mean_us"), 0);
+  l.p50_us = number_or(member(j, "p50_us"), 0);
+  l.p99_us = number_or(member(j, "p99_us"), 0);
+  l.p999_us = number_or(member(j, "p999_us"), 0);
+  l.max_us = number_or(member(j, "max_us"), 0);
   return l;
 }
 
+// Counters are written as integers: read them exactly (beyond 2^53), else through a double.
 std::uint64_t u64(const json& j) {
-  return static_cast<std::uint64_t>(j.number_or(0));
+  return j.is_number_unsigned() ? j.get<std::uint64_t>()
+                                : static_cast<std::uint64_t>(number_or(j, 0));
 }
 bool is_true(const json& j) {
-  return j.type() == json::kind::boolean && j.dump() == "true";
+  return j.is_boolean() && j.get<bool>();
 }
 
 run_record run_from(const json& j, const std::vector<workload>& workloads) {
   run_record rec;
-  rec.engine = j["engine"].str();
-  rec.workload_name = j["workload"].str();
-  rec.repetition = static_cast<int>(j["repetition"].number_or(0));
+  rec.engine = string_or_empty(member(j, "engine"));
+  rec.workload_name = string_or_empty(member(j, "workload"));
+  rec.repetition = static_cast<int>(number_or(member(j, "repetition"), 0));
   for (std::size_t i = 0; i < workloads.size(); ++i) {
     if (workloads[i].name == rec.workload_name) {
       rec.workload_index = static_cast<int>(i);
     }
   }
   run_result& r = rec.r;
-  r.ok = is_true(j["ok"]);
-  std::snprintf(r.error, sizeof r.error, "%s", j["error"].str().c_str());
-  r.elapsed_s = j["elapsed_s"].number_or(0);
-  r.ops = u64(j["ops"]);
-  r.bytes = u64(j["bytes"]);
-  r.misses = u64(j["misses"]);
-  r.writes = u64(j["keys_written"]);
-  r.write_bytes = u64(j["logical_bytes_written"]);
-  r.inserted = u64(j["inserted"]);
-  r.distinct_keys = u64(j["distinct_keys"]);
-  r.read_lat = latency_from(j["read_latency"]);
-  r.write_lat = latency_from(j["write_latency"]);
-  r.scan_lat = latency_from(j["scan_latency"]);
-  r.cpu_s = j["cpu_s"].number_or(0);
-  r.peak_rss_kib = static_cast<std::int64_t>(j["peak_rss_kib"].number_or(0));
-  r.io_read_bytes = u64(j["io_read_bytes"]);
-  r.io_write_bytes = u64(j["io_write_bytes"]);
-  r.disk_bytes = u64(j["disk_bytes"]);
-  r.logical_bytes = u64(j["logical_bytes"]);
-  r.open_s = j["open_s"].number_or(0);
-  r.close_s = j["close_s"].number_or(0);
-  r.writer_keys_per_s = j["writer_keys_per_s"].number_or(0);
-  const std::string drop = j["cache_drop"].str();
+  r.ok = is_true(member(j, "ok"));
+  std::snprintf(r.error, sizeof r.error, "%s", string_or_empty(member(j, "error")).c_str());
+  r.elapsed_s = number_or(member(j, "elapsed_s"), 0);
+  r.ops = u64(member(j, "ops"));
+  r.bytes = u64(member(j, "bytes"));
+  r.misses = u64(member(j, "misses"));
+  r.writes = u64(member(j, "keys_written"));
+  r.write_bytes = u64(member(j, "logical_bytes_written"));
+  r.inserted = u64(member(j, "inserted"));
+  r.distinct_keys = u64(member(j, "distinct_keys"));
+  r.read_lat = latency_from(member(j, "read_latency"));
+  r.write_lat = latency_from(member(j, "write_latency"));
+  r.scan_lat = latency_from(member(j, "scan_latency"));
+  r.cpu_s = number_or(member(j, "cpu_s"), 0);
+  r.peak_rss_kib = static_cast<std::int64_t>(number_or(member(j, "peak_rss_kib"), 0));
+  r.io_read_bytes = u64(member(j, "io_read_bytes"));
+  r.io_write_bytes = u64(member(j, "io_write_bytes"));
+  r.disk_bytes = u64(member(j, "disk_bytes"));
+  r.logical_bytes = u64(member(j, "logical_bytes"));
+  r.open_s = number_or(member(j, "open_s"), 0);
+  r.close_s = number_or(member(j, "close_s"), 0);
+  r.writer_keys_per_s = number_or(member(j, "writer_keys_per_s"), 0);
+  const std::string drop = string_or_empty(member(j, "cache_drop"));
   r.cache_drop_applied = drop == "fadvise" ? static_cast<int>(cache_drop::fadvise)
                          : drop == "vm"    ? static_cast<int>(cache_drop::vm)
                                            : -1;
@@ -972,51 +973,51 @@ run_record run_from(const json& j, const std::vector<workload>& workloads) {
 
 workload workload_from(const json& j) {
   workload w;
-  w.name = j["name"].str();
-  const std::string kind = j["kind"].str();
+  w.name = string_or_empty(member(j, "name"));
+  const std::string kind = string_or_empty(member(j, "kind"));
   for (int k = 0; k <= static_cast<int>(workload_kind::ycsb); ++k) {
     if (kind == to_string(static_cast<workload_kind>(k))) {
       w.kind = static_cast<workload_kind>(k);
     }
   }
-  w.space = j["key_space"].str() == "ycsb" ? key_space::ycsb : key_space::db;
-  w.key_size = static_cast<std::size_t>(j["key_size"].number_or(16));
-  w.value_size = static_cast<std::size_t>(j["value_size"].number_or(0));
-  w.batch_size = static_cast<std::size_t>(j["batch_size"].number_or(1));
-  w.clients = static_cast<std::size_t>(j["clients"].number_or(1));
-  w.dataset_keys = u64(j["dataset_keys"]);
-  w.duration_s = j["duration_s"].number_or(0);
-  w.warmup_s = j["warmup_s"].number_or(0);
-  w.scan_length = static_cast<std::size_t>(j["scan_length"].number_or(100));
-  const json& m = j["mix"];
-  w.mix.read = m["read"].number_or(0);
-  w.mix.update = m["update"].number_or(0);
-  w.mix.insert = m["insert"].number_or(0);
-  w.mix.scan = m["scan"].number_or(0);
-  w.mix.rmw = m["read_modify_write"].number_or(0);
-  w.mix.latest = m["distribution"].str() == "latest";
-  w.summary = j["summary"].str();
+  w.space = string_or_empty(member(j, "key_space")) == "ycsb" ? key_space::ycsb : key_space::db;
+  w.key_size = static_cast<std::size_t>(number_or(member(j, "key_size"), 16));
+  w.value_size = static_cast<std::size_t>(number_or(member(j, "value_size"), 0));
+  w.batch_size = static_cast<std::size_t>(number_or(member(j, "batch_size"), 1));
+  w.clients = static_cast<std::size_t>(number_or(member(j, "clients"), 1));
+  w.dataset_keys = u64(member(j, "dataset_keys"));
+  w.duration_s = number_or(member(j, "duration_s"), 0);
+  w.warmup_s = number_or(member(j, "warmup_s"), 0);
+  w.scan_length = static_cast<std::size_t>(number_or(member(j, "scan_length"), 100));
+  const json& m = member(j, "mix");
+  w.mix.read = number_or(member(m, "read"), 0);
+  w.mix.update = number_or(member(m, "update"), 0);
+  w.mix.insert = number_or(member(m, "insert"), 0);
+  w.mix.scan = number_or(member(m, "scan"), 0);
+  w.mix.rmw = number_or(member(m, "read_modify_write"), 0);
+  w.mix.latest = string_or_empty(member(m, "distribution")) == "latest";
+  w.summary = string_or_empty(member(j, "summary"));
   return w;
 }
 
 device_run device_from(const json& j) {
   device_run d;
-  d.available = is_true(j["available"]);
-  d.fio_version = j["fio_version"].str();
-  d.note = j["note"].str();
-  for (const json& r : j["jobs"].items()) {
+  d.available = is_true(member(j, "available"));
+  d.fio_version = string_or_empty(member(j, "fio_version"));
+  d.note = string_or_empty(member(j, "note"));
+  for (const json& r : array_or_empty(member(j, "jobs"))) {
     fio_result f;
-    f.job.name = r["name"].str();
-    f.job.description = r["description"].str();
-    f.ok = is_true(r["ok"]);
-    f.error = r["error"].str();
-    f.iops = r["iops"].number_or(0);
-    f.bytes_per_s = r["bytes_per_s"].number_or(0);
+    f.job.name = string_or_empty(member(r, "name"));
+    f.job.description = string_or_empty(member(r, "description"));
+    f.ok = is_true(member(r, "ok"));
+    f.error = string_or_empty(member(r, "error"));
+    f.iops = number_or(member(r, "iops"), 0);
+    f.bytes_per_s = number_or(member(r, "bytes_per_s"), 0);
     f.lat.count = f.ok ? 1 : 0;  // not stored; only "measured or not" matters here
-    f.lat.p50_us = r["lat_p50_us"].number_or(0);
-    f.lat.p99_us = r["lat_p99_us"].number_or(0);
-    f.lat.p999_us = r["lat_p999_us"].number_or(0);
-    f.lat.mean_us = r["lat_mean_us"].number_or(0);
+    f.lat.p50_us = number_or(member(r, "lat_p50_us"), 0);
+    f.lat.p99_us = number_or(member(r, "lat_p99_us"), 0);
+    f.lat.p999_us = number_or(member(r, "lat_p999_us"), 0);
+    f.lat.mean_us = number_or(member(r, "lat_mean_us"), 0);
     d.results.push_back(std::move(f));
   }
   return d;
@@ -1024,29 +1025,29 @@ device_run device_from(const json& j) {
 
 void config_from(const json& c, suite_results& out) {
   suite_config& cfg = out.cfg;
-  cfg.command_line = c["command_line"].str();
-  cfg.started_at = c["started_at"].str();
-  out.total_s = c["total_s"].number_or(0);
-  cfg.scale = c["scale"].number_or(1);
-  cfg.smoke = is_true(c["smoke"]);
-  cfg.repetitions = static_cast<int>(c["repetitions"].number_or(1));
-  cfg.threads = static_cast<unsigned>(c["threads"].number_or(1));
-  cfg.partitions = static_cast<std::size_t>(c["partitions"].number_or(1));
-  cfg.cache_bytes = static_cast<std::size_t>(c["cache_bytes"].number_or(0));
-  const std::string drop = c["cache_drop"].str();
+  cfg.command_line = string_or_empty(member(c, "command_line"));
+  cfg.started_at = string_or_empty(member(c, "started_at"));
+  out.total_s = number_or(member(c, "total_s"), 0);
+  cfg.scale = number_or(member(c, "scale"), 1);
+  cfg.smoke = is_true(member(c, "smoke"));
+  cfg.repetitions = static_cast<int>(number_or(member(c, "repetitions"), 1));
+  cfg.threads = static_cast<unsigned>(number_or(member(c, "threads"), 1));
+  cfg.partitions = static_cast<std::size_t>(number_or(member(c, "partitions"), 1));
+  cfg.cache_bytes = static_cast<std::size_t>(number_or(member(c, "cache_bytes"), 0));
+  const std::string drop = string_or_empty(member(c, "cache_drop"));
   cfg.drop = drop == "vm"     ? cache_drop::vm
              : drop == "none" ? cache_drop::none
                               : cache_drop::fadvise;
-  cfg.data_dir = c["data_dir"].str();
-  cfg.fio = c["fio"].is_null() || is_true(c["fio"]);
-  cfg.device.runtime_s = c["device_runtime_s"].number_or(cfg.device.runtime_s);
-  cfg.device.ramp_s = c["device_ramp_s"].number_or(cfg.device.ramp_s);
-  if (u64(c["device_file_bytes"]) > 0) {
-    cfg.device.file_bytes = u64(c["device_file_bytes"]);
+  cfg.data_dir = string_or_empty(member(c, "data_dir"));
+  cfg.fio = member(c, "fio").is_null() || is_true(member(c, "fio"));
+  cfg.device.runtime_s = number_or(member(c, "device_runtime_s"), cfg.device.runtime_s);
+  cfg.device.ramp_s = number_or(member(c, "device_ramp_s"), cfg.device.ramp_s);
+  if (u64(member(c, "device_file_bytes")) > 0) {
+    cfg.device.file_bytes = u64(member(c, "device_file_bytes"));
   }
   cfg.engines.clear();
-  for (const json& e : c["engines"].items()) {
-    cfg.engines.push_back(e.str());
+  for (const json& e : array_or_empty(member(c, "engines"))) {
+    cfg.engines.push_back(string_or_empty(e));
   }
 }
 
@@ -1057,23 +1058,26 @@ bool read_results(const std::string& path, suite_results& out, std::string& erro
   std::stringstream text;
   text << in.rdbuf();
   json root;
-  if (!in || !json::parse(text.str(), root, error)) {
+  if (!in || !parse_json(text.str(), root, error)) {
     error = "cannot read " + path + (error.empty() ? "" : ": " + error);
     return false;
   }
-  config_from(root["config"], out);
+  config_from(member(root, "config"), out);
   if (out.cfg.engines.empty()) {
     error = path + " names no engine";
     return false;
   }
-  out.machine = root["machine"];
-  for (const auto& [name, value] : root["engine_settings"].members()) {
-    out.settings[name] = value.str();
+  out.machine = member(root, "machine");
+  const json& settings = member(root, "engine_settings");
+  if (settings.is_object()) {
+    for (auto it = settings.begin(); it != settings.end(); ++it) {
+      out.settings[it.key()] = string_or_empty(it.value());
+    }
   }
-  for (const json& d : root["device"].items()) {
+  for (const json& d : array_or_empty(member(root, "device"))) {
     out.device.push_back(device_from(d));
   }
-  for (const json& w : root["workloads"].items()) {
+  for (const json& w : array_or_empty(member(root, "workloads"))) {
     out.workloads.push_back(workload_from(w));
   }
   // The method section names one warm-up and duration: the first workload that warms up.
@@ -1084,11 +1088,11 @@ bool read_results(const std::string& path, suite_results& out, std::string& erro
       break;
     }
   }
-  for (const json& r : root["loads"].items()) {
+  for (const json& r : array_or_empty(member(root, "loads"))) {
     out.loads.push_back(run_from(r, out.workloads));
     out.loads.back().workload_index = -1;
   }
-  for (const json& r : root["runs"].items()) {
+  for (const json& r : array_or_empty(member(root, "runs"))) {
     out.runs.push_back(run_from(r, out.workloads));
   }
   return true;
@@ -1098,23 +1102,26 @@ bool write_reports(const suite_results& s, std::string& error) {
   const std::string& out = s.cfg.out_dir;
   std::filesystem::create_directories(out);
   const json machine = s.machine.is_null() ? machine_info(s.cfg.data_dir) : s.machine;
-  if (!write_file(out + "/results.json", results_json(s, machine).dump(2) + "\n")) {
+  if (!write_file(out + "/results.json", dump_json(results_json(s, machine), 2) + "\n")) {
     error = "could not write " + out + "/results.json";
     return false;
   }
   const std::string chart_note = write_charts(s);
+  const auto machine_text = [&machine](const char* key) {
+    return string_or_empty(member(machine, key));
+  };
 
   std::ostringstream md;
   md << "# eloqstore benchmark suite"
      << (s.cfg.smoke ? " (smoke run: tiny, not a measurement)" : "") << "\n\n"
      << "Started " << s.cfg.started_at << ", took " << num(s.total_s) << " s. Command: `"
      << s.cfg.command_line << "`." << (s.regenerated.empty() ? "" : " " + s.regenerated) << "\n\n"
-     << "Machine: " << machine["cpu"].str() << ", "
-     << static_cast<int>(machine["cpus_online"].number_or(0)) << " CPUs, "
-     << num(machine["memory_bytes"].number_or(0) / mib / 1024) << " GiB memory, "
-     << machine["kernel"].str() << "; data on " << machine["data_device"].str() << " ("
-     << machine["disk_model"].str() << ", " << machine["data_filesystem"].str() << " at "
-     << machine["data_mount"].str()
+     << "Machine: " << machine_text("cpu") << ", "
+     << static_cast<int>(number_or(member(machine, "cpus_online"), 0)) << " CPUs, "
+     << num(number_or(member(machine, "memory_bytes"), 0) / mib / 1024) << " GiB memory, "
+     << machine_text("kernel") << "; data on " << machine_text("data_device") << " ("
+     << machine_text("disk_model") << ", " << machine_text("data_filesystem") << " at "
+     << machine_text("data_mount")
      << "). The full description is in machine.txt when the "
         "suite runs through scripts/bench-suite.sh.\n\n";
   summary_section(md, s);

@@ -2,7 +2,7 @@
 // pages), compiled once in the library eloqstore::default_store. Programs that include this
 // header and link that library do not instantiate the engine in their own files: the header
 // declares the instantiation `extern`, so a file using the store compiles in less than half
-// the time (bench/README.md has the figures). Other traits instantiate EloqStore<Traits>
+// the time (README.md, "Using it", has the figures). Other traits instantiate EloqStore<Traits>
 // from the headers as before.
 #pragma once
 

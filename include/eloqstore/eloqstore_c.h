@@ -9,11 +9,14 @@
  *    on success it is left untouched.
  *  - Keys and values are byte strings with explicit lengths (they may hold NUL bytes).
  *    Output buffers are malloc'd by the library and freed by the caller with eloqstore_free.
- *  - A partition is a table name (NUL-terminated; letters, digits, '_' and '-') and a
- *    partition number.
+ *  - A partition is a table name (NUL-terminated; 1 to 244 bytes, no '/' and no control
+ *    characters) and a partition number.
+ *  - Lookups that find nothing return ELOQSTORE_NOT_FOUND, with a message like any failure.
  *  - Every function may be called from any thread, except that one scan iterator or one batch
  *    must not be used by two threads at once. eloqstore_close must not race other calls on
- *    the same store.
+ *    the same store, and every scan iterator of a store must be destroyed before it closes.
+ *  - No C++ exception leaves the library: a failure to allocate is ELOQSTORE_OUT_OF_MEM, a
+ *    failure of the system to create the store's threads ELOQSTORE_IO_FAIL.
  */
 #ifndef ELOQSTORE_ELOQSTORE_C_H
 #define ELOQSTORE_ELOQSTORE_C_H
@@ -89,11 +92,13 @@ ELOQSTORE_C_API eloqstore_status eloqstore_open(const eloqstore_options* opts,
 /* Stops the store (queued requests finish first) and frees the handle. NULL is a no-op. */
 ELOQSTORE_C_API void eloqstore_close(eloqstore_store* store);
 
-/* One record as reads return it. */
+/* One record as reads return it. eloqstore_get and eloqstore_floor fill it with malloc'd copies
+ * (free them with eloqstore_record_free; get leaves key NULL); eloqstore_scan_next points it
+ * into the iterator's memory (valid until the next call on the iterator; never free those). */
 typedef struct eloqstore_record {
-  char* key; /* malloc'd (floor and scans; NULL for get) */
+  char* key;
   size_t key_len;
-  char* value; /* malloc'd */
+  char* value;
   size_t value_len;
   uint64_t timestamp;
   uint64_t expire_ts; /* 0: never expires */
@@ -150,7 +155,8 @@ typedef struct eloqstore_scan eloqstore_scan;
 
 /* An iterator over the live records of [begin, end) in key order (begin_len 0: from the
  * first key; end_len 0: to the last). It reads in pages of records as it goes; each page is
- * a consistent snapshot, pages taken later see later writes. NULL only without memory. */
+ * a consistent snapshot, pages taken later see later writes. NULL without memory, or for a
+ * NULL store or table, or a NULL key with a length. */
 ELOQSTORE_C_API eloqstore_scan* eloqstore_scan_create(eloqstore_store* store, const char* table,
                                                       uint32_t partition, const char* begin,
                                                       size_t begin_len, const char* end,

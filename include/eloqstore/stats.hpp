@@ -7,6 +7,11 @@
 // snapshot as a whole is not one instant). Latencies are from submission to completion, in
 // microseconds, in power-of-two buckets.
 //
+// What is counted: the work of shard threads. Requests the store answers on the submitting
+// thread are not (refused at submission: not_running, a read-only store, an invalid table
+// name; drop_table, which runs on the calling thread as truncates that are counted), nor are
+// failures of the store's own threads (the archive cron, prewarm listing), which are logged.
+//
 // Thread safety: snapshots are plain values; to_prometheus_text is reentrant.
 #pragma once
 

@@ -332,9 +332,12 @@ class EloqStore : private detail::shard_runtime<Traits> {
       while (!cron_cv_.wait_for(lock, interval, [&] { return cron_stop_; })) {
         lock.unlock();
         if (const error e = global_archive(); e != error::ok) {
-          // (Each partition's archive request is also counted in stats() as a request.)
-          log_.background_error(log_level::warning,
-                                "archive cron: " + std::string(error_message(e)));
+          // (Each partition's archive request is counted in stats() as a request; the cron
+          // thread is no shard, so background_errors does not count this.)
+          try {
+            log_.log(log_level::warning, "archive cron failed: " + std::string(error_message(e)));
+          } catch (const std::bad_alloc&) {  // (no memory for the message: nothing to say it with)
+          }
         }
         lock.lock();
       }

@@ -152,7 +152,16 @@ int main(int argc, char** argv) {
   REQUIRE_OK(eloqstore_get(store, table, 1, nul_key, sizeof nul_key, &r, NULL));
   CHECK(r.value_len == 3 && memcmp(r.value, "nul", 3) == 0);
   eloqstore_record_free(&r);
-  CHECK(eloqstore_get(store, table, 1, "a", 1, &r, NULL) == ELOQSTORE_NOT_FOUND);
+  msg = NULL;
+  CHECK(eloqstore_get(store, table, 1, "a", 1, &r, &msg) == ELOQSTORE_NOT_FOUND);
+  CHECK(msg != NULL && strcmp(msg, "not found") == 0); /* a message like any failure */
+  eloqstore_free(msg);
+  /* NULL bytes with a length are refused, not read. */
+  CHECK(eloqstore_get(store, table, 1, NULL, 3, &r, NULL) == ELOQSTORE_INVALID_ARGS);
+  CHECK(eloqstore_truncate(store, table, 1, NULL, 3, NULL) == ELOQSTORE_INVALID_ARGS);
+  CHECK(eloqstore_delete_range(store, table, 1, "a", 1, NULL, 2, NULL) == ELOQSTORE_INVALID_ARGS);
+  CHECK(eloqstore_scan_create(store, table, 1, NULL, 1, NULL, 0) == NULL);
+  CHECK(eloqstore_batch_put(NULL, "k", 1, "v", 1, 0, 0) == ELOQSTORE_INVALID_ARGS);
 
   /* floor: the largest key <= the one asked. */
   REQUIRE_OK(eloqstore_floor(store, table, 0, "key001234z", 10, &r, NULL));

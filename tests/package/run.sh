@@ -14,10 +14,15 @@ work=$(mktemp -d "${build}/package-test.XXXXXX")
 trap 'rm -rf "${work}"' EXIT
 cxx=${CXX:-c++}
 
+# The library directory the build installs to (lib, lib64, lib/<arch>).
+libdir=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:PATH=//p' "${build}/CMakeCache.txt")
+libdir=${libdir:-lib}
+
 echo "== install to ${work}/prefix"
 cmake --install "${build}" --prefix "${work}/prefix" >/dev/null
-for f in lib/cmake/eloqstore/eloqstoreConfig.cmake lib/cmake/eloqstore/eloqstoreConfigVersion.cmake \
-         lib/pkgconfig/eloqstore.pc include/eloqstore/eloqstore.hpp share/doc/eloqstore/LICENSE; do
+for f in "${libdir}/cmake/eloqstore/eloqstoreConfig.cmake" \
+         "${libdir}/cmake/eloqstore/eloqstoreConfigVersion.cmake" "${libdir}/pkgconfig/eloqstore.pc" \
+         include/eloqstore/eloqstore.hpp share/doc/eloqstore/LICENSE; do
   test -f "${work}/prefix/${f}" || { echo "missing from the install: ${f}"; exit 1; }
 done
 find "${work}/prefix" -name 'libeloqstore_*.a' | grep -q . || { echo "no libraries installed"; exit 1; }
@@ -42,16 +47,16 @@ list(GET parts 1 PACKAGE_FIND_VERSION_MINOR)
 list(GET parts 2 PACKAGE_FIND_VERSION_PATCH)
 set(PACKAGE_FIND_VERSION_COUNT 3)
 set(CMAKE_SIZEOF_VOID_P 8)
-include("${work}/prefix/lib/cmake/eloqstore/eloqstoreConfigVersion.cmake")
+include("${work}/prefix/${libdir}/cmake/eloqstore/eloqstoreConfigVersion.cmake")
 message("\${PACKAGE_VERSION_COMPATIBLE}")
 CMAKE
-version=$(sed -n 's/^Version: //p' "${work}/prefix/lib/pkgconfig/eloqstore.pc")
+version=$(sed -n 's/^Version: //p' "${work}/prefix/${libdir}/pkgconfig/eloqstore.pc")
 [[ $(cmake -Dwant="${version}" -P "${work}/version.cmake" 2>&1) == TRUE ]]
 IFS=. read -r major minor _ <<<"${version}"
 [[ $(cmake -Dwant="${major}.$((minor + 1)).0" -P "${work}/version.cmake" 2>&1) == FALSE ]]
 
 echo "== pkg-config consumer"
-export PKG_CONFIG_PATH="${work}/prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:${PKG_CONFIG_PATH}}"
+export PKG_CONFIG_PATH="${work}/prefix/${libdir}/pkgconfig${PKG_CONFIG_PATH:+:${PKG_CONFIG_PATH}}"
 # shellcheck disable=SC2046  # word splitting of the flags is intended
 "${cxx}" -std=c++20 -O1 "${src}/test_package/consumer.cpp" -o "${work}/pc-consumer" \
   $(pkg-config --cflags --libs eloqstore-options)

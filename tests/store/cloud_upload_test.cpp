@@ -479,10 +479,11 @@ TEST_CASE("cloud uploads: failed background uploads are tried again without anot
   const table_ident t{"retry", 3};
   std::map<std::string, std::string> model;
   test::rng r(37);
-  node a = b.start(1);
-  // The failures of background uploads reach the log callback (stats.hpp).
+  // The failures of background uploads reach the log callback (stats.hpp). (Declared before
+  // the node: its store, which logs until it stops, goes first.)
   std::mutex log_mu;
   std::vector<std::string> warnings;
+  node a = b.start(1);
   a.store->set_log_callback([&](log_level level, std::string_view line) {
     std::lock_guard lock(log_mu);
     if (level == log_level::warning) {

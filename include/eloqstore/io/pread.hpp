@@ -19,7 +19,7 @@
 // Thread safety: the cache is guarded by cache_mutex_, and no I/O runs under it. Calls for
 // different partitions may run at once. open() and close() must not run concurrently with
 // other calls (the io_backend contract has open() succeed before anything else).
-// Invariants: cache_.size() <= open_files_max_; lru_ holds exactly the keys of cache_, most
+// Invariants: cache_.size() <= open_files_max_; lru_ links exactly the entries of cache_, most
 // recently used first; roots_ is empty exactly when the backend is not open.
 #pragma once
 
@@ -37,7 +37,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -46,6 +45,8 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include <boost/intrusive/list.hpp>
 
 #include <eloqstore/concepts.hpp>
 #include <eloqstore/detail/io/io_args.hpp>
@@ -353,10 +354,16 @@ class pread_io {
   }
 
  private:
+  // A cached handle, linked into lru_ where it lies in cache_ (an unordered_map's elements
+  // never move, so neither the link nor `key` goes stale).
   struct cache_entry {
     std::shared_ptr<file_handle> handle;
-    std::list<std::string>::iterator lru_position;
+    const std::string* key = nullptr;  // its key in cache_
+    boost::intrusive::list_member_hook<> lru_hook;
   };
+  using lru_list = boost::intrusive::list<
+      cache_entry, boost::intrusive::member_hook<cache_entry, boost::intrusive::list_member_hook<>,
+                                                 &cache_entry::lru_hook>>;
 
   template <typename F>
   static auto retry(F&& f) -> decltype(f()) {
@@ -395,7 +402,7 @@ class pread_io {
       const std::lock_guard lock(cache_mutex_);
       const auto it = cache_.find(path);
       if (it != cache_.end()) {
-        lru_.splice(lru_.begin(), lru_, it->second.lru_position);
+        lru_.splice(lru_.begin(), lru_, lru_.iterator_to(it->second));
         out = it->second.handle;
         return error::ok;
       }
@@ -423,26 +430,29 @@ class pread_io {
       return;  // the caller keeps its own handle; it closes when dropped
     }
     while (cache_.size() >= open_files_max_) {
-      cache_.erase(lru_.back());
+      const std::string* victim = lru_.back().key;
       lru_.pop_back();
+      cache_.erase(*victim);
     }
-    lru_.push_front(path);
-    cache_.emplace(std::move(path), cache_entry{handle, lru_.begin()});
+    const auto it = cache_.try_emplace(std::move(path)).first;
+    it->second.handle = handle;
+    it->second.key = &it->first;
+    lru_.push_front(it->second);
   }
 
   void drop_cached(const std::string& path) {
     const std::lock_guard lock(cache_mutex_);
     const auto it = cache_.find(path);
     if (it != cache_.end()) {
-      lru_.erase(it->second.lru_position);
+      lru_.erase(lru_.iterator_to(it->second));
       cache_.erase(it);
     }
   }
 
   void drop_all_cached() {
     const std::lock_guard lock(cache_mutex_);
+    lru_.clear();  // (unlinks every entry before cache_ destroys them)
     cache_.clear();
-    lru_.clear();
   }
 
   // ---- system calls ------------------------------------------------------------------------
@@ -633,7 +643,8 @@ class pread_io {
 
   std::mutex cache_mutex_;  // guards cache_ and lru_
   std::unordered_map<std::string, cache_entry> cache_;
-  std::list<std::string> lru_;  // keys of cache_, most recently used first
+  lru_list lru_;  // the entries of cache_, most recently used first (declared after cache_:
+                  // destroyed first, unlinking what cache_ then destroys)
 };
 
 static_assert(io_backend<pread_io>);

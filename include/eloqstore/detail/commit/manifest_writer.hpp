@@ -83,6 +83,7 @@ class manifest_writer {
         e != error::ok) {
       return e;
     }
+    count_snapshot();
     p_.has_manifest = true;
     p_.manifest_bytes = bytes.size();
     p_.manifest_file_bytes = bytes.size();
@@ -100,13 +101,12 @@ class manifest_writer {
     manifest_builder snap;
     const std::string_view bytes =
         snap.snapshot(root, ttl_root, values, p_.fps.max_fp(), dictionary, terms);
-    metric_add(counter::manifest_snapshots);
-    metric_add(counter::manifest_syncs);  // (write_file_atomic syncs the file)
     if (const error e = io_.write_file_atomic(p_.id, manifest_file_name(term_), bytes);
         e != error::ok) {
       unknown_ = true;  // the rename may have happened before the failure
       return e;
     }
+    count_snapshot();
     new_bytes_ = bytes.size();
     new_file_bytes_ = bytes.size();
     return error::ok;
@@ -158,6 +158,13 @@ class manifest_writer {
   }
 
  private:
+  // A manifest written whole (write_file_atomic: the file synced, renamed, the directory
+  // synced): one snapshot and two syncs in the statistics.
+  static void count_snapshot() noexcept {
+    metric_add(counter::manifest_snapshots);
+    metric_add(counter::manifest_syncs, 2);
+  }
+
   // Most bytes an append past the manifest file's end writes ahead.
   static constexpr std::uint64_t write_ahead = 256 << 10;
 

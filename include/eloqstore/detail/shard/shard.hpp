@@ -153,13 +153,19 @@ class shard_context {
 
   // Reports a failure of background work on partition t (`what` failed with e) through the
   // log callback, and counts it (counter::background_errors) on the calling shard.
-  void report(log_level level, const table_ident& t, std::string_view what, error e) const {
+  // Never throws: without the memory for the message, the failure is counted and not logged.
+  void report(log_level level, const table_ident& t, std::string_view what,
+              error e) const noexcept {
     if (e == error::ok) {
       return;
     }
-    std::string line = t.to_string();
-    line.append(": ").append(what).append(": ").append(error_message(e));
-    log_.background_error(level, line);
+    try {
+      std::string line = t.to_string();
+      line.append(": ").append(what).append(": ").append(error_message(e));
+      log_.background_error(level, line);
+    } catch (const std::bad_alloc&) {
+      metric_add(counter::background_errors);
+    }
   }
 
   // Running out of memory fails the request that ran out (error::out_of_mem), not the

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -78,7 +79,11 @@ class shard_metrics {
       for (std::size_t i = 0; i < histogram::bucket_count; ++i) {
         h.buckets[i] = buckets[i].load(std::memory_order_relaxed);
       }
-      h.count = count.load(std::memory_order_relaxed);
+      // (The count is the buckets' sum, not `count`: a snapshot taken between a bucket's bump
+      // and count's must still have its +Inf bucket equal to the sum of the others.)
+      for (const std::uint64_t b : h.buckets) {
+        h.count += b;
+      }
       h.sum = sum.load(std::memory_order_relaxed);
       h.max = max.load(std::memory_order_relaxed);
       return h;
@@ -156,37 +161,49 @@ inline void complete_request(request& req, error e) {
 }
 
 // The store's logger: the user's callback and the least level it receives. Without a
-// callback, warnings and errors go to stderr. Messages of background work also count as
-// background_errors when at level error or warning.
+// callback, warnings and errors go to stderr. The callback runs outside the logger's lock (a
+// slow one delays only the thread that logs), on a copy that a concurrent set() cannot free.
+// Logging never throws: a message that cannot be built or a callback that throws is dropped.
 class logger {
  public:
   void set(log_level least, log_callback cb) {
+    auto shared = cb ? std::make_shared<const log_callback>(std::move(cb)) : nullptr;
     std::lock_guard lock(mu_);
     least_ = least;
-    cb_ = std::move(cb);
+    cb_ = std::move(shared);
   }
-  void log(log_level level, std::string_view message) const {
-    std::lock_guard lock(mu_);
-    if (level < least_) {
-      return;
+  void log(log_level level, std::string_view message) const noexcept {
+    std::shared_ptr<const log_callback> cb;
+    {
+      std::lock_guard lock(mu_);
+      if (level < least_) {
+        return;
+      }
+      cb = cb_;
     }
-    if (cb_) {
-      cb_(level, message);
-    } else {
+    if (!cb) {
       std::fprintf(stderr, "eloqstore %.*s: %.*s\n", static_cast<int>(log_level_name(level).size()),
                    log_level_name(level).data(), static_cast<int>(message.size()), message.data());
+      return;
+    }
+    try {
+      (*cb)(level, message);
+    } catch (...) {  // (the callback's contract forbids throwing; a shard must not die of it)
     }
   }
-  // A background task's failure: counted on the calling shard (if any) and logged.
-  void background_error(log_level level, std::string_view message) const {
-    metric_add(counter::background_errors);
+  // A failure of background work: counted (counter::background_errors) on the calling shard
+  // thread, if it is one, when at level warning or above, and logged.
+  void background_error(log_level level, std::string_view message) const noexcept {
+    if (level >= log_level::warning) {
+      metric_add(counter::background_errors);
+    }
     log(level, message);
   }
 
  private:
   mutable std::mutex mu_;
   log_level least_ = log_level::warning;
-  log_callback cb_;
+  std::shared_ptr<const log_callback> cb_;
 };
 
 }  // namespace eloqstore::detail
