@@ -29,15 +29,17 @@ ctest --test-dir "${build_dir}" --output-on-failure -j "${jobs}" -LE concurrency
 
 if [[ "${1:-}" != "--quick" ]]; then
   echo "== ASan + UBSan build of the tests (${san_dir})"
+  # (The tool is left to the default build: its code is the C++ API's, which the engine
+  # tests run here.)
   cmake -S . -B "${san_dir}" -DCMAKE_BUILD_TYPE=Debug -DELOQSTORE_SANITIZE=ON \
-    -DELOQSTORE_BUILD_BENCH=OFF -DELOQSTORE_BUILD_EXAMPLES=OFF >/dev/null
+    -DELOQSTORE_BUILD_BENCH=OFF -DELOQSTORE_BUILD_EXAMPLES=OFF -DELOQSTORE_BUILD_TOOLS=OFF >/dev/null
   cmake --build "${san_dir}" -j "${jobs}"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir "${san_dir}" --output-on-failure -j "${jobs}" -LE concurrency
 
   echo "== ThreadSanitizer build of the concurrency tests (${tsan_dir})"
   cmake -S . -B "${tsan_dir}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DELOQSTORE_SANITIZE_THREAD=ON \
-    -DELOQSTORE_BUILD_BENCH=OFF -DELOQSTORE_BUILD_EXAMPLES=OFF >/dev/null
+    -DELOQSTORE_BUILD_BENCH=OFF -DELOQSTORE_BUILD_EXAMPLES=OFF -DELOQSTORE_BUILD_TOOLS=OFF >/dev/null
   cmake --build "${tsan_dir}" -j "${jobs}" --target engine_tests crash_tests
   TSAN_OPTIONS=halt_on_error=1 ctest --test-dir "${tsan_dir}" --output-on-failure -L concurrency
 fi
