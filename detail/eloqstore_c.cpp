@@ -174,6 +174,21 @@ eloqstore_status next_page(eloqstore_scan& s) {
   return ELOQSTORE_OK;
 }
 
+// Appends one change to a batch (value empty for a delete).
+eloqstore_status add_to_batch(eloqstore_batch* batch, const char* key, size_t key_len,
+                              const char* value, size_t value_len, es::write_entry entry) {
+  if (batch == nullptr || (key == nullptr && key_len != 0) ||
+      (value == nullptr && value_len != 0)) {
+    return ELOQSTORE_INVALID_ARGS;
+  }
+  return guarded(nullptr, [&]() -> eloqstore_status {
+    entry.key = std::string(bytes(key, key_len));
+    entry.value = std::string(bytes(value, value_len));
+    batch->entries.push_back(std::move(entry));
+    return ELOQSTORE_OK;
+  });
+}
+
 }  // namespace
 
 extern "C" {
@@ -297,28 +312,14 @@ void eloqstore_batch_clear(eloqstore_batch* batch) {
 eloqstore_status eloqstore_batch_put(eloqstore_batch* batch, const char* key, size_t key_len,
                                      const char* value, size_t value_len, uint64_t timestamp,
                                      uint64_t expire_ts) {
-  if (batch == nullptr || (key == nullptr && key_len != 0) ||
-      (value == nullptr && value_len != 0)) {
-    return ELOQSTORE_INVALID_ARGS;
-  }
-  return guarded(nullptr, [&]() -> eloqstore_status {
-    batch->entries.push_back(es::write_entry{std::string(bytes(key, key_len)),
-                                             std::string(bytes(value, value_len)), timestamp,
-                                             es::write_op::upsert, expire_ts});
-    return ELOQSTORE_OK;
-  });
+  return add_to_batch(batch, key, key_len, value, value_len,
+                      es::write_entry{{}, {}, timestamp, es::write_op::upsert, expire_ts});
 }
 
 eloqstore_status eloqstore_batch_delete(eloqstore_batch* batch, const char* key, size_t key_len,
                                         uint64_t timestamp) {
-  if (batch == nullptr || (key == nullptr && key_len != 0)) {
-    return ELOQSTORE_INVALID_ARGS;
-  }
-  return guarded(nullptr, [&]() -> eloqstore_status {
-    batch->entries.push_back(
-        es::write_entry{std::string(bytes(key, key_len)), {}, timestamp, es::write_op::erase, 0});
-    return ELOQSTORE_OK;
-  });
+  return add_to_batch(batch, key, key_len, nullptr, 0,
+                      es::write_entry{{}, {}, timestamp, es::write_op::erase, 0});
 }
 
 eloqstore_status eloqstore_write(eloqstore_store* store, const char* table, uint32_t partition,
