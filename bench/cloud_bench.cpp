@@ -37,6 +37,7 @@
 #include <CLI/CLI.hpp>
 
 #include <eloqstore/cloud.hpp>
+#include <eloqstore/default_store.hpp>  // (EloqStore<default_traits> compiled once)
 #include <eloqstore/eloqstore.hpp>
 
 namespace {

@@ -44,6 +44,7 @@
 
 #include <range/v3/algorithm/for_each.hpp>
 
+#include <eloqstore/default_store.hpp>  // (EloqStore<default_traits> compiled once)
 #include <eloqstore/detail/mapping/page_mapping.hpp>
 #include <eloqstore/eloqstore.hpp>
 

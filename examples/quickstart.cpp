@@ -16,7 +16,7 @@
 #include <CLI/CLI.hpp>
 #include <range/v3/algorithm/for_each.hpp>
 
-#include <eloqstore/eloqstore.hpp>
+#include <eloqstore/default_store.hpp>  // (EloqStore<default_traits> compiled in the library)
 
 namespace {
 

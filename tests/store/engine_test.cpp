@@ -216,7 +216,7 @@ TEST_CASE_TEMPLATE("engine: random batches agree with a std::map model", Fixture
     const table_ident t{"model", static_cast<std::uint32_t>(seed)};
     model m;
     std::uint64_t ts = 1;
-    for (int round = 0; round < 60; ++round) {
+    for (int round = 0; round < test::rounds(60); ++round) {
       CAPTURE(round);
       now += r.uniform(0, 50);
       const auto action = r.uniform(0, 99);

@@ -39,6 +39,17 @@ inline std::string fresh_temp_dir(const char* tag) {
 
 // Bytes of stack per fiber task in the tests: ELOQSTORE_TEST_STACK_BYTES when set (a ctest
 // entry runs the engine suites at the smallest size the options accept), else 1 MiB.
+// Debug and sanitizer builds run about ten times slower: the long randomized cases run fewer
+// rounds there (the default build runs them all).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || !defined(NDEBUG)
+inline constexpr bool slow_build = true;
+#else
+inline constexpr bool slow_build = false;
+#endif
+inline constexpr int rounds(int n) {
+  return slow_build ? (n + 1) / 2 : n;
+}
+
 inline std::uint32_t test_stack_bytes() {
   const char* env = std::getenv("ELOQSTORE_TEST_STACK_BYTES");
   return env != nullptr ? static_cast<std::uint32_t>(std::strtoul(env, nullptr, 10)) : 1024 * 1024;
