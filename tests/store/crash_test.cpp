@@ -41,11 +41,7 @@ using namespace eloqstore;
 namespace {
 
 // Debug and sanitizer builds are an order of magnitude slower: fewer iterations there.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || !defined(NDEBUG)
-constexpr bool slow_build = true;
-#else
-constexpr bool slow_build = false;
-#endif
+using test::slow_build;
 // (The simulation below draws crashes and faults together over thousands of seeds: the
 // crash and fault cases run fewer of their own.)
 constexpr std::uint64_t crash_seeds = slow_build ? 100 : 400;
@@ -673,24 +669,13 @@ bool reads_agree(Store& s, std::uint32_t part, const kv_model& want, test::rng& 
                  std::string& why) {
   const table_ident t = part_ident(part);
   kv_model got;
-  auto range = s.scan(t, {}, {}, 1 + r.uniform(0, 60));
-  bool ordered = true;
-  ranges::for_each(range, [&](const kv_entry& e) {
-    if (!got.empty() && !(got.rbegin()->first < e.key)) {
-      ordered = false;
-    }
-    got.emplace(e.key, e.value);
-  });
-  if (!ordered) {
-    why = "scan out of order";
-    return false;
-  }
-  if (range.status() == error::ok && got != want) {
+  const error scanned = read_all(s, t, got, 1 + r.uniform(0, 60));  // (checks the key order)
+  if (scanned == error::ok && got != want) {
     why = "scan: " + diff(got, want);
     return false;
   }
-  if (range.status() != error::ok && range.status() != error::io_fail) {
-    why = "scan: " + std::string(error_message(range.status()));
+  if (scanned != error::ok && scanned != error::io_fail) {
+    why = "scan: " + std::string(error_message(scanned));
     return false;
   }
   for (int q = 0; q < 4; ++q) {
