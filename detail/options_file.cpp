@@ -25,6 +25,7 @@
 #include <string_view>
 #include <system_error>
 #include <type_traits>
+#include <vector>
 
 namespace eloqstore {
 namespace {
@@ -228,56 +229,125 @@ std::string apply_data_file_size(load_state& s, std::string_view v) {
   return why;
 }
 
+// ---- value printers: the text each apply_* reads back to the same value -------------------
+
+using print_fn = std::string (*)(const options&);
+
+template <auto Member>
+std::string print_number(const options& o) {
+  return std::to_string(std::uint64_t{o.*Member});
+}
+
+template <auto Member>
+std::string print_bool(const options& o) {
+  return o.*Member ? "true" : "false";
+}
+
+template <auto Member>
+std::string print_string(const options& o) {
+  return o.*Member;
+}
+
+std::string print_store_path(const options& o) {
+  std::string out;
+  for (const std::string& p : o.store_path) {
+    out.append(out.empty() ? "" : ":").append(p);
+  }
+  return out;
+}
+
+std::string print_data_file_size(const options& o) {
+  return std::to_string(o.data_file_size());
+}
+
 struct key_spec {
   std::string_view name;
   section where;
   apply_fn apply;
+  print_fn print;
 };
 
 constexpr section run = section::run;
 constexpr section permanent = section::permanent;
 
 constexpr std::array key_specs{
-    key_spec{"num_threads", run, apply_uint<&options::num_threads>},
-    key_spec{"data_page_restart_interval", run, apply_uint<&options::data_page_restart_interval>},
-    key_spec{"index_page_restart_interval", run, apply_uint<&options::index_page_restart_interval>},
-    key_spec{"init_page_count", run, apply_uint<&options::init_page_count>},
-    key_spec{"skip_verify_checksum", run, apply_bool<&options::skip_verify_checksum>},
-    key_spec{"buffer_pool_size", run, apply_size<&options::buffer_pool_size>},
-    key_spec{"root_meta_cache_size", run, apply_size<&options::root_meta_cache_size>},
-    key_spec{"manifest_limit", run, apply_uint<&options::manifest_limit>},
-    key_spec{"fd_limit", run, apply_uint<&options::fd_limit>},
-    key_spec{"io_queue_size", run, apply_uint<&options::io_queue_size>},
-    key_spec{"max_inflight_write", run, apply_uint<&options::max_inflight_write>},
-    key_spec{"max_write_batch_pages", run, apply_uint<&options::max_write_batch_pages>},
-    key_spec{"buf_ring_size", run, apply_uint<&options::buf_ring_size>},
-    key_spec{"coroutine_stack_size", run, apply_uint<&options::coroutine_stack_size>},
-    key_spec{"num_retained_archives", run, apply_uint<&options::num_retained_archives>},
-    key_spec{"archive_interval_secs", run, apply_uint<&options::archive_interval_secs>},
-    key_spec{"max_archive_tasks", run, apply_uint<&options::max_archive_tasks>},
-    key_spec{"file_amplify_factor", run, apply_uint<&options::file_amplify_factor>},
-    key_spec{"local_space_limit", run, apply_uint<&options::local_space_limit>},
-    key_spec{"reserve_space_ratio", run, apply_uint<&options::reserve_space_ratio>},
-    key_spec{"max_upload_batch", run, apply_uint<&options::max_upload_batch>},
-    key_spec{"max_cloud_concurrency", run, apply_uint<&options::max_cloud_concurrency>},
-    key_spec{"cloud_request_threads", run, apply_uint<&options::cloud_request_threads>},
-    key_spec{"direct_io_buffer_pool_size", run, apply_uint<&options::direct_io_buffer_pool_size>},
-    key_spec{"allow_reuse_local_caches", run, apply_bool<&options::allow_reuse_local_caches>},
-    key_spec{"cloud_provider", run, apply_string<&options::cloud_provider>},
-    key_spec{"cloud_endpoint", run, apply_string<&options::cloud_endpoint>},
-    key_spec{"cloud_region", run, apply_string<&options::cloud_region>},
-    key_spec{"cloud_access_key", run, apply_string<&options::cloud_access_key>},
-    key_spec{"cloud_secret_key", run, apply_string<&options::cloud_secret_key>},
-    key_spec{"cloud_verify_ssl", run, apply_bool<&options::cloud_verify_ssl>},
-    key_spec{"prewarm_cloud_cache", run, apply_bool<&options::prewarm_cloud_cache>},
-    key_spec{"prewarm_task_count", run, apply_uint<&options::prewarm_task_count>},
-    key_spec{"mapping_arena_size", run, apply_uint<&options::mapping_arena_size>},
-    key_spec{"store_path", permanent, apply_store_path},
-    key_spec{"cloud_store_path", permanent, apply_string<&options::cloud_store_path>},
-    key_spec{"data_page_size", permanent, apply_size<&options::data_page_size>},
-    key_spec{"data_file_size", permanent, apply_data_file_size},
-    key_spec{"overflow_pointers", permanent, apply_uint<&options::overflow_pointers>},
-    key_spec{"data_append_mode", permanent, apply_bool<&options::data_append_mode>},
+    key_spec{"num_threads", run, apply_uint<&options::num_threads>,
+             print_number<&options::num_threads>},
+    key_spec{"data_page_restart_interval", run, apply_uint<&options::data_page_restart_interval>,
+             print_number<&options::data_page_restart_interval>},
+    key_spec{"index_page_restart_interval", run, apply_uint<&options::index_page_restart_interval>,
+             print_number<&options::index_page_restart_interval>},
+    key_spec{"init_page_count", run, apply_uint<&options::init_page_count>,
+             print_number<&options::init_page_count>},
+    key_spec{"skip_verify_checksum", run, apply_bool<&options::skip_verify_checksum>,
+             print_bool<&options::skip_verify_checksum>},
+    key_spec{"buffer_pool_size", run, apply_size<&options::buffer_pool_size>,
+             print_number<&options::buffer_pool_size>},
+    key_spec{"root_meta_cache_size", run, apply_size<&options::root_meta_cache_size>,
+             print_number<&options::root_meta_cache_size>},
+    key_spec{"manifest_limit", run, apply_uint<&options::manifest_limit>,
+             print_number<&options::manifest_limit>},
+    key_spec{"fd_limit", run, apply_uint<&options::fd_limit>, print_number<&options::fd_limit>},
+    key_spec{"io_queue_size", run, apply_uint<&options::io_queue_size>,
+             print_number<&options::io_queue_size>},
+    key_spec{"max_inflight_write", run, apply_uint<&options::max_inflight_write>,
+             print_number<&options::max_inflight_write>},
+    key_spec{"max_write_batch_pages", run, apply_uint<&options::max_write_batch_pages>,
+             print_number<&options::max_write_batch_pages>},
+    key_spec{"buf_ring_size", run, apply_uint<&options::buf_ring_size>,
+             print_number<&options::buf_ring_size>},
+    key_spec{"coroutine_stack_size", run, apply_uint<&options::coroutine_stack_size>,
+             print_number<&options::coroutine_stack_size>},
+    key_spec{"num_retained_archives", run, apply_uint<&options::num_retained_archives>,
+             print_number<&options::num_retained_archives>},
+    key_spec{"archive_interval_secs", run, apply_uint<&options::archive_interval_secs>,
+             print_number<&options::archive_interval_secs>},
+    key_spec{"max_archive_tasks", run, apply_uint<&options::max_archive_tasks>,
+             print_number<&options::max_archive_tasks>},
+    key_spec{"file_amplify_factor", run, apply_uint<&options::file_amplify_factor>,
+             print_number<&options::file_amplify_factor>},
+    key_spec{"local_space_limit", run, apply_uint<&options::local_space_limit>,
+             print_number<&options::local_space_limit>},
+    key_spec{"reserve_space_ratio", run, apply_uint<&options::reserve_space_ratio>,
+             print_number<&options::reserve_space_ratio>},
+    key_spec{"max_upload_batch", run, apply_uint<&options::max_upload_batch>,
+             print_number<&options::max_upload_batch>},
+    key_spec{"max_cloud_concurrency", run, apply_uint<&options::max_cloud_concurrency>,
+             print_number<&options::max_cloud_concurrency>},
+    key_spec{"cloud_request_threads", run, apply_uint<&options::cloud_request_threads>,
+             print_number<&options::cloud_request_threads>},
+    key_spec{"direct_io_buffer_pool_size", run, apply_uint<&options::direct_io_buffer_pool_size>,
+             print_number<&options::direct_io_buffer_pool_size>},
+    key_spec{"allow_reuse_local_caches", run, apply_bool<&options::allow_reuse_local_caches>,
+             print_bool<&options::allow_reuse_local_caches>},
+    key_spec{"cloud_provider", run, apply_string<&options::cloud_provider>,
+             print_string<&options::cloud_provider>},
+    key_spec{"cloud_endpoint", run, apply_string<&options::cloud_endpoint>,
+             print_string<&options::cloud_endpoint>},
+    key_spec{"cloud_region", run, apply_string<&options::cloud_region>,
+             print_string<&options::cloud_region>},
+    key_spec{"cloud_access_key", run, apply_string<&options::cloud_access_key>,
+             print_string<&options::cloud_access_key>},
+    key_spec{"cloud_secret_key", run, apply_string<&options::cloud_secret_key>,
+             print_string<&options::cloud_secret_key>},
+    key_spec{"cloud_verify_ssl", run, apply_bool<&options::cloud_verify_ssl>,
+             print_bool<&options::cloud_verify_ssl>},
+    key_spec{"prewarm_cloud_cache", run, apply_bool<&options::prewarm_cloud_cache>,
+             print_bool<&options::prewarm_cloud_cache>},
+    key_spec{"prewarm_task_count", run, apply_uint<&options::prewarm_task_count>,
+             print_number<&options::prewarm_task_count>},
+    key_spec{"mapping_arena_size", run, apply_uint<&options::mapping_arena_size>,
+             print_number<&options::mapping_arena_size>},
+    key_spec{"store_path", permanent, apply_store_path, print_store_path},
+    key_spec{"cloud_store_path", permanent, apply_string<&options::cloud_store_path>,
+             print_string<&options::cloud_store_path>},
+    key_spec{"data_page_size", permanent, apply_size<&options::data_page_size>,
+             print_number<&options::data_page_size>},
+    key_spec{"data_file_size", permanent, apply_data_file_size, print_data_file_size},
+    key_spec{"overflow_pointers", permanent, apply_uint<&options::overflow_pointers>,
+             print_number<&options::overflow_pointers>},
+    key_spec{"data_append_mode", permanent, apply_bool<&options::data_append_mode>,
+             print_bool<&options::data_append_mode>},
 };
 static_assert(key_specs.size() <= std::tuple_size_v<decltype(load_state::key_line)>,
               "load_state::key_line needs one slot per key");
@@ -544,6 +614,66 @@ validation_result set_option(std::string_view key, std::string_view value, optio
     return r;
   }
   out = std::move(s.opts);
+  return r;
+}
+
+namespace {
+
+// One "key = value" line per option of the section, in key_specs order.
+[[nodiscard]] std::vector<std::string> option_lines(const options& o, section where) {
+  std::vector<std::string> lines;
+  for (const key_spec& k : key_specs) {
+    if (k.where == where) {
+      lines.push_back(std::string(k.name) + " = " + k.print(o));
+    }
+  }
+  return lines;
+}
+
+[[nodiscard]] std::string option_text(const options& o) {
+  std::string text;
+  for (const section where : {section::run, section::permanent}) {
+    text.append("[").append(section_name(where)).append("]\n");
+    for (const std::string& line : option_lines(o, where)) {
+      text.append(line).append("\n");
+    }
+  }
+  return text;
+}
+
+}  // namespace
+
+validation_result save_options_string(const options& o, std::string& out) {
+  const std::string text = option_text(o);
+  options back;
+  validation_result r = load_options_string(text, back);
+  if (!r.ok()) {
+    // Name the key of the line the loader refused ("line N: ..."); validate()'s messages
+    // name their option already.
+    std::string key;
+    if (int n = 0; std::sscanf(r.message.c_str(), "line %d:", &n) == 1 && n > 0) {
+      std::string_view rest = text;
+      for (int i = 1; i < n && !rest.empty(); ++i) {
+        rest.remove_prefix(std::min(rest.find('\n') + 1, rest.size()));
+      }
+      key = " (key " + quoted(rest.substr(0, rest.find(" = "))) + ")";
+    }
+    r.message = "the options do not make a valid option file: " + r.message + key;
+    return r;
+  }
+  // A value reads back differently when the INI syntax claims part of it (leading or
+  // trailing blanks, " ;" or " #", a store path holding ':' or ' ').
+  const std::string again = option_text(back);
+  if (again != text) {
+    std::size_t at = 0;
+    while (at < std::min(text.size(), again.size()) && text[at] == again[at]) {
+      ++at;
+    }
+    const std::size_t begin = text.rfind('\n', at) + 1;  // (npos + 1 == 0)
+    const std::string line = text.substr(begin, text.find('\n', at) - begin);
+    return {error::invalid_args, "an option file cannot hold this value as it is: " + quoted(line)};
+  }
+  out = text;
   return r;
 }
 

@@ -10,6 +10,8 @@ packages=(
   build-essential cmake pkg-config
   liburing-dev libboost-dev libboost-context-dev librange-v3-dev doctest-dev
   libxxhash-dev libzstd-dev libcurl4-openssl-dev libinih-dev libcli11-dev
+  # The fuzz build (scripts/test.sh, tests/fuzz): clang with libFuzzer and its sanitizers.
+  clang libclang-rt-14-dev
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(librocksdb-dev liblmdb-dev libbenchmark-dev nlohmann-json3-dev fio gnuplot-nox)

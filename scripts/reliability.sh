@@ -2,18 +2,22 @@
 # The long forms of the reliability harnesses (issue 21), with a report: the blackbox crash
 # loop (tests/stress/crash_loop.cpp), the corruption campaign (tests/stress/corruption.cpp)
 # the crash loop on nearly full and read-only file systems (tests/stress/disk_modes.sh, root
-# only) and the deterministic simulation (crash_tests, case "simulation"). CI runs short forms of each through ctest (label crash); this runs them for as
-# long as asked and writes docs/reliability-report.md (the README links it) and the raw
-# reports beside it.
+# only), the deterministic simulation (crash_tests, case "simulation") and the libFuzzer
+# targets (tests/fuzz, built with clang). CI runs short forms of each through ctest (labels
+# crash and fuzz); this runs them for as long as asked and writes docs/reliability-report.md
+# (the README links it) and the raw reports beside it. A part given 0 is skipped, and the
+# report shows its raw report from the last run that made one.
 #
 # Usage: scripts/reliability.sh [--cycles N] [--trials N] [--disk-cycles N] [--seeds N]
-#                               [--out DIR]
+#                               [--fuzz-seconds N] [--out DIR]
 #   --cycles N       crash-loop kill cycles (default 2000, about an hour here)
 #   --trials N       corruption trials (default 2000)
 #   --disk-cycles N  crash-loop cycles per file system in disk_modes.sh (default 100)
 #   --seeds N        simulation seeds (default 100000, about 20 CPU-minutes)
+#   --fuzz-seconds N seconds of fuzzing per target, two targets at a time (default 900)
 #   --out DIR        where the reports go (default docs/reliability)
-# Environment: BUILD_DIR (default build), JOBS (default 2), SEED (default: random, printed).
+# Environment: BUILD_DIR (default build), FUZZ_BUILD_DIR (default build-fuzz), JOBS
+#   (default 2), SEED (default: random, printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +27,9 @@ cycles=2000
 trials=2000
 disk_cycles=100
 seeds=100000
+fuzz_seconds=900
+fuzz_dir=${FUZZ_BUILD_DIR:-build-fuzz}
+fuzz_targets=(page manifest options requests)
 out=docs/reliability
 while (($# > 0)); do
   case "$1" in
@@ -30,8 +37,9 @@ while (($# > 0)); do
     --trials) trials=$2; shift 2 ;;
     --disk-cycles) disk_cycles=$2; shift 2 ;;
     --seeds) seeds=$2; shift 2 ;;
+    --fuzz-seconds) fuzz_seconds=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "reliability.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -41,31 +49,71 @@ bash scripts/install-deps.sh
 cmake -S . -B "${build_dir}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "${build_dir}" -j "${jobs}" --target crash_loop corruption crash_tests
 mkdir -p "${out}"
-rm -f "${out}"/crash_loop.txt "${out}"/corruption.txt "${out}"/disk_modes_*.txt "${out}"/disk_modes.log \
-  "${out}"/simulation.txt
 
 started=$(date -u +%FT%TZ)
 status=0
-echo "== crash loop: ${cycles} cycles, seed ${seed}"
-"${build_dir}/tests/crash_loop" run --cycles "${cycles}" --cycles-per-run 25 --seed "${seed}" \
-  --report "${out}/crash_loop.txt" || status=1
-echo "== corruption campaign: ${trials} trials"
-"${build_dir}/tests/corruption" --trials "${trials}" --seed "${seed}" \
-  --report "${out}/corruption.txt" || status=1
-echo "== simulation: seeds 1..${seeds}"
-ELOQSTORE_SIM_SEEDS=${seeds} "${build_dir}/tests/crash_tests" -tc='simulation*' \
-  > "${out}/simulation.log" 2>&1 || status=1
-grep -E "MESSAGE|test cases|seed [0-9]+ failed|replay" "${out}/simulation.log" \
-  | sed 's|^.*MESSAGE: ||' > "${out}/simulation.txt" || true
-rm -f "${out}/simulation.log"
-cat "${out}/simulation.txt"
-echo "== disk modes: ${disk_cycles} cycles per file system"
+if ((cycles > 0)); then
+  echo "== crash loop: ${cycles} cycles, seed ${seed}"
+  rm -f "${out}/crash_loop.txt"
+  "${build_dir}/tests/crash_loop" run --cycles "${cycles}" --cycles-per-run 25 --seed "${seed}" \
+    --report "${out}/crash_loop.txt" || status=1
+fi
+if ((trials > 0)); then
+  echo "== corruption campaign: ${trials} trials"
+  rm -f "${out}/corruption.txt"
+  "${build_dir}/tests/corruption" --trials "${trials}" --seed "${seed}" \
+    --report "${out}/corruption.txt" || status=1
+fi
+if ((seeds > 0)); then
+  echo "== simulation: seeds 1..${seeds}"
+  ELOQSTORE_SIM_SEEDS=${seeds} "${build_dir}/tests/crash_tests" -tc='simulation*' \
+    > "${out}/simulation.log" 2>&1 || status=1
+  grep -E "MESSAGE|test cases|seed [0-9]+ failed|replay" "${out}/simulation.log" \
+    | sed 's|^.*MESSAGE: ||' > "${out}/simulation.txt" || true
+  rm -f "${out}/simulation.log"
+  cat "${out}/simulation.txt"
+fi
 disk_status=0
-bash tests/stress/disk_modes.sh "${build_dir}/tests/crash_loop" "${disk_cycles}" "${out}" \
-  > "${out}/disk_modes.log" 2>&1 || disk_status=$?
-tail -3 "${out}/disk_modes.log"
-if ((disk_status != 0 && disk_status != 77)); then
-  status=1
+if ((disk_cycles > 0)); then
+  echo "== disk modes: ${disk_cycles} cycles per file system"
+  rm -f "${out}"/disk_modes_*.txt "${out}/disk_modes.log"
+  bash tests/stress/disk_modes.sh "${build_dir}/tests/crash_loop" "${disk_cycles}" "${out}" \
+    > "${out}/disk_modes.log" 2>&1 || disk_status=$?
+  tail -3 "${out}/disk_modes.log"
+  if ((disk_status != 0 && disk_status != 77)); then
+    status=1
+  fi
+elif [[ -f "${out}/disk_modes.log" ]] && grep -q skipped "${out}/disk_modes.log"; then
+  disk_status=77
+fi
+if ((fuzz_seconds > 0)); then
+  echo "== fuzz targets: ${fuzz_seconds} s each, two at a time"
+  CC=clang CXX=clang++ cmake -S . -B "${fuzz_dir}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DELOQSTORE_FUZZ=ON -DELOQSTORE_INSTALL=OFF \
+    >/dev/null
+  cmake --build "${fuzz_dir}" -j "${jobs}" \
+    --target "${fuzz_targets[@]/#/fuzz_}" fuzz_seeds
+  rm -rf "${fuzz_dir}/seeds" && "${fuzz_dir}/tests/fuzz/fuzz_seeds" "${fuzz_dir}/seeds"
+  fuzz_one() {
+    local t=$1
+    # (The corpus of the last long run is kept: fuzzing goes on from it.)
+    bash tests/fuzz/run.sh "${fuzz_dir}/tests/fuzz/fuzz_${t}" "${t}" "${fuzz_dir}/seeds/${t}" \
+      "${fuzz_dir}/long/${t}" "${fuzz_seconds}" > "${out}/fuzz_${t}.txt" 2>&1
+  }
+  for ((i = 0; i < ${#fuzz_targets[@]}; i += 2)); do
+    pids=()
+    for t in "${fuzz_targets[@]:i:2}"; do
+      fuzz_one "${t}" &
+      pids+=($!)
+    done
+    for pid in "${pids[@]}"; do
+      wait "${pid}" || status=1
+    done
+  done
+  for t in "${fuzz_targets[@]}"; do
+    echo "-- ${t}"
+    tail -n 12 "${out}/fuzz_${t}.txt"
+  done
 fi
 
 {
@@ -74,6 +122,8 @@ fi
   echo "Written by \`scripts/reliability.sh --cycles ${cycles} --trials ${trials}" \
     "--disk-cycles ${disk_cycles} --seeds ${seeds}\` (seed ${seed}), started ${started}, on" \
     "$(nproc) cores ($(uname -r)). Result: $([[ ${status} == 0 ]] && echo passed || echo FAILED)."
+  echo "Parts given 0 were skipped in this run: their sections show the raw report of the last"
+  echo "run that made one (each names its own figures)."
   echo
   echo "## Blackbox crash loop (tests/stress/crash_loop.cpp)"
   echo
@@ -111,6 +161,22 @@ fi
       fi
     done
   fi
+  echo
+  echo "## Fuzzing (tests/fuzz, libFuzzer with ASan and UBSan)"
+  echo
+  echo "Each target starts from the corpus it grew in earlier long runs, the seed corpus"
+  echo "(tests/fuzz/seeds.cpp, from the golden vectors) and its regression inputs."
+  echo "Lines: executions, executions per second, peak memory, the corpus it ends with."
+  echo
+  for t in "${fuzz_targets[@]}"; do
+    echo "### ${t}"
+    echo
+    echo '```'
+    grep -E '^(== |stat::|corpus:|fuzz target|fuzz property)' "${out}/fuzz_${t}.txt" 2>/dev/null \
+      || echo "(no report)"
+    echo '```'
+    echo
+  done
 } > docs/reliability-report.md
 echo "reliability.sh: report in docs/reliability-report.md ($([[ ${status} == 0 ]] && echo passed || echo FAILED))"
 exit "${status}"

@@ -42,6 +42,15 @@ namespace eloqstore {
 // Reads INI text into `out`. The text must not contain NUL bytes.
 [[nodiscard]] validation_result load_options_string(std::string_view ini_text, options& out);
 
+// Writes the option file that load_options_string() reads back to `o`'s file-settable
+// options: both sections and every key, one "key = value" line each, in a fixed order.
+// enable_compression and partition_filter are not written; pages_per_file_shift is written
+// as data_file_size. Fails with error::invalid_args (and `out` unchanged) if `o` does not
+// pass validate(), or if a value cannot be written so that it reads back the same (a string
+// with leading or trailing blanks, " ;" or " #" in it, a store path holding ':' or ' ', a
+// line over the length limit); the message names the key.
+[[nodiscard]] validation_result save_options_string(const options& o, std::string& out);
+
 // Sets one option by its option-file name (either section; case-insensitive) from its text,
 // parsed as in a file: "32MB", "on", "/a:/b" for store_path. The result is not validated as
 // a whole (start() validates): settings may be made in any order. On error `out` is unchanged.

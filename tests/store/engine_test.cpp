@@ -21,6 +21,7 @@
 
 #include "support/cloud_s3_fixture.hpp"
 #include "support/loop_fs.hpp"
+#include "support/lww_model.hpp"
 #include "support/object_listing.hpp"
 #include "support/page_store.hpp"
 #include "support/store_fixture.hpp"
@@ -35,57 +36,7 @@ using namespace eloqstore;
 
 namespace {
 
-struct model_record {
-  std::string value;
-  std::uint64_t ts = 0;
-  std::uint64_t expire_ts = 0;
-};
-
-// The reference semantics, kept in a std::map: last writer wins by timestamp (>=), expired
-// records are invisible and never win.
-class model {
- public:
-  void apply(const std::vector<write_entry>& batch, std::uint64_t now) {
-    for (const write_entry& w : batch) {
-      auto it = m_.find(w.key);
-      if (it != m_.end() && live(it->second, now) && w.timestamp < it->second.ts) {
-        continue;
-      }
-      if (w.op == write_op::erase || (w.expire_ts != 0 && w.expire_ts <= now)) {
-        if (it != m_.end()) {
-          m_.erase(it);
-        }
-        continue;
-      }
-      m_[w.key] = model_record{w.value, w.timestamp, w.expire_ts};
-    }
-  }
-  void erase_range(const std::string& begin, const std::string& end) {
-    auto first = m_.lower_bound(begin);
-    auto last = end.empty() ? m_.end() : m_.lower_bound(end);
-    if (first != m_.end() && (end.empty() || begin < end)) {
-      m_.erase(first, last);
-    }
-  }
-  void clear() { m_.clear(); }
-
-  static bool live(const model_record& r, std::uint64_t now) {
-    return r.expire_ts == 0 || r.expire_ts > now;
-  }
-  std::vector<std::pair<std::string, model_record>> visible(std::uint64_t now) const {
-    std::vector<std::pair<std::string, model_record>> out;
-    for (const auto& [k, r] : m_) {
-      if (live(r, now)) {
-        out.emplace_back(k, r);
-      }
-    }
-    return out;
-  }
-  const std::map<std::string, model_record>& raw() const { return m_; }
-
- private:
-  std::map<std::string, model_record> m_;
-};
+using model = test::lww_model;
 
 std::string make_value(test::rng& r) {
   const auto roll = r.uniform(0, 999);

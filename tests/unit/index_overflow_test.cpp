@@ -10,6 +10,7 @@
 #include <eloqstore/detail/codec/checksum.hpp>
 #include <eloqstore/detail/page/index_page.hpp>
 #include <eloqstore/detail/page/overflow_page.hpp>
+#include <eloqstore/detail/page/page_check.hpp>
 
 #include "support/page_store.hpp"
 
@@ -184,4 +185,30 @@ TEST_CASE("overflow: write errors and missing pages propagate") {
   CHECK(read_overflow_value(
             "abc", [&](page_id, std::span<const char>&) { return error::ok; }, back) ==
         error::corrupted);
+}
+
+// Found by the page fuzz target (tests/fuzz/regressions/page/index-entry-across-restart-point):
+// an entry that runs across the next restart point. A scan decoded it from region 0 while a
+// seek started at the restart point inside it, so the two read different children.
+TEST_CASE("index page: an entry running across a restart point is corrupted") {
+  std::vector<char> page(256, '\0');
+  const std::vector<unsigned char> head = {
+      0x01, 0x29, 0x00,        // offset 8: leaf index, content length 41
+      0x03, 0x00, 0x00, 0x00,  // offset 11: leftmost child 3
+      0x00, 0x01, 0x62, 0x14,  // offset 15 (restart 0): "b" -> child 10
+      // offset 19: shared 1, 13 key bytes (21..33) and a child delta (34): up to 35,
+      // across restart 1 at offset 24
+      0x01, 0x0d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x63, 0xd8, 0x04, 0x01, 0x02, 0x61, 0x62, 0xc9,
+      0x01, 0x0f, 0x00, 0x18, 0x00, 0x02, 0x00,  // offset 35: restarts 15 and 24, count 2
+  };
+  std::copy(head.begin(), head.end(), page.begin() + 8);
+  index_page ip;
+  REQUIRE(index_page::open(page, ip) == error::ok);  // the restart array itself is sound
+  index_page_iter it(ip);
+  for (it.seek_to_first(); it.valid(); it.next()) {
+  }
+  CHECK(it.status() == error::corrupted);
+  CHECK(check_page(page, [](std::string_view a, std::string_view b) {
+          return a < b ? -1 : (a == b ? 0 : 1);
+        }) == error::corrupted);
 }

@@ -828,3 +828,54 @@ TEST_CASE("options: one option set by name, as a file spells it") {
   check_refused("data_file_size", "3", "data_file_size");
   check_refused("pages_per_file_shift", "4", "unknown option");
 }
+
+TEST_CASE("options: saved as an option file, read back the same") {
+  options o;
+  o.num_threads = 3;
+  o.buffer_pool_size = 123456;
+  o.skip_verify_checksum = true;
+  o.cloud_endpoint = "http://127.0.0.1:9000";
+  o.store_path = {"/data/a", "/data/b"};
+  o.data_page_size = 16384;
+  o.pages_per_file_shift = 10;
+  o.data_append_mode = true;
+  std::string text;
+  const validation_result saved = save_options_string(o, text);
+  INFO("save: " << saved.message);
+  REQUIRE(saved.ok());
+  CHECK(contains(text, "[run]\nnum_threads = 3\n"));
+  CHECK(contains(text, "store_path = /data/a:/data/b\n"));
+  CHECK(contains(text, "data_file_size = 16777216\n"));  // 16 KiB << 10
+
+  options back;
+  REQUIRE(load_options_string(text, back).ok());
+  CHECK(back.num_threads == 3);
+  CHECK(back.buffer_pool_size == 123456);
+  CHECK(back.skip_verify_checksum);
+  CHECK(back.cloud_endpoint == o.cloud_endpoint);
+  CHECK(back.store_path == o.store_path);
+  CHECK(back.data_page_size == 16384);
+  CHECK(back.pages_per_file_shift == 10);
+  CHECK(back.data_append_mode);
+  std::string again;
+  REQUIRE(save_options_string(back, again).ok());
+  CHECK(again == text);
+
+  // Values an option file would read differently, and invalid options: refused, naming the
+  // key, with the output untouched.
+  const auto check_refused = [](const std::function<void(options&)>& change,
+                                std::string_view says) {
+    options bad;
+    change(bad);
+    std::string out = "untouched";
+    const validation_result r = save_options_string(bad, out);
+    CHECK(r.code == error::invalid_args);
+    CHECK_MESSAGE(contains(r.message, says), r.message);
+    CHECK(out == "untouched");
+  };
+  check_refused([](options& x) { x.cloud_region = " padded"; }, "cloud_region");
+  check_refused([](options& x) { x.cloud_endpoint = "http://h ;comment"; }, "cloud_endpoint");
+  check_refused([](options& x) { x.store_path = {"/with space"}; }, "store_path");
+  check_refused([](options& x) { x.cloud_secret_key = std::string(300, 's'); }, "longer");
+  check_refused([](options& x) { x.num_threads = 0; }, "num_threads");
+}

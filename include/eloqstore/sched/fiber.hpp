@@ -73,9 +73,9 @@ class fiber_scheduler {
     friend class fiber_scheduler;
     boost::context::stack_context stack;  // recorded for sanitizer annotations
     void* fake_stack = nullptr;
-    void* tsan_fiber = nullptr;  // ThreadSanitizer's context of this task
-    boost::context::fiber self;  // the task's context while it is not running
-    boost::context::fiber back;  // the scheduler's context while the task runs
+    [[maybe_unused]] void* tsan_fiber = nullptr;  // ThreadSanitizer's context of this task
+    boost::context::fiber self;                   // the task's context while it is not running
+    boost::context::fiber back;                   // the scheduler's context while the task runs
     std::function<void()> body;
     bool done = false;
     bool queued = false;
@@ -421,10 +421,11 @@ class fiber_scheduler {
   task_list ready_;
   task_list low_;
   std::unordered_set<task*> all_;  // every live task, for the destructor
-  const void* scheduler_stack_bottom_ = nullptr;
-  std::size_t scheduler_stack_bytes_ = 0;
+  // (The sanitizer hooks use these only in sanitizer builds.)
+  [[maybe_unused]] const void* scheduler_stack_bottom_ = nullptr;
+  [[maybe_unused]] std::size_t scheduler_stack_bytes_ = 0;
   bool unwinding_ = false;
-  void* tsan_scheduler_ = nullptr;
+  [[maybe_unused]] void* tsan_scheduler_ = nullptr;
   task* current_ = nullptr;
   std::size_t live_ = 0;
 };

@@ -172,7 +172,8 @@ template <io_backend IO>
     pages.drop_file(p, f);  // an open handle would keep the file's blocks allocated
     if (remove(name)) {
       a.mark_removed(f);
-      std::erase_if(p.terms, [&](const auto& t) { return t.first == f.value(); });
+      const auto file = f.value();  // (a structured binding is not capturable before clang 16)
+      std::erase_if(p.terms, [file](const auto& t) { return t.first == file; });
     }
   }
   for (const std::string& name : orphans) {

@@ -279,12 +279,19 @@ class block_cursor {
       fail();
       return;
     }
+    // An entry ends at or before the next restart point: one that runs across it would read
+    // differently in a scan (from here) and in a seek (from the restart point).
+    const auto entry_end = static_cast<std::size_t>(p - area_.base);
+    if (region_ + 1 < area_.restart_count && entry_end > area_.restart_offset(region_ + 1)) {
+      fail();
+      return;
+    }
     if (!key_.rebuild(shared, std::string_view(suffix, non_shared))) {
       fail(error::out_of_mem);
       return;
     }
     fields_ = f;
-    next_offset_ = static_cast<std::size_t>(p - area_.base);
+    next_offset_ = entry_end;
     valid_ = true;
   }
 
