@@ -250,8 +250,8 @@ std::string print_string(const options& o) {
 
 std::string print_store_path(const options& o) {
   std::string out;
-  for (const std::string& p : o.store_path) {
-    out.append(out.empty() ? "" : ":").append(p);
+  for (std::size_t i = 0; i < o.store_path.size(); ++i) {
+    out.append(i == 0 ? "" : ":").append(o.store_path[i]);
   }
   return out;
 }
@@ -644,12 +644,22 @@ namespace {
 }  // namespace
 
 validation_result save_options_string(const options& o, std::string& out) {
+  if (validation_result v = o.validate(); !v.ok()) {
+    v.message = "the options are not valid: " + v.message;
+    return v;
+  }
+  for (const key_spec& k : key_specs) {
+    if (k.print(o).find_first_of(std::string_view("\0\n\r", 3)) != std::string::npos) {
+      return {error::invalid_args, "option " + quoted(k.name) +
+                                       ": the value holds a line break or NUL, which an option "
+                                       "file cannot hold"};
+    }
+  }
   const std::string text = option_text(o);
   options back;
   validation_result r = load_options_string(text, back);
   if (!r.ok()) {
-    // Name the key of the line the loader refused ("line N: ..."); validate()'s messages
-    // name their option already.
+    // Name the key of the line the loader refused ("line N: ...").
     std::string key;
     if (int n = 0; std::sscanf(r.message.c_str(), "line %d:", &n) == 1 && n > 0) {
       std::string_view rest = text;
@@ -663,15 +673,15 @@ validation_result save_options_string(const options& o, std::string& out) {
   }
   // A value reads back differently when the INI syntax claims part of it (leading or
   // trailing blanks, " ;" or " #", a store path holding ':' or ' ').
-  const std::string again = option_text(back);
-  if (again != text) {
-    std::size_t at = 0;
-    while (at < std::min(text.size(), again.size()) && text[at] == again[at]) {
-      ++at;
+  for (const section where : {section::run, section::permanent}) {
+    const std::vector<std::string> written = option_lines(o, where);
+    const std::vector<std::string> read = option_lines(back, where);
+    for (std::size_t i = 0; i < written.size(); ++i) {
+      if (written[i] != read[i]) {
+        return {error::invalid_args, "an option file cannot hold this value as it is: " +
+                                         quoted(written[i]) + " reads back as " + quoted(read[i])};
+      }
     }
-    const std::size_t begin = text.rfind('\n', at) + 1;  // (npos + 1 == 0)
-    const std::string line = text.substr(begin, text.find('\n', at) - begin);
-    return {error::invalid_args, "an option file cannot hold this value as it is: " + quoted(line)};
   }
   out = text;
   return r;

@@ -39,7 +39,7 @@ while (($# > 0)); do
     --seeds) seeds=$2; shift 2 ;;
     --fuzz-seconds) fuzz_seconds=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "reliability.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -120,7 +120,8 @@ fi
   echo "# Reliability report"
   echo
   echo "Written by \`scripts/reliability.sh --cycles ${cycles} --trials ${trials}" \
-    "--disk-cycles ${disk_cycles} --seeds ${seeds}\` (seed ${seed}), started ${started}, on" \
+    "--disk-cycles ${disk_cycles} --seeds ${seeds} --fuzz-seconds ${fuzz_seconds}\` (seed" \
+    "${seed}), started ${started}, on" \
     "$(nproc) cores ($(uname -r)). Result: $([[ ${status} == 0 ]] && echo passed || echo FAILED)."
   echo "Parts given 0 were skipped in this run: their sections show the raw report of the last"
   echo "run that made one (each names its own figures)."

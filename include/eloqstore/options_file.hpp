@@ -47,8 +47,8 @@ namespace eloqstore {
 // enable_compression and partition_filter are not written; pages_per_file_shift is written
 // as data_file_size. Fails with error::invalid_args (and `out` unchanged) if `o` does not
 // pass validate(), or if a value cannot be written so that it reads back the same (a string
-// with leading or trailing blanks, " ;" or " #" in it, a store path holding ':' or ' ', a
-// line over the length limit); the message names the key.
+// with a line break, leading or trailing blanks, or " ;" or " #" in it, a store path holding
+// ':' or ' ', a line over the length limit); the message names the key.
 [[nodiscard]] validation_result save_options_string(const options& o, std::string& out);
 
 // Sets one option by its option-file name (either section; case-insensitive) from its text,

@@ -9,7 +9,7 @@
 // reached.
 //
 // When replay succeeds, the result must be one a store can live with:
-// * append_offset is 4 KiB-aligned and not past the file's padded end;
+// * append_offset is 4 KiB-aligned: before a torn tail, else at the file's (padded) end;
 // * the file cut at append_offset replays to the same state, without a torn tail;
 // * the state written back as one snapshot replays to the same state (what a manifest
 //   rewrite does).
@@ -45,7 +45,10 @@ page_id draw_page_id(fuzz::input& in) {
 term_mapping draw_terms(fuzz::input& in) {
   term_mapping terms;
   for (std::uint64_t n = in.below_or(3); n > 0; --n) {
-    terms.emplace_back(in.flag() ? UINT64_MAX - 1 : in.below_or(40), in.below_or(5));
+    // (Drawn in order: the order of a call's arguments is unspecified.)
+    const std::uint64_t file = in.flag() ? UINT64_MAX - 1 : in.below_or(40);
+    const std::uint64_t term = in.below_or(5);
+    terms.emplace_back(file, term);
   }
   std::sort(terms.begin(), terms.end());
   return terms;
@@ -139,8 +142,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (replay_manifest(file, r) != error::ok) {
     return 0;
   }
+  // The next append goes after the last good record: before a torn tail (which it will
+  // overwrite), else at the file's end (padded, when the last record's padding was cut).
   FUZZ_CHECK(r.append_offset % manifest_alignment_bytes == 0);
-  FUZZ_CHECK(r.append_offset <= manifest_padded_bytes(file.size()));
+  FUZZ_CHECK(r.torn_tail ? r.append_offset < file.size()
+                         : r.append_offset >= file.size() &&
+                               r.append_offset < file.size() + manifest_alignment_bytes);
 
   // The good part alone replays to the same state, with nothing torn.
   replay_result cut;

@@ -9,6 +9,9 @@ set -euo pipefail
 bin=$1 name=$2 seeds=$3 work=$4 seconds=$5
 regressions=$(cd "$(dirname "$0")" && pwd)/regressions/${name}
 mkdir -p "${work}/corpus" "${work}/artifacts"
+# A UBSan report stops the run with a stack trace (also for code built without
+# -fno-sanitize-recover).
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
 shopt -s nullglob
 inputs=("${regressions}"/*)
@@ -21,9 +24,14 @@ if ((${#inputs[@]} > 0)); then
   }
 fi
 
+extra=()
+if [[ "${name}" == page ]]; then
+  extra=(-max_len=33000)  # a whole 32 KiB page and a key: the largest seed is shorter
+fi
+
 echo "== ${name}: fuzzing for ${seconds} s from $(ls "${seeds}" | wc -l) seeds"
 rc=0
-"${bin}" -max_total_time="${seconds}" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 \
+"${bin}" -max_total_time="${seconds}" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 "${extra[@]}" \
   -artifact_prefix="${work}/artifacts/" "${work}/corpus" "${seeds}" > "${work}/fuzz.log" 2>&1 || rc=$?
 grep -E '^(#[0-9]+[[:space:]]+(INITED|DONE)|stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb))' \
   "${work}/fuzz.log" || true

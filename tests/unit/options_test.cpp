@@ -877,5 +877,16 @@ TEST_CASE("options: saved as an option file, read back the same") {
   check_refused([](options& x) { x.cloud_endpoint = "http://h ;comment"; }, "cloud_endpoint");
   check_refused([](options& x) { x.store_path = {"/with space"}; }, "store_path");
   check_refused([](options& x) { x.cloud_secret_key = std::string(300, 's'); }, "longer");
+  check_refused([](options& x) { x.cloud_secret_key = std::string(300, 's'); }, "cloud_secret_key");
   check_refused([](options& x) { x.num_threads = 0; }, "num_threads");
+  check_refused([](options& x) { x.store_path = {"", "/a"}; }, "store_path");  // (invalid)
+  // A line break: refused by name, and the message quotes no other option's value.
+  options broken;
+  broken.cloud_access_key = "key\n";
+  broken.cloud_secret_key = "do-not-print";
+  std::string out;
+  const validation_result r = save_options_string(broken, out);
+  CHECK(r.code == error::invalid_args);
+  CHECK_MESSAGE(contains(r.message, "cloud_access_key"), r.message);
+  CHECK_MESSAGE(!contains(r.message, "do-not-print"), r.message);
 }
