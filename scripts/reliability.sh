@@ -46,8 +46,15 @@ done
 seed=${SEED:-$((RANDOM * 32768 + RANDOM + 1))}
 
 bash scripts/install-deps.sh
-cmake -S . -B "${build_dir}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "${build_dir}" -j "${jobs}" --target crash_loop corruption crash_tests
+# (Only what the parts asked for: a part given 0 builds nothing.)
+targets=()
+((cycles > 0 || disk_cycles > 0)) && targets+=(crash_loop)
+((trials > 0)) && targets+=(corruption)
+((seeds > 0)) && targets+=(crash_tests)
+if ((${#targets[@]} > 0)); then
+  cmake -S . -B "${build_dir}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "${build_dir}" -j "${jobs}" --target "${targets[@]}"
+fi
 mkdir -p "${out}"
 
 started=$(date -u +%FT%TZ)
