@@ -2,18 +2,21 @@
 # The long forms of the reliability harnesses (issue 21), with a report: the blackbox crash
 # loop (tests/stress/crash_loop.cpp), the corruption campaign (tests/stress/corruption.cpp)
 # the crash loop on nearly full and read-only file systems (tests/stress/disk_modes.sh, root
-# only), the deterministic simulation (crash_tests, case "simulation") and the libFuzzer
+# only), the deterministic simulation in local and cloud mode (crash_tests, cases
+# "simulation", tests/store/simulation_test.cpp) and the libFuzzer
 # targets (tests/fuzz, built with clang). CI runs short forms of each through ctest (labels
 # crash and fuzz); this runs them for as long as asked and writes docs/reliability-report.md
 # (the README links it) and the raw reports beside it. A part given 0 is skipped, and the
 # report shows its raw report from the last run that made one.
 #
 # Usage: scripts/reliability.sh [--cycles N] [--trials N] [--disk-cycles N] [--seeds N]
-#                               [--fuzz-seconds N] [--out DIR]
+#                               [--cloud-seeds N] [--fuzz-seconds N] [--out DIR]
 #   --cycles N       crash-loop kill cycles (default 2000, about an hour here)
 #   --trials N       corruption trials (default 2000)
 #   --disk-cycles N  crash-loop cycles per file system in disk_modes.sh (default 100)
-#   --seeds N        simulation seeds (default 100000, about 20 CPU-minutes)
+#   --seeds N        simulation seeds in local mode (default 100000, about 30 CPU-minutes)
+#   --cloud-seeds N  simulation seeds in cloud mode (default 30000, about 10 CPU-minutes;
+#                    the two run side by side)
 #   --fuzz-seconds N seconds of fuzzing per target, two targets at a time (default 900)
 #   --out DIR        where the reports go (default docs/reliability)
 # Environment: BUILD_DIR (default build), FUZZ_BUILD_DIR (default build-fuzz), JOBS
@@ -27,6 +30,7 @@ cycles=2000
 trials=2000
 disk_cycles=100
 seeds=100000
+cloud_seeds=30000
 fuzz_seconds=900
 fuzz_dir=${FUZZ_BUILD_DIR:-build-fuzz}
 fuzz_targets=(page manifest options requests)
@@ -37,9 +41,10 @@ while (($# > 0)); do
     --trials) trials=$2; shift 2 ;;
     --disk-cycles) disk_cycles=$2; shift 2 ;;
     --seeds) seeds=$2; shift 2 ;;
+    --cloud-seeds) cloud_seeds=$2; shift 2 ;;
     --fuzz-seconds) fuzz_seconds=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "reliability.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -50,7 +55,7 @@ bash scripts/install-deps.sh
 targets=()
 ((cycles > 0 || disk_cycles > 0)) && targets+=(crash_loop)
 ((trials > 0)) && targets+=(corruption)
-((seeds > 0)) && targets+=(crash_tests)
+((seeds > 0 || cloud_seeds > 0)) && targets+=(crash_tests)
 if ((${#targets[@]} > 0)); then
   cmake -S . -B "${build_dir}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "${build_dir}" -j "${jobs}" --target "${targets[@]}"
@@ -71,14 +76,32 @@ if ((trials > 0)); then
   "${build_dir}/tests/corruption" --trials "${trials}" --seed "${seed}" \
     --report "${out}/corruption.txt" || status=1
 fi
-if ((seeds > 0)); then
-  echo "== simulation: seeds 1..${seeds}"
-  ELOQSTORE_SIM_SEEDS=${seeds} "${build_dir}/tests/crash_tests" -tc='simulation*' \
-    > "${out}/simulation.log" 2>&1 || status=1
-  grep -E "MESSAGE|test cases|seed [0-9]+ failed|replay" "${out}/simulation.log" \
-    | sed 's|^.*MESSAGE: ||' > "${out}/simulation.txt" || true
-  rm -f "${out}/simulation.log"
-  cat "${out}/simulation.txt"
+if ((seeds > 0 || cloud_seeds > 0)); then
+  echo "== simulation: seeds 1..${seeds} in local mode, 1..${cloud_seeds} in cloud mode"
+  # (Side by side, one process per mode; a mode given 0 keeps its last report.)
+  simulate() {
+    local mode=$1 n=$2 filter=$3
+    local rc=0
+    ELOQSTORE_SIM_SEEDS=${n} "${build_dir}/tests/crash_tests" -tc="${filter}" \
+      > "${out}/simulation_${mode}.log" 2>&1 || rc=$?
+    grep -E "MESSAGE|test cases|seed [0-9]+ failed|replay" "${out}/simulation_${mode}.log" \
+      | sed 's|^.*MESSAGE: ||' > "${out}/simulation_${mode}.txt" || true
+    rm -f "${out}/simulation_${mode}.log"
+    return "${rc}"
+  }
+  pids=()
+  if ((seeds > 0)); then
+    simulate local "${seeds}" 'simulation: one seed*' &
+    pids+=($!)
+  fi
+  if ((cloud_seeds > 0)); then
+    simulate cloud "${cloud_seeds}" 'simulation: cloud mode*' &
+    pids+=($!)
+  fi
+  for pid in "${pids[@]}"; do
+    wait "${pid}" || status=1
+  done
+  cat "${out}"/simulation_*.txt
 fi
 disk_status=0
 if ((disk_cycles > 0)); then
@@ -127,7 +150,8 @@ fi
   echo "# Reliability report"
   echo
   echo "Written by \`scripts/reliability.sh --cycles ${cycles} --trials ${trials}" \
-    "--disk-cycles ${disk_cycles} --seeds ${seeds} --fuzz-seconds ${fuzz_seconds}\` (seed" \
+    "--disk-cycles ${disk_cycles} --seeds ${seeds} --cloud-seeds ${cloud_seeds}" \
+    "--fuzz-seconds ${fuzz_seconds}\` (seed" \
     "${seed}), started ${started}, on" \
     "$(nproc) cores ($(uname -r)). Result: $([[ ${status} == 0 ]] && echo passed || echo FAILED)."
   echo "Parts given 0 were skipped in this run: their sections show the raw report of the last"
@@ -139,10 +163,11 @@ fi
   cat "${out}/crash_loop.txt" 2>/dev/null || echo "(no report)"
   echo '```'
   echo
-  echo "## Deterministic simulation (crash_tests, case \"simulation\")"
+  echo "## Deterministic simulation (crash_tests, cases \"simulation\")"
   echo
   echo '```'
-  cat "${out}/simulation.txt" 2>/dev/null || echo "(no report)"
+  cat "${out}/simulation_local.txt" 2>/dev/null || echo "(no report of local mode)"
+  cat "${out}/simulation_cloud.txt" 2>/dev/null || echo "(no report of cloud mode)"
   echo '```'
   echo
   echo "## Corruption campaign (tests/stress/corruption.cpp)"

@@ -13,6 +13,7 @@
 
 #include <eloqstore/detail/manifest/replay.hpp>
 #include <eloqstore/io/cloud.hpp>
+#include <eloqstore/io/faulty.hpp>
 #include <eloqstore/object/faulty.hpp>
 #include <eloqstore/object/memory.hpp>
 
@@ -373,6 +374,40 @@ TEST_CASE("cloud: injected object-store faults never lose an acknowledged write"
     }
     s.stop();
   }
+}
+
+TEST_CASE("cloud: a data file whose creating write failed does not block later uploads") {
+  // (Found by the simulation, cloud seed 9.) A write that was to create a data file fails
+  // before anything reaches the disk; the engine's commit fails, and its next commits use
+  // other files. The file was counted as written, so every later upload looked for it, and
+  // every later commit of the partition failed with not_found.
+  auto bucket = std::make_shared<memory_object_store>();
+  using local = faulty_io<memory_io>;
+  cloud_io<local, memory_object_store> io(bucket, "prefix", 1);
+  REQUIRE(io.open() == error::ok);
+  const table_ident t{"tbl", 0};
+  std::string body;
+  REQUIRE(io.read_file(t, "manifest_1", body) == error::not_found);  // (claims t for term 1)
+  local::faults refuse;
+  refuse.write_error = 1;
+  io.set_faults(refuse);
+  const std::vector<char> page(4096, 'p');
+  CHECK(io.write(t, "data_5_1", 0, page) == error::io_fail);
+  io.set_faults({});
+  // The next commit (a snapshot written whole) is uploaded; the file never was.
+  const std::string manifest(100, 'm');
+  CHECK(io.write_file_atomic(t, "manifest_1", manifest) == error::ok);
+  object_meta meta;
+  REQUIRE(bucket->get("prefix/tbl.0/manifest_1", body, meta) == object_status::ok);
+  CHECK(body == manifest);
+  CHECK(bucket->get("prefix/tbl.0/data_5_1", body, meta) == object_status::not_found);
+  // A write that creates the file now goes up with the next commit.
+  CHECK(io.write(t, "data_5_1", 0, page) == error::ok);
+  CHECK(io.sync(t, "data_5_1") == error::ok);
+  CHECK(io.write_file_atomic(t, "manifest_1", manifest + "2") == error::ok);
+  REQUIRE(bucket->get("prefix/tbl.0/data_5_1", body, meta) == object_status::ok);
+  CHECK(body == std::string(page.begin(), page.end()));
+  io.close();
 }
 
 // ---- a bucket laid out by the reference -----------------------------------------------------

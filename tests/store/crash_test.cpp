@@ -11,11 +11,9 @@
 // * scale: thousands of partitions over two shards, and a deep tree shrunk and regrown.
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -26,12 +24,12 @@
 #include <vector>
 
 #include <doctest/doctest.h>
-#include <range/v3/algorithm/for_each.hpp>
 
 #include <eloqstore/detail/manifest/replay.hpp>
 #include <eloqstore/eloqstore.hpp>
 #include <eloqstore/io/faulty.hpp>
 
+#include "support/crash_checks.hpp"
 #include "support/page_store.hpp"
 #include "support/store_fixture.hpp"
 #include "support/workload.hpp"
@@ -42,25 +40,29 @@ namespace {
 
 // Debug and sanitizer builds are an order of magnitude slower: fewer iterations there.
 using test::slow_build;
-// (The simulation below draws crashes and faults together over thousands of seeds: the
-// crash and fault cases run fewer of their own.)
+// (The simulation, simulation_test.cpp, draws crashes and faults together over thousands of
+// seeds: the crash and fault cases run fewer of their own.)
 constexpr std::uint64_t crash_seeds = slow_build ? 100 : 400;
 constexpr std::uint64_t fault_seeds = slow_build ? 60 : 200;
 constexpr std::uint64_t concurrent_seeds = slow_build ? 40 : 200;
-constexpr std::uint64_t sim_seeds = slow_build ? 200 : 2000;
 constexpr std::uint32_t many_partitions = 2000;
 constexpr std::size_t page_bytes = 4096;
 
 using test::apply_op;
+using test::check_exact;
+using test::check_verify;
 using test::describe;
 using test::diff;
 using test::key_of;
 using test::kv_model;
 using test::make_request;
 using test::make_value;
+using test::match_candidates;
 using test::op;
 using test::op_kind;
 using test::part_ident;
+using test::random_options;
+using test::read_all;
 using test::run_op;
 using test::workload;
 using fio = faulty_io<memory_io>;
@@ -169,108 +171,6 @@ struct counting_traits : memory_traits {
   static std::unique_ptr<io_type> make_io(const options&) { return std::make_unique<io_type>(); }
 };
 using counting_store = EloqStore<counting_traits>;
-
-// ---- checks --------------------------------------------------------------------------------
-
-// Every record of a partition by a full scan; records must come in ascending key order.
-template <typename Store>
-error read_all(Store& s, const table_ident& t, kv_model& out, std::size_t page_entries = 97) {
-  out.clear();
-  auto range = s.scan(t, {}, {}, page_entries);
-  bool ordered = true;
-  ranges::for_each(range, [&](const kv_entry& e) {
-    if (!out.empty() && !(out.rbegin()->first < e.key)) {
-      ordered = false;
-    }
-    out.emplace(e.key, e.value);
-  });
-  CHECK(ordered);
-  return range.status();
-}
-
-// Structure check: ok, or not_found for a partition that never got a manifest (then empty).
-template <typename Store>
-void check_verify(Store& s, const table_ident& t, const kv_model& want) {
-  std::string problem;
-  const error v = s.verify(t, problem);
-  INFO("verify: " << error_message(v) << " " << problem);
-  CHECK((v == error::ok || (v == error::not_found && want.empty())));
-}
-
-// The partition equals `want` exactly: full scan, verify, and point reads.
-template <typename Store>
-void check_exact(Store& s, std::uint32_t part, const kv_model& want, test::rng& r) {
-  const table_ident t = part_ident(part);
-  CAPTURE(part);
-  kv_model got;
-  const error e = read_all(s, t, got);
-  CHECK(e == error::ok);
-  const std::string d = diff(got, want);
-  INFO("scan: " << d);
-  CHECK(d.empty());
-  check_verify(s, t, want);
-  for (int q = 0; q < 8; ++q) {
-    const std::string key = key_of(r.uniform(0, workload::key_space));
-    const auto g = s.get(t, key);
-    const auto it = want.find(key);
-    CAPTURE(key);
-    if (it == want.end()) {
-      CHECK(g.status() == error::not_found);
-    } else {
-      REQUIRE(g.ok());
-      CHECK(g->value == it->second);
-    }
-  }
-}
-
-// Reads the partition and returns the index of the candidate it equals, or -1 (with the
-// difference to candidate 0 in `why`).
-template <typename Store>
-int match_candidates(Store& s, std::uint32_t part, const std::vector<kv_model>& candidates,
-                     std::string& why) {
-  kv_model got;
-  const error e = read_all(s, part_ident(part), got);
-  if (e != error::ok) {
-    why = std::string("scan failed: ") + std::string(error_message(e));
-    return -1;
-  }
-  for (std::size_t i = 0; i < candidates.size(); ++i) {
-    if (got == candidates[i]) {
-      return static_cast<int>(i);
-    }
-  }
-  why = diff(got, candidates[0]);
-  return -1;
-}
-
-// Options drawn from r: 1-2 shards; a manifest limit from "snapshot every other write" to
-// "always append"; data files of 8, 64 or 2^18 pages (small files create new files, so the
-// directory sync of a commit matters); a small or large index cache; in place or append mode.
-options random_options(test::rng& r) {
-  options o;
-  o.num_threads = static_cast<std::uint16_t>(r.uniform(1, 2));
-  const std::uint32_t limits[] = {8u << 10, 16u << 10, 1u << 20};
-  o.manifest_limit = limits[r.uniform(0, 2)];
-  const std::uint8_t shifts[] = {3, 6, 18};
-  o.pages_per_file_shift = shifts[r.uniform(0, 2)];
-  o.buffer_pool_size = r.chance(0.5) ? 4 * page_bytes : 32 << 20;
-  // Append mode: with small files, compaction and file GC run (in the background on fiber
-  // shards) between and after the workload's writes, and crash there too.
-  o.data_append_mode = r.chance(0.5);
-  // Compression: a bulk batch (1.5 MB and more) trains the partition's dictionary, and its
-  // commit writes the snapshot that stores it.
-  o.enable_compression = r.chance(0.5);
-  return o;
-}
-
-std::string describe(const options& o) {
-  std::ostringstream os;
-  os << "threads " << o.num_threads << ", manifest_limit " << o.manifest_limit
-     << ", pages_per_file_shift " << int{o.pages_per_file_shift} << ", buffer_pool_size "
-     << o.buffer_pool_size << (o.data_append_mode ? ", append mode" : "")
-     << (o.enable_compression ? ", compression" : "");
-  return os.str();
-}
 
 }  // namespace
 
@@ -657,242 +557,6 @@ TEST_CASE_TEMPLATE("crash: injected write and sync errors never change visible s
     // Streamed batches were torn (the model checks above are what catch a swallowed error).
     CHECK(deferred > 0);
   }
-}
-
-// ---- 2b. deterministic simulation ---------------------------------------------------------
-
-// Reads of partition `part` checked against `want`: a full scan and point reads of keys drawn
-// from r. A read may fail (with read faults on) but never give wrong data. Returns false with
-// `why` on a mismatch.
-template <typename Store>
-bool reads_agree(Store& s, std::uint32_t part, const kv_model& want, test::rng& r,
-                 std::string& why) {
-  const table_ident t = part_ident(part);
-  kv_model got;
-  const error scanned = read_all(s, t, got, 1 + r.uniform(0, 60));  // (checks the key order)
-  if (scanned == error::ok && got != want) {
-    why = "scan: " + diff(got, want);
-    return false;
-  }
-  if (scanned != error::ok && scanned != error::io_fail) {
-    why = "scan: " + std::string(error_message(scanned));
-    return false;
-  }
-  for (int q = 0; q < 4; ++q) {
-    const std::string key = key_of(r.uniform(0, workload::key_space));
-    const auto g = s.get(t, key);
-    const auto it = want.find(key);
-    if (g.status() == error::io_fail) {
-      continue;
-    }
-    if (it == want.end() ? g.status() != error::not_found : (!g.ok() || g->value != it->second)) {
-      why = "get " + key + ": " + std::string(error_message(g.status()));
-      return false;
-    }
-  }
-  return true;
-}
-
-// One seed drives everything: the options, the operations and reads, the faults of faulty_io
-// over memory_io (read, write and sync errors, EIO or ENOSPC, short and torn writes, a crash
-// at a random mutation that loses what was not synced) and the restarts. Shards run to
-// completion and requests go one at a time, so a seed replays exactly:
-// ELOQSTORE_SIM_SEED=N runs seed N alone; ELOQSTORE_SIM_SEEDS=N runs seeds 1..N (the long form).
-TEST_CASE("simulation: one seed drives operations, faults, crashes and restarts") {
-  const char* only = std::getenv("ELOQSTORE_SIM_SEED");
-  const char* many = std::getenv("ELOQSTORE_SIM_SEEDS");
-  const std::uint64_t first = only != nullptr ? std::strtoull(only, nullptr, 10) : 1;
-  const std::uint64_t last =
-      only != nullptr ? first : (many != nullptr ? std::strtoull(many, nullptr, 10) : sim_seeds);
-  std::uint64_t crashes = 0;
-  std::uint64_t failed_ops = 0;
-  std::uint64_t reads = 0;
-  std::uint64_t restarts = 0;
-  std::uint64_t replayed = 0;
-  std::uint64_t background_failures = 0;  // reported to the log callback (expected here)
-  const auto started = std::chrono::steady_clock::now();
-  const std::clock_t cpu_started = std::clock();
-  for (std::uint64_t seed = first; seed <= last; ++seed) {
-    test::rng r(seed * 0x9e3779b1ULL);
-    const auto parts = static_cast<std::uint32_t>(r.uniform(1, 3));
-    options opts = random_options(r);
-    opts.num_threads = 1;  // (one shard: the order of I/O calls, so the faults, replay exactly)
-    fio::faults f;
-    const double probs[] = {0.0, 0.0, 0.01, 0.03};
-    f.read_error = probs[r.uniform(0, 3)];
-    f.write_error = probs[r.uniform(0, 3)];
-    f.write_error_code = r.chance(0.5) ? error::out_of_space : error::io_fail;
-    f.sync_error = probs[r.uniform(0, 3)];
-    f.short_write = probs[r.uniform(0, 3)];
-    f.torn_write = probs[r.uniform(0, 3)];
-    const bool crashing = r.chance(0.6);
-    workload wl(seed, parts);
-    fio io(seed);
-    std::vector<kv_model> models(parts);
-    // Failed operations since the partition's last success: one of them may reappear whole
-    // after a restart (its manifest record written, its sync failed).
-    std::vector<std::vector<op>> failed(parts);
-    std::optional<op> inflight;
-    std::string why;
-    bool ok = true;
-    std::uint64_t step = 0;
-    auto make_store = [&] {
-      auto st = std::make_unique<faulty_store>(opts, io);
-      st->set_log_callback([&](log_level, std::string_view) { ++background_failures; },
-                           log_level::warning);
-      return st;
-    };
-
-    // A request queued behind the work a request leaves on the shard (append mode's file GC
-    // and compaction run after the request completes): once it returns, the shard is idle,
-    // so the test thread's look at the backend (crashed, faults) does not race the shard.
-    auto barrier = [&](faulty_store& st) { (void)st.get(table_ident{"barrier", 0}, "b"); };
-
-    // Restarts the store (faults as `g`), then matches every partition against its model,
-    // the operation in flight at a crash and the failed ones. A start that fails or crashes
-    // under the faults is tried once more without them.
-    auto restart = [&](std::unique_ptr<faulty_store>& s, const fio::faults& g) {
-      if (s) {
-        s->stop();
-      }
-      for (int attempt = 0;; ++attempt) {
-        io.recover();
-        io.set_faults(attempt == 0 ? g : fio::faults{});
-        s = make_store();
-        const error e = s->start();
-        if (e == error::ok) {
-          barrier(*s);
-          if (!io.crashed()) {
-            break;
-          }
-        }
-        if (attempt == 1) {
-          why = "start without faults: " + std::string(error_message(e));
-          return false;
-        }
-        s->stop();
-      }
-      io.set_faults(g);
-      ++restarts;
-      for (std::uint32_t p = 0; p < parts; ++p) {
-        std::vector<kv_model> candidates{models[p]};
-        if (inflight && inflight->part == p) {
-          kv_model with = models[p];
-          apply_op(with, *inflight);
-          candidates.push_back(std::move(with));
-        }
-        for (const op& o : failed[p]) {
-          kv_model with = models[p];
-          apply_op(with, o);
-          candidates.push_back(with);
-          if (inflight && inflight->part == p) {
-            apply_op(with, *inflight);  // (the in-flight commit's sync made it durable too)
-            candidates.push_back(std::move(with));
-          }
-        }
-        const fio::faults keep = g;
-        io.set_faults({});  // (the match reads every record: without read faults)
-        const int which = match_candidates(*s, p, candidates, why);
-        io.set_faults(keep);
-        if (which < 0) {
-          why = "partition " + std::to_string(p) + " after a restart: " + why;
-          return false;
-        }
-        if (which > 0) {
-          replayed += candidates[static_cast<std::size_t>(which)] != models[p] ? 1 : 0;
-          models[p] = candidates[static_cast<std::size_t>(which)];
-        }
-        failed[p].clear();
-      }
-      inflight.reset();
-      return true;
-    };
-
-    auto s = make_store();
-    REQUIRE(s->start() == error::ok);
-    barrier(*s);
-    fio::faults g = f;
-    if (crashing) {
-      g.crash_after_mutations = r.uniform(0, 400);
-    }
-    io.set_faults(g);
-    const std::uint64_t steps = r.uniform(30, 90);
-    for (; step < steps && ok; ++step) {
-      const auto roll = r.uniform(0, 99);
-      if (roll < 25) {
-        ++reads;
-        const auto p = static_cast<std::uint32_t>(r.uniform(0, parts - 1));
-        ok = io.crashed() || reads_agree(*s, p, models[p], r, why);
-        continue;
-      }
-      if (roll < 28 || io.crashed()) {
-        // A restart: after a crash, or now and then a clean one; the faults go on, with a
-        // new crash point half of the time.
-        crashes += io.crashed() ? 1 : 0;
-        g = f;
-        if (crashing && r.chance(0.5)) {
-          g.crash_after_mutations = r.uniform(0, 400);
-        }
-        ok = restart(s, g);
-        continue;
-      }
-      const op o = wl.next();
-      const error e = run_op(*s, o);
-      barrier(*s);
-      if (e == error::ok) {
-        apply_op(models[o.part], o);
-        failed[o.part].clear();
-      } else if (io.crashed()) {
-        inflight = o;
-      } else if (e != error::io_fail && e != error::try_again && e != error::out_of_space) {
-        why = describe(o) + " failed with " + std::string(error_message(e));
-        ok = false;
-      } else {
-        ++failed_ops;
-        failed[o.part].push_back(o);
-        // A failed write changes nothing visible (read without faults).
-        io.set_faults({});
-        kv_model got;
-        if (read_all(*s, part_ident(o.part), got) == error::ok && got != models[o.part]) {
-          why = describe(o) + " failed with " + std::string(error_message(e)) +
-                " and changed the partition: " + diff(got, models[o.part]);
-          ok = false;
-        }
-        io.set_faults(g);
-      }
-    }
-    if (ok) {
-      // The end: faults off, a restart, every partition exact and verified.
-      ok = restart(s, {});
-      for (std::uint32_t p = 0; ok && p < parts; ++p) {
-        ok = reads_agree(*s, p, models[p], r, why);
-        std::string problem;
-        const error v = s->verify(part_ident(p), problem);
-        if (ok && !(v == error::ok || (v == error::not_found && models[p].empty()))) {
-          why = "verify: " + std::string(error_message(v)) + " " + problem;
-          ok = false;
-        }
-      }
-    }
-    s->stop();
-    if (!ok) {
-      FAIL_CHECK("seed " << seed << " failed at step " << step << " (" << describe(opts) << ", "
-                         << parts << " partitions): " << why << "\n  replay: ELOQSTORE_SIM_SEED="
-                         << seed << " crash_tests -tc='simulation*'");
-      break;
-    }
-  }
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const double cpu = static_cast<double>(std::clock() - cpu_started) / CLOCKS_PER_SEC;
-  MESSAGE("simulation: seeds " << first << ".." << last << ", restarts " << restarts
-                               << " (after crashes " << crashes << "), failed writes " << failed_ops
-                               << " (" << replayed
-                               << " reappeared whole after a restart), checked reads " << reads
-                               << ", background failures logged " << background_failures << "; "
-                               << secs << " s, "
-                               << static_cast<double>(last - first + 1) / (cpu / 60)
-                               << " seeds per CPU-minute");
 }
 
 // ---- 3. corruption -------------------------------------------------------------------------

@@ -640,7 +640,13 @@ class cloud_io : public Local {
       if (std::find(removals.begin(), removals.end(), it->first) != removals.end()) {
         continue;  // removed before the manifest read: it names the file no more
       }
-      e = upload_cached(t, it->first, detail::parse_file_name(it->first));
+      const detail::parsed_file_name f = detail::parse_file_name(it->first);
+      e = upload_cached(t, it->first, f);
+      if (e == error::not_found && f.kind == detail::file_kind::data) {
+        drop_unwritten(t, it->first, it->second);  // (nothing to upload)
+        e = error::ok;
+        continue;
+      }
       if (e == error::ok) {
         bool clean = false;
         {
@@ -1414,6 +1420,31 @@ class cloud_io : public Local {
     }
     if (now == bucket_copy::written) {
       note_written(t, name);  // (mu_ is never taken under a slot's mutex)
+    }
+  }
+
+  // A data file flush() found dirty but not on the local disk: a write was to create it and
+  // failed before anything reached the disk (write() counts every write, failed or not, as
+  // one the bucket lacks), and no commit names it (a commit syncs its data files before it
+  // writes its manifest, and a sync of a missing file fails). It is dropped from the
+  // partition's dirty files and from the cache, unless a write to it came or began since
+  // (`writes`: the count the flush saw). Without this, every later flush, so every later
+  // commit of the partition, would fail on it.
+  void drop_unwritten(const table_ident& t, const std::string& name, std::uint64_t writes) {
+    {
+      std::lock_guard lock(mu_);
+      upload_state& u = uploads_[t];
+      const auto d = u.dirty.find(name);
+      if (d == u.dirty.end() || d->second != writes || u.streaming.contains(name)) {
+        return;
+      }
+      u.dirty.erase(d);
+    }
+    cache_slot& s = slot_of(t);
+    std::lock_guard lock(s.mu);
+    if (const cache_file* f = s.files.find(t, name); f != nullptr && f->pins == 0) {
+      wake(s.files.erase(t, name));
+      room_changed(s);
     }
   }
 
