@@ -17,10 +17,10 @@
 // i-th of the run's seeded workload (tests/support/workload.hpp), regenerated at each check.
 //
 // A run is one store with options drawn from the run's seed (append mode and file size,
-// partitions, TTLs, bulk batches, compression; the page size is the default traits' 4 KiB); each
-// cycle of it draws the options a restart may change (shards, group commit, manifest size limit,
-// how often the driver stops and restarts the store in process). After its last cycle a final check
-// runs to completion.
+// partitions, TTLs, bulk batches, compression, and the page size: the default traits' 4 KiB, or
+// 16 KiB in one run of four, over the same traits with larger pages); each cycle of it draws the
+// options a restart may change (shards, group commit, manifest size limit, how often the driver
+// stops and restarts the store in process). After its last cycle a final check runs to completion.
 //
 // Usage:
 //   crash_loop run [--cycles N] [--cycles-per-run N] [--seed S] [--dir D] [--store-root R]
@@ -66,6 +66,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "stress/large_page_store.hpp"
 #include "stress/stress_common.hpp"
 #include "support/workload.hpp"
 
@@ -74,12 +75,11 @@ extern char** environ;
 namespace {
 
 using namespace eloqstore;
+using stress::mix;
 using test::kv_model;
 using test::op;
 using test::op_kind;
 using test::workload;
-using store_type = default_store;
-using stress::mix;
 using clock_type = std::chrono::steady_clock;
 
 // ---- configuration drawn from seeds ---------------------------------------------------------
@@ -93,25 +93,27 @@ struct run_config {
   double ttl_chance = 0;
   double bulk_chance = 0;
   bool compression = false;
+  std::uint16_t page_size = 4096;
 
   explicit run_config(std::uint64_t s) : seed(s) {
     std::mt19937_64 r(mix(s, 1));
     auto pick = [&r](std::uint64_t lo, std::uint64_t hi) {
       return std::uniform_int_distribution<std::uint64_t>(lo, hi)(r);
     };
-    // (The page size is the traits' own: the default traits' 4 KiB.)
     append = pick(0, 1) == 1;
     pages_per_file_shift = static_cast<std::uint8_t>(append ? pick(5, 9) : pick(8, 18));
     parts = static_cast<std::uint32_t>(pick(1, 6));
     ttl_chance = pick(0, 1) == 1 ? 0.1 : 0;
     bulk_chance = pick(0, 3) == 0 ? 0.03 : 0;
     compression = pick(0, 3) == 0;
+    page_size = pick(0, 3) == 0 ? stress::large_page_traits::page_size : default_traits::page_size;
   }
   [[nodiscard]] std::string describe() const {
     std::ostringstream os;
     os << (append ? "append" : "in place") << ", 2^" << int{pages_per_file_shift}
        << " pages per file, " << parts << " partitions, ttl " << ttl_chance << ", bulk "
-       << bulk_chance << ", compression " << compression;
+       << bulk_chance << ", compression " << compression << ", " << page_size / 1024
+       << " KiB pages";
     return os.str();
   }
 };
@@ -140,6 +142,7 @@ options store_options(const std::string& store_dir, const run_config& rc, const 
   o.store_path = {store_dir};
   o.num_threads = cc.shards;
   o.data_append_mode = rc.append;
+  o.data_page_size = rc.page_size;
   o.pages_per_file_shift = rc.pages_per_file_shift;
   o.enable_compression = rc.compression;
   o.group_commit = cc.group_commit;
@@ -242,7 +245,8 @@ std::string error_text(error e) {
 }
 
 // Every record of a partition by a full scan (keys ascending), or the scan's error.
-error scan_all(store_type& s, const table_ident& t, kv_model& out) {
+template <typename Store>
+error scan_all(Store& s, const table_ident& t, kv_model& out) {
   bool ordered = true;
   const error e = stress::scan_all(s, t, out, ordered);
   if (!ordered) {
@@ -265,7 +269,8 @@ struct check_totals {
 // reached the file but whose sync failed may come back whole after a restart: at most one of
 // them, as the simulation in crash_test.cpp allows; with a normal disk nothing fails).
 // Leaves `gen` after the last logged operation.
-check_totals check_store(store_type& s, const run_config& rc, expected_state& st, workload& gen,
+template <typename Store>
+check_totals check_store(Store& s, const run_config& rc, expected_state& st, workload& gen,
                          log_writer& log) {
   struct indexed_op {
     std::uint64_t index = 0;
@@ -386,7 +391,8 @@ check_totals check_store(store_type& s, const run_config& rc, expected_state& st
 // Runs operations until killed (or, with max_ops, until that many ran): one in flight per
 // partition, each logged before it is submitted and when it completes; every
 // cc.stop_every operations the store is stopped and started again in process.
-void drive(store_type& store, const cycle_config& cc, std::uint64_t first, workload& gen,
+template <typename Store>
+void drive(Store& store, const cycle_config& cc, std::uint64_t first, workload& gen,
            log_writer& log, std::uint32_t parts, std::uint64_t max_ops, bool may_fail) {
   struct pending {
     std::unique_ptr<request> req;
@@ -452,8 +458,8 @@ struct child_args {
   std::uint64_t max_ops = 0;
 };
 
-int run_child(const child_args& a) {
-  const run_config rc(a.seed);
+template <typename Store>
+int run_child_as(const child_args& a, const run_config& rc) {
   cycle_config cc(a.seed, a.cycle);
   std::uint64_t max_ops = a.max_ops;
   if (a.read_only_fs) {
@@ -473,7 +479,7 @@ int run_child(const child_args& a) {
     return 2;
   }
   options o = store_options(a.store_dir, rc, cc);
-  auto store = std::make_unique<store_type>(o);
+  auto store = std::make_unique<Store>(o);
   const bool may_fail = a.may_fail || a.read_only_fs;
   if (may_fail) {
     // Background work fails for want of space there (manifest rewrites at stop, file GC):
@@ -487,7 +493,7 @@ int run_child(const child_args& a) {
     // Refused on a read-only or full file system: it must still open read-only.
     std::printf("refused: %s (%s)\n", error_text(e).c_str(), store->last_message().c_str());
     o.read_only = true;
-    store = std::make_unique<store_type>(o);
+    store = std::make_unique<Store>(o);
     store->set_log_callback([](log_level, std::string_view) {}, log_level::error);
     if (const error r = store->start(); r != error::ok) {
       check_failed("read-only start after a refused start: " + error_text(r) + " (" +
@@ -509,6 +515,14 @@ int run_child(const child_args& a) {
   drive(*store, cc, st.next_op(), gen, log, rc.parts, max_ops, may_fail);
   store->stop();
   return 0;
+}
+
+int run_child(const child_args& a) {
+  const run_config rc(a.seed);
+  if (rc.page_size == stress::large_page_traits::page_size) {
+    return run_child_as<stress::large_page_store>(a, rc);
+  }
+  return run_child_as<default_store>(a, rc);
 }
 
 // ---- the parent -----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 // What the stress programs (crash_loop, corruption) share: seed mixing, a full scan into a
-// model, and the outcome of checking one partition against its model.
+// model, and the outcome of checking one partition against its model (over any store type).
 #pragma once
 
 #include <cstdint>
@@ -23,7 +23,8 @@ inline std::uint64_t mix(std::uint64_t a, std::uint64_t b) {
 
 // Every record of a partition by a full scan into `out`; `ordered` false when the scan gave a
 // key not above the one before it. Returns the scan's status.
-inline error scan_all(default_store& s, const table_ident& t, test::kv_model& out, bool& ordered) {
+template <typename Store>
+error scan_all(Store& s, const table_ident& t, test::kv_model& out, bool& ordered) {
   out.clear();
   ordered = true;
   auto range = s.scan(t, {}, {}, 113);
@@ -39,8 +40,9 @@ inline error scan_all(default_store& s, const table_ident& t, test::kv_model& ou
 // Point reads of every tenth key of the workload's key space (starting at `first`) against
 // `model`: empty when all agree, else the first disagreement; `e` gets a read's error other
 // than not_found.
-inline std::string point_reads(default_store& s, const table_ident& t, const test::kv_model& model,
-                               std::uint64_t first, error& e) {
+template <typename Store>
+std::string point_reads(Store& s, const table_ident& t, const test::kv_model& model,
+                        std::uint64_t first, error& e) {
   e = error::ok;
   for (std::uint64_t k = first % 10; k <= test::workload::key_space; k += 10) {
     const std::string key = test::key_of(k);
