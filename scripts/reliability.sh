@@ -90,6 +90,7 @@ if ((seeds > 0 || cloud_seeds > 0)); then
     return "${rc}"
   }
   pids=()
+  trap 'kill "${pids[@]}" 2>/dev/null; exit 130' INT TERM
   if ((seeds > 0)); then
     simulate local "${seeds}" 'simulation: one seed*' &
     pids+=($!)
@@ -101,6 +102,7 @@ if ((seeds > 0 || cloud_seeds > 0)); then
   for pid in "${pids[@]}"; do
     wait "${pid}" || status=1
   done
+  trap - INT TERM
   cat "${out}"/simulation_*.txt
 fi
 disk_status=0

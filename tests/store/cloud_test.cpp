@@ -380,7 +380,8 @@ TEST_CASE("cloud: a data file whose creating write failed does not block later u
   // (Found by the simulation, cloud seed 9.) A write that was to create a data file fails
   // before anything reaches the disk; the engine's commit fails, and its next commits use
   // other files. The file was counted as written, so every later upload looked for it, and
-  // every later commit of the partition failed with not_found.
+  // every later commit of the partition failed with not_found. Only such a file is passed
+  // over: a file missing for another reason still fails the upload.
   auto bucket = std::make_shared<memory_object_store>();
   using local = faulty_io<memory_io>;
   cloud_io<local, memory_object_store> io(bucket, "prefix", 1);
@@ -393,6 +394,7 @@ TEST_CASE("cloud: a data file whose creating write failed does not block later u
   io.set_faults(refuse);
   const std::vector<char> page(4096, 'p');
   CHECK(io.write(t, "data_5_1", 0, page) == error::io_fail);
+  CHECK(io.write(t, "data_7_1", 3 * page.size(), page) == error::io_fail);  // (new: not at 0)
   io.set_faults({});
   // The next commit (a snapshot written whole) is uploaded; the file never was.
   const std::string manifest(100, 'm');
@@ -401,12 +403,19 @@ TEST_CASE("cloud: a data file whose creating write failed does not block later u
   REQUIRE(bucket->get("prefix/tbl.0/manifest_1", body, meta) == object_status::ok);
   CHECK(body == manifest);
   CHECK(bucket->get("prefix/tbl.0/data_5_1", body, meta) == object_status::not_found);
+  CHECK(bucket->get("prefix/tbl.0/data_7_1", body, meta) == object_status::not_found);
   // A write that creates the file now goes up with the next commit.
   CHECK(io.write(t, "data_5_1", 0, page) == error::ok);
   CHECK(io.sync(t, "data_5_1") == error::ok);
   CHECK(io.write_file_atomic(t, "manifest_1", manifest + "2") == error::ok);
   REQUIRE(bucket->get("prefix/tbl.0/data_5_1", body, meta) == object_status::ok);
   CHECK(body == std::string(page.begin(), page.end()));
+  // A file that went missing otherwise (its write succeeded) still fails the upload, loudly.
+  CHECK(io.write(t, "data_6_1", 0, page) == error::ok);
+  REQUIRE(static_cast<local&>(io).remove(t, "data_6_1") == error::ok);  // (behind the cache)
+  CHECK(io.write_file_atomic(t, "manifest_1", manifest + "3") == error::not_found);
+  REQUIRE(bucket->get("prefix/tbl.0/manifest_1", body, meta) == object_status::ok);
+  CHECK(body == manifest + "2");
   io.close();
 }
 

@@ -267,7 +267,7 @@ struct check_totals {
 // Checks the store against the log, then records how each operation left in flight resolved,
 // and each failed one since its partition's last success (a write whose manifest record
 // reached the file but whose sync failed may come back whole after a restart: at most one of
-// them, as the simulation in crash_test.cpp allows; with a normal disk nothing fails).
+// them, as the simulation in simulation_test.cpp allows; with a normal disk nothing fails).
 // Leaves `gen` after the last logged operation.
 template <typename Store>
 check_totals check_store(Store& s, const run_config& rc, expected_state& st, workload& gen,

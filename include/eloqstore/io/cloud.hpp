@@ -249,6 +249,7 @@ class cloud_io : public Local {
       return e;
     }
     const error e = Local::write(t, name, offset, data);
+    note_write_outcome(t, name, e == error::ok);
     if (detail::parse_file_name(name).kind == detail::file_kind::manifest) {
       std::lock_guard lock(mu_);
       uploads_[t].written_len = offset + data.size();  // a log record: what a sync commits
@@ -642,7 +643,8 @@ class cloud_io : public Local {
       }
       const detail::parsed_file_name f = detail::parse_file_name(it->first);
       e = upload_cached(t, it->first, f);
-      if (e == error::not_found && f.kind == detail::file_kind::data) {
+      if (e == error::not_found && f.kind == detail::file_kind::data &&
+          last_write_failed(t, it->first)) {
         drop_unwritten(t, it->first, it->second);  // (nothing to upload)
         e = error::ok;
         continue;
@@ -1103,6 +1105,9 @@ class cloud_io : public Local {
     // if no write came after it read the file).
     std::map<std::string, std::uint64_t, std::less<>> dirty;
     std::vector<std::string> removals;  // for after the next flush
+    // Data files whose latest write failed: they may not exist although counted as written
+    // (a write creates a file the cache and the bucket lack; drop_unwritten()).
+    std::set<std::string, std::less<>> failed_writes;
     // The manifest: writes to it (note_written), renames over it (write_file_atomic), the end
     // of the last write, and that end at the last commit (what a flush uploads of it).
     std::uint64_t manifest_writes = 0;
@@ -1423,28 +1428,67 @@ class cloud_io : public Local {
     }
   }
 
-  // A data file flush() found dirty but not on the local disk: a write was to create it and
-  // failed before anything reached the disk (write() counts every write, failed or not, as
-  // one the bucket lacks), and no commit names it (a commit syncs its data files before it
-  // writes its manifest, and a sync of a missing file fails). It is dropped from the
-  // partition's dirty files and from the cache, unless a write to it came or began since
-  // (`writes`: the count the flush saw). Without this, every later flush, so every later
-  // commit of the partition, would fail on it.
-  void drop_unwritten(const table_ident& t, const std::string& name, std::uint64_t writes) {
+  // A write into data file `name` succeeded or failed. A failed one may have created nothing
+  // (the file new: in neither the cache nor the bucket), although release() counts it as
+  // written.
+  void note_write_outcome(const table_ident& t, std::string_view name, bool ok) {
+    if (detail::parse_file_name(name).kind != detail::file_kind::data) {
+      return;
+    }
+    std::lock_guard lock(mu_);
+    auto& failed = uploads_[t].failed_writes;
+    if (ok) {
+      if (const auto it = failed.find(name); it != failed.end()) {
+        failed.erase(it);
+      }
+    } else {
+      failed.emplace(name);
+    }
+  }
+  [[nodiscard]] bool last_write_failed(const table_ident& t, std::string_view name) {
+    std::lock_guard lock(mu_);
+    return uploads_[t].failed_writes.contains(name);
+  }
+
+  // A data file flush() found dirty but not on the local disk, whose latest write failed
+  // (last_write_failed): the write that was to create it failed, nothing reached the disk,
+  // and no commit names it (a commit syncs its data files before it writes its manifest, and
+  // that sync failed on the missing file, or the commit failed at the write already). It is
+  // dropped from the cache and from the partition's dirty files, unless it is in use or a
+  // write to it came since (`writes`: the count the flush saw): then the next flush looks
+  // again. Without this, every later flush, so every later commit of the partition, would
+  // fail on it. Any other missing dirty file still fails the flush.
+  // (The partition's calls come from one thread and nothing here parks, so no write of the
+  // file runs between the checks and the drop.)
+  void drop_unwritten(const table_ident& t, std::string_view name, std::uint64_t writes) {
+    const auto unchanged = [&](upload_state& u) {
+      const auto d = u.dirty.find(name);
+      return d != u.dirty.end() && d->second == writes && !u.streaming.contains(name);
+    };
     {
       std::lock_guard lock(mu_);
-      upload_state& u = uploads_[t];
-      const auto d = u.dirty.find(name);
-      if (d == u.dirty.end() || d->second != writes || u.streaming.contains(name)) {
+      if (!unchanged(uploads_[t])) {
         return;
       }
+    }
+    {
+      cache_slot& s = slot_of(t);
+      std::lock_guard lock(s.mu);
+      if (const cache_file* f = s.files.find(t, name); f != nullptr) {
+        if (f->pins > 0) {
+          return;
+        }
+        wake(s.files.erase(t, name));
+        room_changed(s);
+      }
+    }
+    std::lock_guard lock(mu_);
+    upload_state& u = uploads_[t];
+    if (const auto d = u.dirty.find(name); d != u.dirty.end()) {
       u.dirty.erase(d);
     }
-    cache_slot& s = slot_of(t);
-    std::lock_guard lock(s.mu);
-    if (const cache_file* f = s.files.find(t, name); f != nullptr && f->pins == 0) {
-      wake(s.files.erase(t, name));
-      room_changed(s);
+    if (const auto it = u.failed_writes.find(name); it != u.failed_writes.end()) {
+      u.failed_writes.erase(it);
     }
   }
 
@@ -1528,6 +1572,9 @@ class cloud_io : public Local {
       const bucket_copy now =
           ran && hows[done] != access::read ? bucket_copy::written : bucket_copy::unchanged;
       for (std::size_t i = 0; i < held; ++i) {
+        if (ran && hows[done + i] != access::read) {
+          note_write_outcome(t, all[done + i], r == error::ok);
+        }
         release(t, all[done + i], now);
       }
       if (r != error::ok) {
