@@ -11,10 +11,12 @@
 //             durable writes to one partition, with and without group commit
 //   mapping   copy-on-write cost of one small batch in a 1M-page mapping: chunked (ours)
 //             vs copying the whole table (the reference engine)
+//   large     gets of one 32 MiB and one 128 MiB value (overflow chains), the OS page cache
+//             dropped before each (as root): the median of 3, in s and MB/s
 //
 // Usage: engine_bench [directory=/tmp/eloqstore-bench] [keys=1000000] [traits=both|uring|pread]
-//                     [phases=load,read,qd,clients,mapping; load1000, load20000: one batch
-//                     size; qd1, qd32, qd128: one depth]
+//                     [phases=load,read,qd,clients,mapping,large; load1000, load20000: one
+//                     batch size; qd1, qd32, qd128: one depth]
 // The read and qd phases use the data set of the load phase; a run given an explicit phase list
 // keeps the data set for the next one. ELOQSTORE_BENCH_APPEND=1: every phase in append mode.
 // ELOQSTORE_BENCH_COMPRESS=1: enable_compression. ELOQSTORE_BENCH_VALUES=text: the load's
@@ -126,6 +128,52 @@ options make_options(const std::string& dir) {
 void drop_os_cache() {
   ::sync();
   std::ofstream("/proc/sys/vm/drop_caches") << "1\n";  // fails quietly unless root
+}
+
+// Gets of one 32 MiB and one 128 MiB value in a fresh store (each an overflow chain of 8 K and
+// 32 K pages), the OS page cache dropped before each get: the median of 3 gets.
+template <typename store_type>
+void large_values(const std::string& dir) {
+  std::filesystem::remove_all(dir);
+  options o = make_options(dir);
+  const table_ident t{"bench", 0};
+  for (const std::size_t mib : {32, 128}) {
+    const std::string key = "large" + std::to_string(mib);
+    {
+      store_type store(o);
+      if (store.start() != error::ok) {
+        std::exit(1);
+      }
+      std::vector<write_entry> b;
+      b.push_back(write_entry{key, text_value(mib << 20, mib), 1, write_op::upsert, 0});
+      if (const error e = store.write(t, std::move(b)); e != error::ok) {
+        std::fprintf(stderr, "large: write of %zu MiB: %s\n", mib,
+                     std::string(error_message(e)).c_str());
+        std::exit(1);
+      }
+      store.stop();
+    }
+    store_type store(o);
+    if (store.start() != error::ok) {
+      std::exit(1);
+    }
+    std::vector<double> secs;
+    for (int i = 0; i < 3; ++i) {
+      drop_os_cache();
+      const auto start = bench_clock::now();
+      const auto got = store.get(t, key);
+      secs.push_back(since(start));
+      if (!got.ok() || got->value.size() != mib << 20) {
+        std::fprintf(stderr, "large: get of %zu MiB failed\n", mib);
+        std::exit(1);
+      }
+    }
+    store.stop();
+    std::sort(secs.begin(), secs.end());
+    std::printf("  large     get of a %3zu MiB value: %.3f s (%.0f MB/s), median of 3\n", mib,
+                secs[1], static_cast<double>(mib << 20) / 1e6 / secs[1]);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 // Random point reads with `depth` requests in flight (callbacks resubmit on the shard).
@@ -381,7 +429,7 @@ int main(int argc, char** argv) {
   std::string dir = "/tmp/eloqstore-bench";
   std::uint64_t keys = 1000000;
   std::string which = "both";
-  std::string phases = "load,read,qd,clients,mapping";
+  std::string phases = "load,read,qd,clients,mapping,large";
   CLI::App app{"engine_bench: the engine on local files, uring_io and pread_io"};
   app.add_option("directory", dir,
                  "a scratch directory (removed at the end unless phases are given)");
@@ -391,7 +439,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"uring", "pread", "both"}));
   auto* phases_opt = app.add_option("phases", phases,
                                     "comma-separated: load, load1000, load20000, read, qd, qd1, "
-                                    "qd32, qd128, clients, mapping");
+                                    "qd32, qd128, clients, mapping, large");
   CLI11_PARSE(app, argc, argv);
   const auto wanted = [&](std::string_view phase) {
     return ("," + phases + ",").find("," + std::string(phase) + ",") != std::string::npos;
@@ -419,6 +467,9 @@ int main(int argc, char** argv) {
         small_writes<store_type>(clients_dir, true, async_clients);
       }
       std::filesystem::remove_all(clients_dir);
+    }
+    if (wanted("large")) {
+      large_values<store_type>(dir + "-large");
     }
   };
   if (which == "both" || which == "uring") {

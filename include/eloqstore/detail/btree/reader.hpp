@@ -435,12 +435,18 @@ class tree_reader {
     }
     std::string assembled;
     std::string& whole = compression == compression_kind::none ? out : assembled;
-    std::vector<char> buf;
-    if (const error e = read_overflow_value(
+    std::vector<page_buffer> bufs;  // (one per page of the largest group so far)
+    if (const error e = read_overflow_groups(
             stored,
-            [&](page_id id, std::span<const char>& page) {
-              const error r = pages_.read(partition_, version_->mapping, id, buf);
-              page = buf;
+            [&](std::span<const page_id> ids, std::span<std::span<const char>> pages) {
+              while (bufs.size() < ids.size()) {
+                bufs.emplace_back(pages_.page_size());
+              }
+              const std::span<page_buffer> group(bufs.data(), ids.size());
+              const error r = pages_.read_many(partition_, version_->mapping, ids, group);
+              for (std::size_t i = 0; i < ids.size(); ++i) {
+                pages[i] = group[i].span();
+              }
               return r;
             },
             whole, version_->mapping.live_count());

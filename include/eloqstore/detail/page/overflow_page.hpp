@@ -24,6 +24,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <eloqstore/detail/codec/coding.hpp>
 #include <eloqstore/detail/page/page_common.hpp>
@@ -166,16 +167,20 @@ template <typename Alloc, typename Write>
   return true;
 }
 
-// Reads an overflow chain back into `out`.
-//   read(page_id, std::span<const char>& page) -> error   yields the bytes of one page, which
-//   stay valid until the next call; the checksum is the reader's business.
+// Reads an overflow chain back into `out`, a pointer group at a time (as the reference
+// does): the pages of a group are named together (the head, or the group's last page before
+// it), so they are read together, and the reads of a group overlap where the backend can.
+//   read_group(std::span<const page_id> ids, std::span<std::span<const char>> pages) -> error
+//   yields the bytes of page ids[i] in pages[i] (ids.size() == pages.size() <= 128), valid
+//   until the next call; the checksums are the reader's business.
 // Returns error::corrupted for a malformed head, page or chain (one that reads more than
 // `pages_max` pages or grows past overflow_value_bytes_max, as a cycle would), or the first
-// error of `read`. Callers pass the number of pages the partition maps as `pages_max`.
-template <typename Read>
-[[nodiscard]] error read_overflow_value(std::string_view head, Read&& read, std::string& out,
-                                        std::size_t pages_max = SIZE_MAX) {
+// error of `read_group`. Callers pass the number of pages the partition maps as `pages_max`.
+template <typename ReadGroup>
+[[nodiscard]] error read_overflow_groups(std::string_view head, ReadGroup&& read_group,
+                                         std::string& out, std::size_t pages_max = SIZE_MAX) {
   std::array<page_id, overflow_pointers_max> ids{};
+  std::array<std::span<const char>, overflow_pointers_max> pages{};
   std::size_t count = 0;
   if (!decode_overflow_head(head, ids, count)) {
     return error::corrupted;
@@ -188,11 +193,13 @@ template <typename Read>
       return error::corrupted;
     }
     pages_read += count;
+    if (const error e = read_group(std::span<const page_id>(ids.data(), count),
+                                   std::span<std::span<const char>>(pages.data(), count));
+        e != error::ok) {
+      return e;
+    }
     for (std::size_t i = 0; i < count; ++i) {
-      std::span<const char> bytes;
-      if (const error e = read(ids[i], bytes); e != error::ok) {
-        return e;
-      }
+      const std::span<const char> bytes = pages[i];
       overflow_page page;
       if (overflow_page::open(bytes, page) != error::ok) {
         return error::corrupted;
@@ -221,6 +228,31 @@ template <typename Read>
     count = next_count;
   }
   return error::ok;
+}
+
+// The same with one page read at a time:
+//   read(page_id, std::span<const char>& page) -> error   yields the bytes of one page, which
+//   stay valid until the next call.
+// (Each page is copied, a group at a time: for tests and tools, not the read path.)
+template <typename Read>
+[[nodiscard]] error read_overflow_value(std::string_view head, Read&& read, std::string& out,
+                                        std::size_t pages_max = SIZE_MAX) {
+  std::vector<std::vector<char>> copies;
+  return read_overflow_groups(
+      head,
+      [&](std::span<const page_id> ids, std::span<std::span<const char>> pages) {
+        copies.resize(ids.size());
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+          std::span<const char> bytes;
+          if (const error e = read(ids[i], bytes); e != error::ok) {
+            return e;
+          }
+          copies[i].assign(bytes.begin(), bytes.end());
+          pages[i] = copies[i];
+        }
+        return error::ok;
+      },
+      out, pages_max);
 }
 
 }  // namespace eloqstore::detail
