@@ -435,17 +435,17 @@ class tree_reader {
     }
     std::string assembled;
     std::string& whole = compression == compression_kind::none ? out : assembled;
-    std::vector<page_buffer> bufs;  // (one per page of the largest group so far)
+    page_buffer group;  // (the pages of the largest group so far, one after another)
     if (const error e = read_overflow_groups(
             stored,
             [&](std::span<const page_id> ids, std::span<std::span<const char>> pages) {
-              while (bufs.size() < ids.size()) {
-                bufs.emplace_back(pages_.page_size());
+              const std::size_t page = pages_.page_size();
+              if (group.size() < ids.size() * page) {
+                group = page_buffer(ids.size() * page);
               }
-              const std::span<page_buffer> group(bufs.data(), ids.size());
-              const error r = pages_.read_many(partition_, version_->mapping, ids, group);
+              const error r = pages_.read_runs(partition_, version_->mapping, ids, group.span());
               for (std::size_t i = 0; i < ids.size(); ++i) {
-                pages[i] = group[i].span();
+                pages[i] = group.span().subspan(i * page, page);
               }
               return r;
             },

@@ -95,45 +95,59 @@ class page_access {
                                 std::span<const page_id> ids, std::span<page_buffer> bufs) {
     metric_add(counter::pages_read, ids.size());
     std::vector<page_read> reads(ids.size());
-    // Consecutive pages of one file share its handle (or name).
-    const auto same_file_as_previous = [&](std::size_t i, file_id f) {
-      return i > 0 && file_of(mapping.file_page(ids[i - 1]), shift_) == f;
-    };
-    if constexpr (file_handles<IO>) {
-      std::vector<typename IO::file_ref> files(ids.size());
-      for (std::size_t i = 0; i < ids.size(); ++i) {
-        const file_page_id fp = mapping.file_page(ids[i]);
-        if (fp.is_none()) {
-          return error::corrupted;
-        }
-        const file_id f = file_of(fp, shift_);
-        if (same_file_as_previous(i, f)) {
-          files[i] = files[i - 1];
-        } else if (const error e = open_file(p, f, files[i]); e != error::ok) {
-          return e == error::not_found ? error::corrupted : e;
-        }
-        reads[i] = page_read{{}, file_offset_bytes(fp, shift_, page_size_), bufs[i].span()};
+    std::vector<file_id> files(ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const file_page_id fp = mapping.file_page(ids[i]);
+      if (fp.is_none()) {
+        return error::corrupted;
       }
-      return checked(
-          page_ops<IO>::read_pages_at(io_, std::span<const typename IO::file_ref>(files), reads),
-          bufs);
-    } else {
-      std::vector<std::string> names;
-      names.reserve(ids.size());  // stable: the reads refer to them
-      for (std::size_t i = 0; i < ids.size(); ++i) {
-        const file_page_id fp = mapping.file_page(ids[i]);
-        if (fp.is_none()) {
-          return error::corrupted;
-        }
-        const file_id f = file_of(fp, shift_);
-        if (!same_file_as_previous(i, f)) {
-          names.push_back(file_name(p, f));
-        }
-        reads[i] =
-            page_read{names.back(), file_offset_bytes(fp, shift_, page_size_), bufs[i].span()};
-      }
-      return checked(page_ops<IO>::read_pages(io_, p.id, reads), bufs);
+      files[i] = file_of(fp, shift_);
+      reads[i] = page_read{{}, file_offset_bytes(fp, shift_, page_size_), bufs[i].span()};
     }
+    if (const error e = issue_reads(p, files, reads); e != error::ok) {
+      return e;
+    }
+    for (page_buffer& b : bufs.first(ids.size())) {
+      if (verify_ && !verify_page_checksum(b.span())) {
+        return error::corrupted;
+      }
+    }
+    return error::ok;
+  }
+
+  // Reads pages ids[i] into out[i * page_size, (i + 1) * page_size) (out: ids.size() pages,
+  // aligned as a page_buffer), one read per run of pages that lie one after another in one
+  // file, and verifies every checksum. For pages read together whole, as the pages of an
+  // overflow value, written one after another: fewer, larger reads.
+  [[nodiscard]] error read_runs(const partition_state& p, const mapping_table& mapping,
+                                std::span<const page_id> ids, std::span<char> out) {
+    metric_add(counter::pages_read, ids.size());
+    std::vector<page_read> reads;
+    std::vector<file_id> files;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const file_page_id fp = mapping.file_page(ids[i]);
+      if (fp.is_none()) {
+        return error::corrupted;
+      }
+      const file_id f = file_of(fp, shift_);
+      const std::uint64_t offset = file_offset_bytes(fp, shift_, page_size_);
+      if (!reads.empty() && files.back() == f &&
+          reads.back().offset + reads.back().buf.size() == offset) {
+        reads.back().buf = {reads.back().buf.data(), reads.back().buf.size() + page_size_};
+        continue;  // (the buffers lie one after another too)
+      }
+      reads.push_back(page_read{{}, offset, out.subspan(i * page_size_, page_size_)});
+      files.push_back(f);
+    }
+    if (const error e = issue_reads(p, files, reads); e != error::ok) {
+      return e;
+    }
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (verify_ && !verify_page_checksum(out.subspan(i * page_size_, page_size_))) {
+        return error::corrupted;
+      }
+    }
+    return error::ok;
   }
 
   [[nodiscard]] error read_fp(const partition_state& p, file_page_id fp, std::vector<char>& out) {
@@ -281,19 +295,37 @@ class page_access {
 
   // The outcome of a batch read: a page the files do not hold is corruption, and every
   // checksum is verified.
-  [[nodiscard]] error checked(error e, std::span<page_buffer> bufs) const {
-    if (e == error::end_of_file || e == error::not_found) {
-      return error::corrupted;
-    }
-    if (e != error::ok) {
-      return e;
-    }
-    for (page_buffer& b : bufs) {
-      if (verify_ && !verify_page_checksum(b.span())) {
-        return error::corrupted;
+  // Issues `reads` (reads[i] from data file files[i] of p), overlapped where the backend
+  // can (page_ops). A file or page the mapping names but the files lack is corrupted.
+  [[nodiscard]] error issue_reads(const partition_state& p, std::span<const file_id> files,
+                                  std::span<page_read> reads) {
+    // Consecutive reads of one file share its handle (or name).
+    const auto same_file_as_previous = [&](std::size_t i) {
+      return i > 0 && files[i - 1] == files[i];
+    };
+    error e = error::ok;
+    if constexpr (file_handles<IO>) {
+      std::vector<typename IO::file_ref> refs(reads.size());
+      for (std::size_t i = 0; i < reads.size(); ++i) {
+        if (same_file_as_previous(i)) {
+          refs[i] = refs[i - 1];
+        } else if (e = open_file(p, files[i], refs[i]); e != error::ok) {
+          return e == error::not_found ? error::corrupted : e;
+        }
       }
+      e = page_ops<IO>::read_pages_at(io_, std::span<const typename IO::file_ref>(refs), reads);
+    } else {
+      std::vector<std::string> names;
+      names.reserve(reads.size());  // stable: the reads refer to them
+      for (std::size_t i = 0; i < reads.size(); ++i) {
+        if (!same_file_as_previous(i)) {
+          names.push_back(file_name(p, files[i]));
+        }
+        reads[i].name = names.back();
+      }
+      e = page_ops<IO>::read_pages(io_, p.id, reads);
     }
-    return error::ok;
+    return e == error::end_of_file || e == error::not_found ? error::corrupted : e;
   }
 
   IO& io_;
