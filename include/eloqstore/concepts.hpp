@@ -125,7 +125,8 @@ concept async_page_writes = batched_io<B> &&
   { io.finish_write_pages(ticket) } -> std::same_as<error>;
 };
 
-// One page-sized read of a batch (see batched_reads).
+// One read of a batch (see batched_reads): a page, or a run of pages one after another in
+// the file (aligned as a page, a whole number of pages long).
 struct page_read {
   std::string_view name;
   std::uint64_t offset = 0;

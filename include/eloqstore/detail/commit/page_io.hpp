@@ -1,11 +1,12 @@
-// Page I/O of one shard: page-sized reads through a version's mapping table with checksum
-// verification (one at a time or overlapped), the shard's index page cache, and the spare
-// page buffers that reads and writers reuse.
+// Page I/O of one shard: page reads through a version's mapping table with checksum
+// verification (one at a time, overlapped, or merged into runs of adjacent pages), the
+// shard's index page cache, and the spare page buffers that reads and writers reuse.
 //
 // Thread affinity: the shard's thread.
 #pragma once
 
 #include <algorithm>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -44,7 +45,7 @@ struct handle_cache_of<IO, true> {
   using type = file_handle_cache<typename IO::file_ref>;
 };
 
-// Page-sized reads with checksum verification, and the shard's index page cache.
+// Page reads with checksum verification, and the shard's index page cache.
 template <io_backend IO>
 class page_access {
  public:
@@ -121,6 +122,7 @@ class page_access {
   // overflow value, written one after another: fewer, larger reads.
   [[nodiscard]] error read_runs(const partition_state& p, const mapping_table& mapping,
                                 std::span<const page_id> ids, std::span<char> out) {
+    assert(out.size() >= ids.size() * page_size_);
     metric_add(counter::pages_read, ids.size());
     std::vector<page_read> reads;
     std::vector<file_id> files;
@@ -132,7 +134,8 @@ class page_access {
       const file_id f = file_of(fp, shift_);
       const std::uint64_t offset = file_offset_bytes(fp, shift_, page_size_);
       if (!reads.empty() && files.back() == f &&
-          reads.back().offset + reads.back().buf.size() == offset) {
+          reads.back().offset + reads.back().buf.size() == offset &&
+          reads.back().buf.size() + page_size_ <= run_bytes_max) {
         reads.back().buf = {reads.back().buf.data(), reads.back().buf.size() + page_size_};
         continue;  // (the buffers lie one after another too)
       }
@@ -293,8 +296,9 @@ class page_access {
     return error::ok;
   }
 
-  // The outcome of a batch read: a page the files do not hold is corruption, and every
-  // checksum is verified.
+  // The longest read read_runs merges pages into.
+  static constexpr std::size_t run_bytes_max = std::size_t{1} << 20;
+
   // Issues `reads` (reads[i] from data file files[i] of p), overlapped where the backend
   // can (page_ops). A file or page the mapping names but the files lack is corrupted.
   [[nodiscard]] error issue_reads(const partition_state& p, std::span<const file_id> files,
