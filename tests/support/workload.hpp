@@ -1,7 +1,8 @@
 // The random workload of the crash tests and the simulation (tests/store/crash_test.cpp,
-// simulation_test.cpp) and the blackbox crash loop (tests/stress/crash_loop.cpp): operations over several partitions (batches with small
-// and overflow values and erases, optionally TTLs, range deletes, truncates), a model that
-// applies them, and the calls and requests that run them on a store.
+// simulation_test.cpp) and the blackbox crash loop (tests/stress/crash_loop.cpp): operations over
+// several partitions (batches with small and overflow values and erases, optionally TTLs, range
+// deletes, truncates), a model that applies them, and the calls and requests that run them on a
+// store.
 #pragma once
 
 #include <algorithm>
