@@ -92,14 +92,14 @@ int match_candidates(Store& s, std::uint32_t part, const std::vector<kv_model>& 
 // Options drawn from r: 1-2 shards; a manifest limit from "snapshot every other write" to
 // "always append"; data files of 8, 64 or 2^18 pages (small files create new files, so the
 // directory sync of a commit matters); a small or large index cache; in place or append mode.
-inline options random_options(rng& r, std::size_t page_bytes = 4096) {
+inline options random_options(rng& r) {
   options o;
   o.num_threads = static_cast<std::uint16_t>(r.uniform(1, 2));
   const std::uint32_t limits[] = {8u << 10, 16u << 10, 1u << 20};
   o.manifest_limit = limits[r.uniform(0, 2)];
   const std::uint8_t shifts[] = {3, 6, 18};
   o.pages_per_file_shift = shifts[r.uniform(0, 2)];
-  o.buffer_pool_size = r.chance(0.5) ? 4 * page_bytes : 32 << 20;
+  o.buffer_pool_size = r.chance(0.5) ? 4 * std::size_t{4096} : 32 << 20;
   // Append mode: with small files, compaction and file GC run (in the background on fiber
   // shards) between and after the workload's writes, and crash there too.
   o.data_append_mode = r.chance(0.5);
