@@ -21,7 +21,8 @@
 // keeps the data set for the next one. ELOQSTORE_BENCH_APPEND=1: every phase in append mode.
 // ELOQSTORE_BENCH_COMPRESS=1: enable_compression. ELOQSTORE_BENCH_VALUES=text: the load's
 // values are distinct JSON-like text records (compressible about 4x) instead of one repeated
-// byte; the load then also reports the bytes on disk.
+// byte; the load then also reports the bytes on disk. The data page cache is off (device
+// figures) unless ELOQSTORE_BENCH_DATA_CACHE=BYTES sets its size per shard.
 #include <sys/resource.h>
 #include <unistd.h>
 #include <algorithm>
@@ -115,6 +116,12 @@ options make_options(const std::string& dir) {
   o.store_path = {dir};
   o.num_threads = 1;
   o.buffer_pool_size = 1 << 20;  // 256 index pages: smaller than the index of the data set
+  // Device figures: every data page read comes from the device, unless
+  // ELOQSTORE_BENCH_DATA_CACHE gives the data page cache bytes.
+  o.data_page_cache_size = 0;
+  if (const char* cache = std::getenv("ELOQSTORE_BENCH_DATA_CACHE"); cache != nullptr) {
+    o.data_page_cache_size = std::strtoull(cache, nullptr, 10);
+  }
   if (append_mode()) {
     o.data_append_mode = true;
     o.pages_per_file_shift = 11;

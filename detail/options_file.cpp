@@ -283,6 +283,8 @@ constexpr std::array key_specs{
              print_bool<&options::skip_verify_checksum>},
     key_spec{"buffer_pool_size", run, apply_size<&options::buffer_pool_size>,
              print_number<&options::buffer_pool_size>},
+    key_spec{"data_page_cache_size", run, apply_size<&options::data_page_cache_size>,
+             print_number<&options::data_page_cache_size>},
     key_spec{"root_meta_cache_size", run, apply_size<&options::root_meta_cache_size>,
              print_number<&options::root_meta_cache_size>},
     key_spec{"manifest_limit", run, apply_uint<&options::manifest_limit>,

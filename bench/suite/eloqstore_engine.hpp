@@ -73,6 +73,9 @@ class eloqstore_engine final : public engine {
     line("partitions (table 'bench', range-partitioned by split keys)",
          std::to_string(splits_.size() + 1));
     line("buffer_pool_size (index-page cache per shard)", std::to_string(o.buffer_pool_size));
+    line("data_page_cache_size (data-page cache per shard)",
+         eloqstore::detail::data_cache_enabled<Traits>() ? std::to_string(o.data_page_cache_size)
+                                                         : "0 (traits without a data cache)");
     line("root_meta_cache_size", std::to_string(o.root_meta_cache_size));
     line("pages_per_file_shift", std::to_string(o.pages_per_file_shift));
     line("data_append_mode", o.data_append_mode ? "true" : "false");
@@ -92,8 +95,13 @@ class eloqstore_engine final : public engine {
     opts_ = eloqstore::options{};
     opts_.store_path = {cfg.dir};
     opts_.num_threads = static_cast<std::uint16_t>(std::max(1U, cfg.threads));
-    opts_.buffer_pool_size =
-        std::max<std::uint64_t>(cfg.cache_bytes / opts_.num_threads, 4 * Traits::page_size);
+    // The cache budget per shard: a quarter for index pages (a few MiB index the suite's
+    // data sets), the rest for data pages; all of it for index pages without a data cache.
+    const std::uint64_t per_shard = cfg.cache_bytes / opts_.num_threads;
+    const std::uint64_t index_share =
+        eloqstore::detail::data_cache_enabled<Traits>() ? per_shard / 4 : per_shard;
+    opts_.buffer_pool_size = std::max<std::uint64_t>(index_share, 4 * Traits::page_size);
+    opts_.data_page_cache_size = per_shard > index_share ? per_shard - index_share : 0;
     opts_.data_page_size = static_cast<std::uint16_t>(Traits::page_size);
     if (tune_ != nullptr) {
       tune_(opts_, tune_arg_);

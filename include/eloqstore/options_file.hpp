@@ -12,8 +12,8 @@
 //   given twice are errors naming the key and its line. Not settable from files:
 //   enable_compression, partition_filter, pages_per_file_shift (use data_file_size).
 // * Numbers are decimal and must parse whole and fit the option's type. buffer_pool_size,
-//   root_meta_cache_size, data_page_size and data_file_size also take a KB/MB/GB/TB suffix
-//   (case-insensitive, powers of 1024), e.g. "32MB" or "4 kb".
+//   data_page_cache_size, root_meta_cache_size, data_page_size and data_file_size also take a
+//   KB/MB/GB/TB suffix (case-insensitive, powers of 1024), e.g. "32MB" or "4 kb".
 // * data_file_size sets pages_per_file_shift = floor(log2(data_file_size / data_page_size)),
 //   applied after all keys are read, so key order does not matter.
 // * store_path splits on ':' and ' '; empty pieces are dropped.

@@ -47,6 +47,8 @@ enum class counter : std::uint8_t {
   compaction_rounds,   // append-mode compaction rounds
   meta_evictions,      // partitions evicted from the root-meta cache
   background_errors,   // errors of background work, also reported to the log callback
+  data_cache_hits,     // data and overflow pages found in the data page cache
+  data_cache_misses,   // data and overflow pages read from a data file with the cache on
   count_
 };
 inline constexpr std::size_t counter_count = static_cast<std::size_t>(counter::count_);
@@ -71,6 +73,8 @@ struct counter_info {
       {"compaction_rounds", "Append-mode compaction rounds."},
       {"meta_evictions", "Partitions evicted from the root-meta cache."},
       {"background_errors", "Errors of background work (also logged)."},
+      {"data_cache_hits", "Data and overflow pages found in the data page cache."},
+      {"data_cache_misses", "Data and overflow pages read from data files (cache on)."},
   }};
   return infos[static_cast<std::size_t>(c)];
 }

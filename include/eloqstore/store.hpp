@@ -898,6 +898,20 @@ class EloqStore : private detail::shard_runtime<Traits> {
     }
     return sum;
   }
+  // The data page caches of all shards, summed (pages): capacity, page buffers allocated,
+  // pages held, pages in the protected segment. Zero when not running or without a cache.
+  [[nodiscard]] detail::data_cache::stats data_cache_stats() const {
+    detail::data_cache::stats sum;
+    std::shared_lock lock(shards_mu_);
+    for (const auto& s : shards_) {
+      const auto one = s->pages.data_cache_stats();
+      sum.capacity += one.capacity;
+      sum.allocated += one.allocated;
+      sum.cached += one.cached;
+      sum.protected_pages += one.protected_pages;
+    }
+    return sum;
+  }
   // The most write requests committed together so far (group commit).
   [[nodiscard]] std::size_t largest_group() const { return stats().total().group_sizes.max; }
   // Writer passes so far and the write requests they carried (their ratio is the average

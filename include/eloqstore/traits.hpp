@@ -27,6 +27,20 @@
 
 namespace eloqstore {
 
+// Data page cache policies (traits::data_cache). With a cache, each shard keeps copies of the
+// data and overflow pages its reads and writes use, up to options::data_page_cache_size
+// bytes, evicted by a segmented LRU that scans cannot flush (detail/shard/data_cache.hpp):
+// a hot set is served from memory and writers find the leaves they rewrite there. Without
+// one, every data page is read from storage each time (the reference engine's behaviour;
+// for stores whose OS or device cache does the job). Traits that name no policy get the cache
+// (detail::data_cache_enabled).
+struct segmented_lru_data_cache {
+  static constexpr bool enabled = true;
+};
+struct no_data_cache {
+  static constexpr bool enabled = false;
+};
+
 // Local files through io_uring (O_DIRECT data files), bytewise keys, 4 KiB pages, and
 // requests running as Boost.Context fibers that suspend on their I/O: many requests of one
 // shard are in flight at once.
@@ -34,6 +48,7 @@ struct default_traits {
   using comparator = bytewise_comparator;
   using io_type = uring_io;
   using scheduler_type = fiber_scheduler;
+  using data_cache = segmented_lru_data_cache;
   static constexpr std::size_t page_size = 4096;
 
   static std::unique_ptr<io_type> make_io(const options& o) {

@@ -1,10 +1,13 @@
 // Statistics (stats.hpp): the counters and histograms of stats() against what the test did,
 // across a restart, and their Prometheus text, checked with a small parser of the exposition
 // format (version 0.0.4).
+#include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <cstdint>
 #include <map>
+#include <random>
 #include <set>
 #include <string>
 #include <string_view>
@@ -320,5 +323,204 @@ TEST_CASE("stats: every shard reports its own") {
   const std::vector<sample> samples = parse_exposition(to_prometheus_text(st));
   CHECK(value_of(samples, "eloqstore_requests_total", {{"shard", "1"}, {"type", "batch_write"}}) ==
         2);
+  store->stop();
+}
+
+namespace {
+
+std::uint64_t pages_read(const store_stats& s) {
+  return s.total()[counter::pages_read];
+}
+
+struct no_cache_traits : memory_traits {
+  using data_cache = no_data_cache;
+};
+
+}  // namespace
+
+// The data page cache (on in every standard traits; options::data_page_cache_size per shard)
+// seen from outside: repeated reads of a hot set cost no page reads, a scan of more pages
+// than the cache holds leaves the hot set cached, writes keep it coherent (a model check with
+// a cache of a few pages, through overwrites, deletes, range deletes, truncates, append-mode
+// compaction and a restart), and size 0 turns it off.
+TEST_CASE_TEMPLATE("data cache: hot reads from memory, scan resistant, coherent under writes",
+                   Fixture, test::memory_fixture, test::uring_fixture,
+                   test::memory_append_fixture) {
+  static_assert(detail::data_cache_enabled<default_traits>());
+  static_assert(detail::data_cache_enabled<memory_traits>());
+  static_assert(!detail::data_cache_enabled<no_cache_traits>());
+  Fixture f;
+  f.opts.num_threads = 1;
+  constexpr std::size_t cache_pages = 48;
+  f.opts.data_page_cache_size = cache_pages * 4096;
+  auto store = f.make();
+  REQUIRE(store->start() == error::ok);
+  const table_ident t{"cache", 0};
+  std::map<std::string, std::string> model;
+  std::uint64_t ts = 1;
+  const auto key_of = [](int i) { return "key" + std::to_string(100000 + i); };
+  constexpr int keys = 3000;  // about 150 leaves of 4 KiB: three times the cache
+  for (int b = 0; b < keys / 500; ++b) {
+    std::vector<write_entry> batch;
+    for (int i = b * 500; i < (b + 1) * 500; ++i) {
+      batch.push_back(
+          {key_of(i), std::string(180, static_cast<char>('a' + i % 26)), ts, write_op::upsert, 0});
+      model[key_of(i)] = batch.back().value;
+    }
+    ++ts;
+    REQUIRE(store->write(t, std::move(batch)) == error::ok);
+  }
+  const auto check_get = [&](const std::string& key) {
+    const auto r = store->get(t, key);
+    const auto it = model.find(key);
+    if (it == model.end()) {
+      CHECK(r.status() == error::not_found);
+    } else {
+      REQUIRE(r.ok());
+      CHECK(r->value == it->second);
+    }
+  };
+
+  // The hot set: ten keys on different leaves, read twice (a miss, then a hit: protected).
+  std::vector<std::string> hot;
+  for (int i = 0; i < 10; ++i) {
+    hot.push_back(key_of(i * 290 + 7));
+  }
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& k : hot) {
+      check_get(k);
+    }
+  }
+  const store_stats warm = store->stats();
+  for (int round = 0; round < 5; ++round) {
+    for (const auto& k : hot) {
+      check_get(k);
+    }
+  }
+  CHECK(pages_read(store->stats()) == pages_read(warm));
+  CHECK(store->stats().total()[counter::data_cache_hits] >=
+        warm.total()[counter::data_cache_hits] + 50);
+
+  // A full scan reads every leaf, three times what the cache holds; the hot set stays.
+  std::size_t scanned = 0;
+  for (const kv_entry& e : store->scan(t)) {
+    CHECK(model.at(e.key) == e.value);
+    ++scanned;
+  }
+  CHECK(scanned == model.size());
+  const auto cs = store->data_cache_stats();
+  CHECK(cs.capacity == cache_pages);
+  CHECK(cs.cached <= cache_pages);
+  CHECK(cs.allocated <= cache_pages);
+  const store_stats after_scan = store->stats();
+  for (const auto& k : hot) {
+    check_get(k);
+  }
+  CHECK(pages_read(store->stats()) == pages_read(after_scan));
+
+  // Overwriting the hot keys: the new leaves replace the old in the cache, so the reads that
+  // follow still cost nothing, and return the new values.
+  {
+    std::vector<write_entry> batch;
+    for (const auto& k : hot) {
+      batch.push_back({k, "new-" + k, ts, write_op::upsert, 0});
+      model[k] = batch.back().value;
+    }
+    ++ts;
+    std::sort(batch.begin(), batch.end(),
+              [](const write_entry& a, const write_entry& b) { return a.key < b.key; });
+    REQUIRE(store->write(t, std::move(batch)) == error::ok);
+  }
+  const store_stats rewritten = store->stats();
+  for (const auto& k : hot) {
+    check_get(k);
+  }
+  CHECK(pages_read(store->stats()) == pages_read(rewritten));
+
+  // Random writes of every kind against the model, reads in between, with a cache of a few
+  // dozen pages: stale pages would show as wrong values. One value in eight is an overflow
+  // chain of 2-8 pages, so values are read partly from the cache and partly from storage.
+  std::mt19937_64 rng(42);
+  std::array<int, 4> ran{};  // batches, range deletes, truncates, hot reads
+  for (int step = 0; step < 60; ++step) {
+    const int drawn = static_cast<int>(rng() % 10);
+    const int op = step % 20 == 8 ? 8 : drawn == 8 ? 9 : drawn;  // truncates on three steps
+    ++ran[op < 6 ? 0 : op < 8 ? 1 : op == 8 ? 2 : 3];
+    if (op < 6) {
+      std::map<std::string, write_entry> batch;
+      for (int n = 0; n < 40; ++n) {
+        const std::string k = key_of(static_cast<int>(rng() % (keys + 500)));
+        const bool del = rng() % 5 == 0;
+        const std::size_t size = rng() % 8 == 0 ? 5000 + rng() % 28000 : 50 + rng() % 400;
+        batch[k] = {k, del ? "" : std::string(size, static_cast<char>('A' + (step + n) % 26)), ts,
+                    del ? write_op::erase : write_op::upsert, 0};
+      }
+      std::vector<write_entry> v;
+      for (auto& [k, e] : batch) {
+        if (e.op == write_op::erase) {
+          model.erase(k);
+        } else {
+          model[k] = e.value;
+        }
+        v.push_back(std::move(e));
+      }
+      ++ts;
+      REQUIRE(store->write(t, std::move(v)) == error::ok);
+    } else if (op < 8) {
+      const int a = static_cast<int>(rng() % keys);
+      const std::string lo = key_of(a);
+      const std::string hi = key_of(a + 1 + static_cast<int>(rng() % 100));
+      REQUIRE(store->delete_range(t, lo, hi) == error::ok);
+      model.erase(model.lower_bound(lo), model.lower_bound(hi));
+    } else if (op == 8) {
+      const std::string from = key_of(keys - static_cast<int>(rng() % 300));
+      REQUIRE(store->truncate(t, from) == error::ok);
+      model.erase(model.lower_bound(from), model.end());
+    } else {
+      for (const auto& k : hot) {
+        check_get(k);
+      }
+    }
+    for (int n = 0; n < 30; ++n) {
+      check_get(key_of(static_cast<int>(rng() % (keys + 500))));
+    }
+  }
+  CHECK(ran[0] > 10);
+  CHECK(ran[1] > 3);
+  CHECK(ran[2] == 3);
+  CHECK(ran[3] > 0);
+  const auto check_all = [&] {
+    std::map<std::string, std::string> seen;
+    for (const kv_entry& e : store->scan(t)) {
+      seen[e.key] = e.value;
+    }
+    CHECK(seen == model);
+    for (const auto& [k, v] : model) {
+      check_get(k);
+    }
+  };
+  check_all();
+  std::string problem;
+  CHECK(store->verify(t, problem) == error::ok);
+  store->stop();
+  REQUIRE(store->start() == error::ok);
+  check_all();
+  CHECK(store->data_cache_stats().cached <= cache_pages);
+  store->stop();
+
+  // Size 0: no cache, every data page is read.
+  store.reset();
+  f.opts.data_page_cache_size = 0;
+  store = f.make();
+  REQUIRE(store->start() == error::ok);
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& k : hot) {
+      check_get(k);
+    }
+  }
+  CHECK(store->data_cache_stats().capacity == 0);
+  CHECK(store->stats().total()[counter::data_cache_hits] == 0);
+  CHECK(store->stats().total()[counter::data_cache_misses] == 0);
+  CHECK(pages_read(store->stats()) >= 3 * hot.size());
   store->stop();
 }

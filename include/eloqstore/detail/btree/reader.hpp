@@ -2,8 +2,8 @@
 // forward and reverse scans with pagination.
 //
 // Every operation descends from the root through index pages (cached by page_access) to a
-// data page, which is read from storage each time: with cached index pages a point read costs
-// one page read, plus overflow pages for large values. Expired records (expire_ts != 0 and
+// data page, from the data page cache or storage: with cached index pages a point read costs
+// at most one page read, plus overflow pages for large values. Expired records (expire_ts != 0 and
 // <= now) are never returned. Loops are bounded by `index_levels_max` and by the number of
 // pages the version maps, so a corrupt sibling link cannot make a scan spin.
 //
@@ -173,7 +173,8 @@ class tree_reader {
       while (bufs.size() < run.size()) {
         bufs.emplace_back(pages_.page_size());
       }
-      if (const error e = pages_.read_many(partition_, version_->mapping, run, bufs);
+      if (const error e =
+              pages_.read_many(partition_, version_->mapping, run, bufs, cache_use::scan);
           e != error::ok) {
         return e;
       }
@@ -291,7 +292,7 @@ class tree_reader {
     std::vector<raw_entry> page_records;
     for (std::size_t hops = 0; hops <= version_->mapping.size() && !leaf.is_none(); ++hops) {
       data_page page;
-      if (const error e = load_data(leaf, page); e != error::ok) {
+      if (const error e = load_data(leaf, page, cache_use::scan); e != error::ok) {
         return e;
       }
       if (const error e = hops == 0 ? check_bounds(page, lo_, hi_) : check_bounds(page, {}, lo_);
@@ -435,7 +436,9 @@ class tree_reader {
     }
     std::string assembled;
     std::string& whole = compression == compression_kind::none ? out : assembled;
-    page_buffer group;  // (the pages of the largest group so far, one after another)
+    page_buffer group;           // (the pages of the largest group so far, one after another)
+    std::size_t pages_read = 0;  // a large value's pages beyond a share are not cached
+    const std::size_t cached_max = pages_.overflow_cache_pages_max();
     if (const error e = read_overflow_groups(
             stored,
             [&](std::span<const page_id> ids, std::span<std::span<const char>> pages) {
@@ -443,7 +446,10 @@ class tree_reader {
               if (group.size() < ids.size() * page) {
                 group = page_buffer(ids.size() * page);
               }
-              const error r = pages_.read_runs(partition_, version_->mapping, ids, group.span());
+              pages_read += ids.size();
+              const error r =
+                  pages_.read_runs(partition_, version_->mapping, ids, group.span(),
+                                   pages_read <= cached_max ? cache_use::normal : cache_use::peek);
               for (std::size_t i = 0; i < ids.size(); ++i) {
                 pages[i] = group.span().subspan(i * page, page);
               }
@@ -457,11 +463,11 @@ class tree_reader {
   }
 
  private:
-  [[nodiscard]] error load_data(page_id id, data_page& page) {
+  [[nodiscard]] error load_data(page_id id, data_page& page, cache_use use = cache_use::normal) {
     if (buf_.size() != pages_.page_size()) {
       buf_ = pages_.take_buffer();
     }
-    if (const error e = pages_.read(partition_, version_->mapping, id, buf_.span());
+    if (const error e = pages_.read_cached(partition_, version_->mapping, id, buf_.span(), use);
         e != error::ok) {
       return e;
     }

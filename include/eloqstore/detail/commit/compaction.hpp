@@ -251,7 +251,7 @@ template <io_backend IO>
         read_bufs.push_back(std::move(bufs[k]));
       }
     }
-    e = pages.read_many(p, v.mapping, to_read, read_bufs);
+    e = pages.read_many(p, v.mapping, to_read, read_bufs, cache_use::peek);
     for (std::size_t k = 0, r = 0; k < n; ++k) {
       if (bufs[k].size() == 0) {
         bufs[k] = std::move(read_bufs[r++]);  // this one was read (or is back, on error)

@@ -1,6 +1,7 @@
 // Page I/O of one shard: page reads through a version's mapping table with checksum
 // verification (one at a time, overlapped, or merged into runs of adjacent pages), the
-// shard's index page cache, and the spare page buffers that reads and writers reuse.
+// shard's index page cache and data page cache, and the spare page buffers that reads and
+// writers reuse.
 //
 // Thread affinity: the shard's thread.
 #pragma once
@@ -20,6 +21,8 @@
 #include <eloqstore/detail/commit/partition.hpp>
 #include <eloqstore/detail/io/file_names.hpp>
 #include <eloqstore/detail/io/page_ops.hpp>
+#include <eloqstore/detail/page/page_common.hpp>
+#include <eloqstore/detail/shard/data_cache.hpp>
 #include <eloqstore/detail/shard/index_cache.hpp>
 #include <eloqstore/detail/util/metrics.hpp>
 #include <eloqstore/detail/util/page_buffer.hpp>
@@ -29,6 +32,13 @@
 namespace eloqstore::detail {
 
 using index_pin = index_cache::pin;
+
+// How a read uses the data page cache.
+enum class cache_use : std::uint8_t {
+  normal,  // a hit counts as a use (probation -> protected); pages read are cached
+  scan,    // a hit is not a use; pages read enter probation (a scan touches each page once)
+  peek,    // a hit is not a use; pages read are not cached (compaction, large values)
+};
 
 // The shard's cache of open data files, for backends with file handles; an empty stand-in
 // for the others, which read by name.
@@ -45,20 +55,27 @@ struct handle_cache_of<IO, true> {
   using type = file_handle_cache<typename IO::file_ref>;
 };
 
-// Page reads with checksum verification, and the shard's index page cache.
+// Page reads with checksum verification, and the shard's page caches.
+//
+// Which reads go through the data page cache: the reads of the tree (read_cached, read_many,
+// read_runs), whose pages a reader or a writer is about to use. read() and read_fp() always
+// go to storage: verify() checks what the files hold.
 template <io_backend IO>
 class page_access {
  public:
   // `open_files`: the data files kept open for reads (backends with file handles), at most
-  // shard_file_handles(fd_limit, shards) in a store.
+  // shard_file_handles(fd_limit, shards) in a store. `data_cache_pages`: the data page
+  // cache's capacity; 0 disables it (the reference's behaviour: every data page is read).
   page_access(IO& io, std::size_t page_size, unsigned pages_per_file_shift, std::size_t cache_pages,
               bool verify_checksums,
-              std::size_t open_files = file_handle_cache<int>::capacity_default)
+              std::size_t open_files = file_handle_cache<int>::capacity_default,
+              std::size_t data_cache_pages = 0)
       : io_(io),
         page_size_(page_size),
         shift_(pages_per_file_shift),
         verify_(verify_checksums),
         cache_(page_size, cache_pages == 0 ? 1 : cache_pages),
+        data_(page_size, data_cache_pages),
         handles_(open_files) {}
 
   [[nodiscard]] std::size_t page_size() const noexcept { return page_size_; }
@@ -90,28 +107,69 @@ class page_access {
     return read_fp(p, fp, out);
   }
 
+  // Logical page `id` through `mapping` into `out` (page-sized) by way of the caches: a copy
+  // of the index page or data page cached, else read (and checked); a data or overflow page
+  // read is cached as `use` says.
+  [[nodiscard]] error read_cached(const partition_state& p, const mapping_table& mapping,
+                                  page_id id, std::span<char> out,
+                                  cache_use use = cache_use::normal) {
+    const file_page_id fp = mapping.file_page(id);
+    if (fp.is_none()) {
+      return error::corrupted;
+    }
+    if (cached_copy(p, fp, out, use) || copy_cached_index(p, fp, out)) {
+      return error::ok;
+    }
+    if (const error e = read_fp(p, fp, out); e != error::ok) {
+      return e;
+    }
+    cache_read(p, fp, out, use);
+    return error::ok;
+  }
+  [[nodiscard]] error read_cached(const partition_state& p, const mapping_table& mapping,
+                                  page_id id, std::vector<char>& out) {
+    out.resize(page_size_);
+    return read_cached(p, mapping, id, std::span<char>(out));
+  }
+
   // Reads pages ids[i] into bufs[i] (page-sized), overlapping the reads when the backend
-  // can (page_ops), and verifies every checksum.
+  // can (page_ops), and verifies every checksum. Pages in the data page cache are copied
+  // from it; the pages read are cached as `use` says.
   [[nodiscard]] error read_many(const partition_state& p, const mapping_table& mapping,
-                                std::span<const page_id> ids, std::span<page_buffer> bufs) {
-    metric_add(counter::pages_read, ids.size());
-    std::vector<page_read> reads(ids.size());
-    std::vector<file_id> files(ids.size());
+                                std::span<const page_id> ids, std::span<page_buffer> bufs,
+                                cache_use use = cache_use::normal) {
+    std::vector<page_read> reads;
+    std::vector<file_id> files;
+    std::vector<std::pair<std::size_t, file_page_id>> missed;  // (i, fp) of the reads
+    reads.reserve(ids.size());
+    files.reserve(ids.size());
+    missed.reserve(ids.size());
     for (std::size_t i = 0; i < ids.size(); ++i) {
       const file_page_id fp = mapping.file_page(ids[i]);
       if (fp.is_none()) {
         return error::corrupted;
       }
-      files[i] = file_of(fp, shift_);
-      reads[i] = page_read{{}, file_offset_bytes(fp, shift_, page_size_), bufs[i].span()};
+      if (cached_copy(p, fp, bufs[i].span(), use)) {
+        continue;
+      }
+      files.push_back(file_of(fp, shift_));
+      reads.push_back(page_read{{}, file_offset_bytes(fp, shift_, page_size_), bufs[i].span()});
+      missed.emplace_back(i, fp);
     }
+    if (reads.empty()) {
+      return error::ok;
+    }
+    metric_add(counter::pages_read, reads.size());
     if (const error e = issue_reads(p, files, reads); e != error::ok) {
       return e;
     }
-    for (page_buffer& b : bufs.first(ids.size())) {
-      if (verify_ && !verify_page_checksum(b.span())) {
+    for (const page_read& r : reads) {
+      if (verify_ && !verify_page_checksum(r.buf)) {
         return error::corrupted;
       }
+    }
+    for (const auto& [i, fp] : missed) {
+      cache_read(p, fp, bufs[i].span(), use);
     }
     return error::ok;
   }
@@ -119,36 +177,51 @@ class page_access {
   // Reads pages ids[i] into out[i * page_size, (i + 1) * page_size) (out: ids.size() pages,
   // aligned as a page_buffer), one read per run of pages that lie one after another in one
   // file, and verifies every checksum. For pages read together whole, as the pages of an
-  // overflow value, written one after another: fewer, larger reads.
+  // overflow value, written one after another: fewer, larger reads. Pages in the data page
+  // cache are copied from it; the pages read are cached as `use` says.
   [[nodiscard]] error read_runs(const partition_state& p, const mapping_table& mapping,
-                                std::span<const page_id> ids, std::span<char> out) {
+                                std::span<const page_id> ids, std::span<char> out,
+                                cache_use use = cache_use::normal) {
     assert(out.size() >= ids.size() * page_size_);
-    metric_add(counter::pages_read, ids.size());
     std::vector<page_read> reads;
     std::vector<file_id> files;
+    std::vector<std::pair<std::size_t, file_page_id>> missed;  // (i, fp) of the pages read
     for (std::size_t i = 0; i < ids.size(); ++i) {
       const file_page_id fp = mapping.file_page(ids[i]);
       if (fp.is_none()) {
         return error::corrupted;
       }
+      const std::span<char> page = out.subspan(i * page_size_, page_size_);
+      if (cached_copy(p, fp, page, use)) {
+        continue;
+      }
+      missed.emplace_back(i, fp);
       const file_id f = file_of(fp, shift_);
       const std::uint64_t offset = file_offset_bytes(fp, shift_, page_size_);
       if (!reads.empty() && files.back() == f &&
           reads.back().offset + reads.back().buf.size() == offset &&
+          reads.back().buf.data() + reads.back().buf.size() == page.data() &&
           reads.back().buf.size() + page_size_ <= run_bytes_max) {
         reads.back().buf = {reads.back().buf.data(), reads.back().buf.size() + page_size_};
         continue;  // (the buffers lie one after another too)
       }
-      reads.push_back(page_read{{}, offset, out.subspan(i * page_size_, page_size_)});
+      reads.push_back(page_read{{}, offset, page});
       files.push_back(f);
     }
+    if (reads.empty()) {
+      return error::ok;
+    }
+    metric_add(counter::pages_read, missed.size());
     if (const error e = issue_reads(p, files, reads); e != error::ok) {
       return e;
     }
-    for (std::size_t i = 0; i < ids.size(); ++i) {
+    for (const auto& [i, fp] : missed) {
       if (verify_ && !verify_page_checksum(out.subspan(i * page_size_, page_size_))) {
         return error::corrupted;
       }
+    }
+    for (const auto& [i, fp] : missed) {
+      cache_read(p, fp, out.subspan(i * page_size_, page_size_), use);
     }
     return error::ok;
   }
@@ -226,8 +299,30 @@ class page_access {
     }
   }
 
-  // Drops a file page from the cache; called whenever the page is reallocated.
-  void invalidate(const partition_state& p, file_page_id fp) { cache_.erase(&p, fp); }
+  // Caches data or overflow page `bytes`, just written at `fp` as the successor of page
+  // `old` of the previous version, if `old` was cached (a page in use stays in use; pages
+  // nobody read stay out): in the same segment, and `old` leaves the cache. Best effort.
+  void cache_written_data(const partition_state& p, file_page_id old, file_page_id fp,
+                          std::span<const char> bytes) {
+    if (!data_.enabled() || old.is_none()) {
+      return;
+    }
+    const data_cache::segment seg = data_.segment_of(&p, old);
+    if (seg == data_cache::segment::none) {
+      return;
+    }
+    data_.erase(&p, old);
+    data_.insert(&p, fp, bytes, seg == data_cache::segment::protected_);
+  }
+
+  // Drops a file page from the data page cache: no newer version maps it.
+  void forget_data(const partition_state& p, file_page_id fp) { data_.erase(&p, fp); }
+
+  // Drops a file page from the caches; called whenever the page is reallocated.
+  void invalidate(const partition_state& p, file_page_id fp) {
+    cache_.erase(&p, fp);
+    data_.erase(&p, fp);
+  }
   // Copies index page `fp` of p into `out` (page-sized) if the cache holds it.
   [[nodiscard]] bool copy_cached_index(const partition_state& p, file_page_id fp,
                                        std::span<char> out) {
@@ -244,10 +339,18 @@ class page_access {
   // Drops every page and open file of a partition (before its state is destroyed).
   void invalidate_all(const partition_state& p) {
     cache_.erase_all(&p);
+    data_.erase_all(&p);
     handles_.drop_all(&p);
   }
 
   [[nodiscard]] index_cache::stats cache_stats() const noexcept { return cache_.statistics(); }
+  [[nodiscard]] data_cache::stats data_cache_stats() const noexcept { return data_.statistics(); }
+  [[nodiscard]] bool data_cache_on() const noexcept { return data_.enabled(); }
+  // The most pages of one overflow value the data page cache takes (a sixteenth of it): a
+  // large value must not push out everything else.
+  [[nodiscard]] std::size_t overflow_cache_pages_max() const noexcept {
+    return data_.capacity() / 16;
+  }
 
   // Long CPU work (a writer building pages) calls yield_point() between pages; with a
   // suspending scheduler the store installs a hook that lets waiting reads run first.
@@ -298,6 +401,31 @@ class page_access {
 
   // The longest read read_runs merges pages into.
   static constexpr std::size_t run_bytes_max = std::size_t{1} << 20;
+  // Copies page fp of p from the data page cache into `out`; false if it is not cached.
+  [[nodiscard]] bool cached_copy(const partition_state& p, file_page_id fp, std::span<char> out,
+                                 cache_use use) {
+    if (!data_.enabled() || !data_.copy_out(&p, fp, out, use == cache_use::normal)) {
+      return false;
+    }
+    metric_add(counter::data_cache_hits);
+    return true;
+  }
+
+  // A page that was read with the data page cache on: a data or overflow page counts as a
+  // miss and is cached unless `use` is peek (index pages have their own cache).
+  void cache_read(const partition_state& p, file_page_id fp, std::span<const char> bytes,
+                  cache_use use) {
+    if (!data_.enabled()) {
+      return;
+    }
+    const page_type t = read_page_type(bytes);
+    if (t == page_type::data || t == page_type::overflow) {
+      metric_add(counter::data_cache_misses);
+      if (use != cache_use::peek) {
+        data_.insert(&p, fp, bytes);
+      }
+    }
+  }
 
   // Issues `reads` (reads[i] from data file files[i] of p), overlapped where the backend
   // can (page_ops). A file or page the mapping names but the files lack is corrupted.
@@ -337,6 +465,7 @@ class page_access {
   unsigned shift_;
   bool verify_;
   index_cache cache_;
+  data_cache data_;
   typename handle_cache_of<IO>::type handles_;
   std::vector<page_buffer> spares_;
   void (*yield_hook_)(void*) = nullptr;

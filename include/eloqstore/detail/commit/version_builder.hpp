@@ -205,7 +205,7 @@ class version_builder {
       prefetched_.erase(it);
       return error::ok;
     }
-    return pages_.read(p_, mapping_, id, out);
+    return pages_.read_cached(p_, mapping_, id, out);
   }
 
   // This builder's bytes of page `id`, or nullptr if it has not changed the page.
@@ -388,6 +388,8 @@ class version_builder {
     if (const page_type t = read_page_type(bytes.span());
         t == page_type::leaf_index || t == page_type::non_leaf_index) {
       written_index_.emplace_back(fp.value(), raw_id);
+    } else if (pages_.data_cache_on()) {
+      written_data_.emplace_back(fp.value(), raw_id);
     }
     ++stats_.pages_written;
     return f;
@@ -535,11 +537,29 @@ class version_builder {
     p_.has_manifest = true;
     p_.force_snapshot = false;
     try {
+      // Data pages that replace cached ones take their place in the data page cache (the
+      // previous version is still retired.back() until reclaim()).
+      const mapping_table& before = p_.retired.back()->mapping;
+      for (const auto& [fp, id] : written_data_) {
+        const auto it = dirty_.find(id);
+        if (it != dirty_.end() && p_.current->mapping.file_page(page_id(id)) == file_page_id(fp)) {
+          pages_.cache_written_data(p_, before.file_page(page_id(id)), file_page_id(fp),
+                                    it->second.span());
+        }
+      }
+      // The pages this version no longer maps leave it too (a reader of an older version that
+      // still wants one reads it).
+      if (pages_.data_cache_on()) {
+        for (const file_page_id fp : p_.retired.back()->retired_fps) {
+          pages_.forget_data(p_, fp);
+        }
+      }
       p_.reclaim();
       // The index pages just written are what the next descent needs: keep them warm.
       for (const auto& [fp, id] : written_index_) {
         pages_.cache_written(p_, p_.current->mapping, page_id(id), file_page_id(fp), dirty_[id]);
       }
+
     } catch (const std::bad_alloc&) {
       // Old versions stay retired until a later commit; the index pages are read when needed.
     }
@@ -577,6 +597,7 @@ class version_builder {
   static constexpr std::size_t prefetch_max = 512;
   std::vector<file_page_id> freed_fps_;
   std::vector<std::pair<std::uint64_t, std::uint32_t>> written_index_;  // file page, page id
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> written_data_;   // file page, page id
   manifest_builder log_;
   term_mapping terms_;
   writer_stats stats_;

@@ -73,7 +73,8 @@ class shard_context {
   struct shard {
     shard(io_type& io, const options& o, std::size_t cache_pages)
         : pages(io, Traits::page_size, o.pages_per_file_shift, cache_pages, !o.skip_verify_checksum,
-                detail::shard_file_handles(o.fd_limit, o.num_threads)),
+                detail::shard_file_handles(o.fd_limit, o.num_threads),
+                data_cache_enabled<Traits>() ? o.data_page_cache_size / Traits::page_size : 0),
           sched(make_scheduler(o)) {}
     std::thread thread;
     std::size_t index = 0;             // its place among the store's shards
