@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -95,11 +96,11 @@ class eloqstore_engine final : public engine {
     opts_ = eloqstore::options{};
     opts_.store_path = {cfg.dir};
     opts_.num_threads = static_cast<std::uint16_t>(std::max(1U, cfg.threads));
-    // The cache budget per shard: a quarter for index pages (a few MiB index the suite's
+    // The cache budget per shard: an eighth for index pages (a few MiB index the suite's
     // data sets), the rest for data pages; all of it for index pages without a data cache.
     const std::uint64_t per_shard = cfg.cache_bytes / opts_.num_threads;
     const std::uint64_t index_share =
-        eloqstore::detail::data_cache_enabled<Traits>() ? per_shard / 4 : per_shard;
+        eloqstore::detail::data_cache_enabled<Traits>() ? per_shard / 8 : per_shard;
     opts_.buffer_pool_size = std::max<std::uint64_t>(index_share, 4 * Traits::page_size);
     opts_.data_page_cache_size = per_shard > index_share ? per_shard - index_share : 0;
     opts_.data_page_size = static_cast<std::uint16_t>(Traits::page_size);
@@ -124,6 +125,15 @@ class eloqstore_engine final : public engine {
 
   void close() override {
     if (store_) {
+      if (std::getenv("ELOQSTORE_BENCH_CACHE_STATS") != nullptr) {
+        const auto t = store_->stats().total();
+        std::fprintf(
+            stderr, "%s: data cache hits %llu misses %llu, index cache hits %llu misses %llu\n",
+            name_.c_str(), static_cast<unsigned long long>(t[eloqstore::counter::data_cache_hits]),
+            static_cast<unsigned long long>(t[eloqstore::counter::data_cache_misses]),
+            static_cast<unsigned long long>(t[eloqstore::counter::index_cache_hits]),
+            static_cast<unsigned long long>(t[eloqstore::counter::index_cache_misses]));
+      }
       store_->stop();
       store_.reset();
     }

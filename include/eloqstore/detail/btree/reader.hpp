@@ -438,7 +438,7 @@ class tree_reader {
     std::string& whole = compression == compression_kind::none ? out : assembled;
     page_buffer group;           // (the pages of the largest group so far, one after another)
     std::size_t pages_read = 0;  // a large value's pages beyond a share are not cached
-    const std::size_t cached_max = pages_.overflow_cache_pages_max();
+    const std::size_t cached_max = pages_.cache_share_pages();
     if (const error e = read_overflow_groups(
             stored,
             [&](std::span<const page_id> ids, std::span<std::span<const char>> pages) {

@@ -300,18 +300,21 @@ class page_access {
   }
 
   // Caches data or overflow page `bytes`, just written at `fp` as the successor of page
-  // `old` of the previous version, if `old` was cached (a page in use stays in use; pages
-  // nobody read stay out): in the same segment, and `old` leaves the cache. Best effort.
+  // `old` of the previous version (none for a new page): in old's segment if old was cached
+  // (old leaves the cache), else in probation if `recent` (a small commit: what was just
+  // written is likely read soon; a bulk load's pages are not). Best effort.
   void cache_written_data(const partition_state& p, file_page_id old, file_page_id fp,
-                          std::span<const char> bytes) {
-    if (!data_.enabled() || old.is_none()) {
+                          std::span<const char> bytes, bool recent) {
+    if (!data_.enabled()) {
       return;
     }
-    const data_cache::segment seg = data_.segment_of(&p, old);
-    if (seg == data_cache::segment::none) {
+    const data_cache::segment seg =
+        old.is_none() ? data_cache::segment::none : data_.segment_of(&p, old);
+    if (seg != data_cache::segment::none) {
+      data_.erase(&p, old);
+    } else if (!recent) {
       return;
     }
-    data_.erase(&p, old);
     data_.insert(&p, fp, bytes, seg == data_cache::segment::protected_);
   }
 
@@ -346,11 +349,9 @@ class page_access {
   [[nodiscard]] index_cache::stats cache_stats() const noexcept { return cache_.statistics(); }
   [[nodiscard]] data_cache::stats data_cache_stats() const noexcept { return data_.statistics(); }
   [[nodiscard]] bool data_cache_on() const noexcept { return data_.enabled(); }
-  // The most pages of one overflow value the data page cache takes (a sixteenth of it): a
-  // large value must not push out everything else.
-  [[nodiscard]] std::size_t overflow_cache_pages_max() const noexcept {
-    return data_.capacity() / 16;
-  }
+  // The most pages of one overflow value (or of one commit's writes) the data page cache
+  // takes, a sixteenth of it: a large value or a bulk load must not push out everything else.
+  [[nodiscard]] std::size_t cache_share_pages() const noexcept { return data_.capacity() / 16; }
 
   // Long CPU work (a writer building pages) calls yield_point() between pages; with a
   // suspending scheduler the store installs a hook that lets waiting reads run first.

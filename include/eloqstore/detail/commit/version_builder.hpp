@@ -539,12 +539,14 @@ class version_builder {
     try {
       // Data pages that replace cached ones take their place in the data page cache (the
       // previous version is still retired.back() until reclaim()).
+      // A small commit's other data pages join them.
       const mapping_table& before = p_.retired.back()->mapping;
+      const bool recent = written_data_.size() <= pages_.cache_share_pages();
       for (const auto& [fp, id] : written_data_) {
         const auto it = dirty_.find(id);
         if (it != dirty_.end() && p_.current->mapping.file_page(page_id(id)) == file_page_id(fp)) {
           pages_.cache_written_data(p_, before.file_page(page_id(id)), file_page_id(fp),
-                                    it->second.span());
+                                    it->second.span(), recent);
         }
       }
       // The pages this version no longer maps leave it too (a reader of an older version that
